@@ -1,0 +1,1 @@
+//! Criterion benches for the SPICE crates live in `benches/`; this library is empty.

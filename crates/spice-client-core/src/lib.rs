@@ -1,0 +1,1 @@
+//! A sans-IO SPICE client core: channels, caches, surfaces and decoding.

@@ -1,0 +1,1 @@
+//! A reference SPICE server composed from spice-proto, spice-codecs and spice-qxl.
