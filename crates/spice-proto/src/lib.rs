@@ -24,6 +24,7 @@ pub mod framer;
 pub mod header;
 pub mod inputs;
 pub mod link;
+#[path = "main_channel.rs"]
 pub mod main;
 pub mod message;
 pub mod messages;
