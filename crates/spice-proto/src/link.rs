@@ -816,7 +816,10 @@ impl ClientLink {
     fn send_auth(&mut self, reply: &LinkReply) -> Result<(), LinkError> {
         let server = &reply.common_caps;
         let mut w = WriteBuf::new(&mut self.out);
-        if server.has(caps::common::PROTOCOL_AUTH_SELECTION) {
+        // The mechanism word is sent only when both sides understand it; otherwise the
+        // ticket follows the reply directly (the pre-auth-selection scheme).
+        let selection = caps::common::PROTOCOL_AUTH_SELECTION;
+        if server.has(selection) && self.config.common_caps.has(selection) {
             if server.has(caps::common::AUTH_SASL) && !server.has(caps::common::AUTH_SPICE) {
                 return Err(LinkError::AuthUnsupported);
             }
@@ -1110,10 +1113,12 @@ impl ServerLink {
             channel: u32::try_from(reply.channel_caps.word_count()).unwrap_or(u32::MAX),
         })?;
         self.out.extend_from_slice(&bytes);
-        let client_selects = self
-            .mess
-            .as_ref()
-            .is_some_and(|m| m.common_caps.has(caps::common::PROTOCOL_AUTH_SELECTION));
+        let selection = caps::common::PROTOCOL_AUTH_SELECTION;
+        let client_selects = self.config.common_caps.has(selection)
+            && self
+                .mess
+                .as_ref()
+                .is_some_and(|m| m.common_caps.has(selection));
         self.state = if client_selects {
             ServerState::Mechanism
         } else {
