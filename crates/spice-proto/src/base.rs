@@ -358,7 +358,11 @@ impl<'a> ChannelMessage<'a> for ServerMessage<'a> {
         server_name(self.msg_type()).unwrap_or("unknown")
     }
 
-    fn decode_body(channel: ChannelType, msg_type: u16, body: &'a [u8]) -> Result<Self, DecodeError> {
+    fn decode_body(
+        channel: ChannelType,
+        msg_type: u16,
+        body: &'a [u8],
+    ) -> Result<Self, DecodeError> {
         if channel == ChannelType::TUNNEL {
             return Err(DecodeError::UnknownMessage { msg_type });
         }
@@ -400,7 +404,9 @@ impl<'a> ChannelMessage<'a> for ServerMessage<'a> {
                 }
                 ServerMessage::WaitForChannels(list)
             }
-            server_msg::DISCONNECTING => ServerMessage::Disconnecting(decode_disconnecting(&mut r)?),
+            server_msg::DISCONNECTING => {
+                ServerMessage::Disconnecting(decode_disconnecting(&mut r)?)
+            }
             server_msg::NOTIFY => {
                 r.ensure(Notify::FIXED_SIZE, "notify")?;
                 let time_stamp = r.read_u64("notify.time_stamp")?;
@@ -447,7 +453,10 @@ impl<'a> ChannelMessage<'a> for ServerMessage<'a> {
                 w.write_slice(p.data);
             }
             ServerMessage::WaitForChannels(list) => {
-                w.write_u8(WriteBuf::len_as(list.len(), "wait_for_channels.wait_count")?);
+                w.write_u8(WriteBuf::len_as(
+                    list.len(),
+                    "wait_for_channels.wait_count",
+                )?);
                 for c in list {
                     w.write_u8(c.channel_type.0);
                     w.write_u8(c.channel_id);
@@ -515,7 +524,11 @@ impl<'a> ChannelMessage<'a> for ClientMessage<'a> {
         client_name(self.msg_type()).unwrap_or("unknown")
     }
 
-    fn decode_body(channel: ChannelType, msg_type: u16, body: &'a [u8]) -> Result<Self, DecodeError> {
+    fn decode_body(
+        channel: ChannelType,
+        msg_type: u16,
+        body: &'a [u8],
+    ) -> Result<Self, DecodeError> {
         if channel == ChannelType::TUNNEL {
             return Err(DecodeError::UnknownMessage { msg_type });
         }
@@ -534,7 +547,9 @@ impl<'a> ChannelMessage<'a> for ClientMessage<'a> {
             }
             client_msg::MIGRATE_FLUSH_MARK => ClientMessage::MigrateFlushMark,
             client_msg::MIGRATE_DATA => ClientMessage::MigrateData(r.read_rest()),
-            client_msg::DISCONNECTING => ClientMessage::Disconnecting(decode_disconnecting(&mut r)?),
+            client_msg::DISCONNECTING => {
+                ClientMessage::Disconnecting(decode_disconnecting(&mut r)?)
+            }
             _ => return Err(DecodeError::UnknownMessage { msg_type }),
         };
         r.finish(client_name(msg_type).unwrap_or("message"))?;
@@ -574,8 +589,10 @@ pub fn fuzz_base_messages(data: &[u8]) {
     let ch = ChannelType::MAIN;
     if let Ok(m) = ServerMessage::decode_body(ch, msg_type, body) {
         let mut out = Vec::new();
-        m.encode_body(&mut WriteBuf::new(&mut out)).expect("decoded message re-encodes");
-        let again = ServerMessage::decode_body(ch, msg_type, &out).expect("re-encoded message decodes");
+        m.encode_body(&mut WriteBuf::new(&mut out))
+            .expect("decoded message re-encodes");
+        let again =
+            ServerMessage::decode_body(ch, msg_type, &out).expect("re-encoded message decodes");
         assert_eq!(again, m);
         if msg_type != server_msg::LIST {
             assert_eq!(out, body, "non-canonical bytes accepted");
@@ -583,16 +600,21 @@ pub fn fuzz_base_messages(data: &[u8]) {
     }
     if let Ok(m) = ClientMessage::decode_body(ch, msg_type, body) {
         let mut out = Vec::new();
-        m.encode_body(&mut WriteBuf::new(&mut out)).expect("decoded message re-encodes");
-        let again = ClientMessage::decode_body(ch, msg_type, &out).expect("re-encoded message decodes");
+        m.encode_body(&mut WriteBuf::new(&mut out))
+            .expect("decoded message re-encodes");
+        let again =
+            ClientMessage::decode_body(ch, msg_type, &out).expect("re-encoded message decodes");
         assert_eq!(again, m);
         assert_eq!(out, body, "non-canonical bytes accepted");
     }
-    let sub_list = body.first_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b));
+    let sub_list = body
+        .first_chunk::<4>()
+        .map_or(0, |b| u32::from_le_bytes(*b));
     if let Ok((main, Some(list))) = split_sub_list(body, sub_list) {
         assert!(main.len() == sub_list as usize);
         let mut out = Vec::new();
-        list.encode(&mut WriteBuf::new(&mut out)).expect("list re-encodes");
+        list.encode(&mut WriteBuf::new(&mut out))
+            .expect("list re-encodes");
         assert_eq!(SubMessageList::decode_at(&out, 0).as_ref(), Ok(&list));
     }
 }
@@ -634,21 +656,29 @@ pub mod strategies {
         prop_oneof![
             any::<u32>().prop_map(|f| ServerMessage::Migrate(MigrateFlags::from_bits_retain(f))),
             bytes(32).prop_map(ServerMessage::MigrateData),
-            (any::<u32>(), any::<u32>())
-                .prop_map(|(generation, window)| ServerMessage::SetAck(SetAck { generation, window })),
-            (any::<u32>(), any::<u64>(), bytes(32))
-                .prop_map(|(id, timestamp, data)| ServerMessage::Ping(Ping { id, timestamp, data })),
-            proptest::collection::vec((any::<u8>(), any::<u8>(), any::<u64>()), 0..=5).prop_map(|v| {
-                ServerMessage::WaitForChannels(
-                    v.into_iter()
-                        .map(|(t, channel_id, message_serial)| WaitForChannel {
-                            channel_type: ChannelType(t),
-                            channel_id,
-                            message_serial,
-                        })
-                        .collect(),
-                )
+            (any::<u32>(), any::<u32>()).prop_map(|(generation, window)| ServerMessage::SetAck(
+                SetAck { generation, window }
+            )),
+            (any::<u32>(), any::<u64>(), bytes(32)).prop_map(|(id, timestamp, data)| {
+                ServerMessage::Ping(Ping {
+                    id,
+                    timestamp,
+                    data,
+                })
             }),
+            proptest::collection::vec((any::<u8>(), any::<u8>(), any::<u64>()), 0..=5).prop_map(
+                |v| {
+                    ServerMessage::WaitForChannels(
+                        v.into_iter()
+                            .map(|(t, channel_id, message_serial)| WaitForChannel {
+                                channel_type: ChannelType(t),
+                                channel_id,
+                                message_serial,
+                            })
+                            .collect(),
+                    )
+                }
+            ),
             disconnecting().prop_map(ServerMessage::Disconnecting),
             (
                 any::<u64>(),

@@ -253,7 +253,9 @@ impl From<CommonCaps> for Caps {
 /// The common caps spice-server and this crate's server advertise by default:
 /// `PROTOCOL_AUTH_SELECTION | AUTH_SPICE | MINI_HEADER` (word `0x0b`).
 pub fn default_server_common_caps() -> Caps {
-    Caps::from(CommonCaps::PROTOCOL_AUTH_SELECTION | CommonCaps::AUTH_SPICE | CommonCaps::MINI_HEADER)
+    Caps::from(
+        CommonCaps::PROTOCOL_AUTH_SELECTION | CommonCaps::AUTH_SPICE | CommonCaps::MINI_HEADER,
+    )
 }
 
 /// The common caps a ticket-only client advertises by default:

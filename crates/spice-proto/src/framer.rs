@@ -189,12 +189,24 @@ mod tests {
             let Frame::Complete(info) = f.next_frame(&msg).unwrap() else {
                 panic!("complete expected")
             };
-            assert_eq!((info.msg_type, info.serial, info.body.clone(), info.total_len), (0x67, serial, 6..8, 8));
+            assert_eq!(
+                (
+                    info.msg_type,
+                    info.serial,
+                    info.body.clone(),
+                    info.total_len
+                ),
+                (0x67, serial, 6..8, 8)
+            );
         }
         let big = [1, 0, 17, 0, 0, 0];
         assert_eq!(
             f.next_frame(&big),
-            Err(FrameError::TooLarge { msg_type: 1, size: 17, max: 16 })
+            Err(FrameError::TooLarge {
+                msg_type: 1,
+                size: 17,
+                max: 16
+            })
         );
     }
 
@@ -204,22 +216,35 @@ mod tests {
         let mut m = vec![9, 0, 0, 0, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(f.peek(&m).unwrap(), Frame::Need(1));
         m.push(5);
-        let Frame::Complete(info) = f.peek(&m).unwrap() else { panic!() };
+        let Frame::Complete(info) = f.peek(&m).unwrap() else {
+            panic!()
+        };
         assert_eq!((info.serial, info.msg_type, info.body), (9, 3, 18..19));
     }
 
     #[test]
     fn link_frames() {
-        assert!(matches!(link_frame(b"GE", 18, 4096), Err(LinkError::InvalidMagic { .. })));
+        assert!(matches!(
+            link_frame(b"GE", 18, 4096),
+            Err(LinkError::InvalidMagic { .. })
+        ));
         assert_eq!(link_frame(b"RED", 18, 4096).unwrap(), LinkFrame::Need(13));
         let mut h = b"REDQ\x02\0\0\0\x02\0\0\0\x12\0\0\0".to_vec();
         assert_eq!(link_frame(&h, 18, 4096).unwrap(), LinkFrame::Need(18));
         h.resize(34, 0);
-        assert!(matches!(link_frame(&h, 18, 4096).unwrap(), LinkFrame::Complete { body, .. } if body == (16..34)));
+        assert!(
+            matches!(link_frame(&h, 18, 4096).unwrap(), LinkFrame::Complete { body, .. } if body == (16..34))
+        );
         h[12] = 0xff;
         h[13] = 0xff;
-        assert!(matches!(link_frame(&h, 18, 4096), Err(LinkError::InvalidSize { .. })));
+        assert!(matches!(
+            link_frame(&h, 18, 4096),
+            Err(LinkError::InvalidSize { .. })
+        ));
         h[4] = 1;
-        assert!(matches!(link_frame(&h, 18, 4096), Err(LinkError::VersionMismatch { major: 1, .. })));
+        assert!(matches!(
+            link_frame(&h, 18, 4096),
+            Err(LinkError::VersionMismatch { major: 1, .. })
+        ));
     }
 }

@@ -194,7 +194,12 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(&out[7..], &[7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(
+            &out[7..],
+            &[
+                7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0
+            ]
+        );
         let before = out.clone();
         let err = write_message(&mut out, HeaderKind::Mini, 1, 1, |w| {
             w.write_u32(1);

@@ -546,7 +546,10 @@ impl Encode for LinkReply {
         w.write_u32(self.error.0);
         w.write_slice(&self.pub_key);
         w.write_u32(self.common_caps.wire_count("link_reply.num_common_caps")?);
-        w.write_u32(self.channel_caps.wire_count("link_reply.num_channel_caps")?);
+        w.write_u32(
+            self.channel_caps
+                .wire_count("link_reply.num_channel_caps")?,
+        );
         w.write_u32(self.caps_offset);
         encode_caps(w, self.caps_offset, &self.common_caps, &self.channel_caps)
     }
@@ -802,7 +805,12 @@ impl ClientLink {
                     self.state = ClientState::ErrorBody { size: h.size };
                 }
                 ClientState::ErrorBody { size } => {
-                    if !fill(&mut self.buf, LinkHeader::SIZE + size as usize, input, consumed) {
+                    if !fill(
+                        &mut self.buf,
+                        LinkHeader::SIZE + size as usize,
+                        input,
+                        consumed,
+                    ) {
                         return Ok(ClientLinkStatus::NeedMore(self.bytes_needed()));
                     }
                     let b = &self.buf[LinkHeader::SIZE..];
@@ -925,6 +933,14 @@ impl ServerLink {
         Self::with_rng(config, key, Box::new(OsRng))
     }
 
+    /// A server link with a freshly generated ticket key (from the OS RNG). Key generation
+    /// takes a while; servers under load may prefer to generate keys ahead and use
+    /// [`ServerLink::new`].
+    pub fn with_fresh_key(config: ServerLinkConfig) -> Result<Self, LinkError> {
+        let key = TicketKey::generate(&mut OsRng)?;
+        Ok(Self::new(config, key))
+    }
+
     /// A server link with the given RNG.
     pub fn with_rng(config: ServerLinkConfig, key: TicketKey, rng: BoxRng) -> Self {
         Self {
@@ -1044,7 +1060,8 @@ impl ServerLink {
                     if !fill(&mut self.buf, 4, input, consumed) {
                         return Ok(ServerLinkStatus::NeedMore(self.bytes_needed()));
                     }
-                    let mech = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+                    let mech =
+                        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
                     self.buf.clear();
                     if mech != AuthMechanism::SPICE.0 {
                         // spice-server answers an unknown (or disabled) mechanism with a full
@@ -1101,7 +1118,9 @@ impl ServerLink {
     /// link's public key. Only valid after [`ServerLinkStatus::LinkMess`].
     pub fn reply(&mut self, channel_caps: Caps) -> Result<(), LinkError> {
         if self.state != ServerState::AwaitReply {
-            return Err(LinkError::InvalidState("reply() without a pending link message"));
+            return Err(LinkError::InvalidState(
+                "reply() without a pending link message",
+            ));
         }
         let reply = LinkReply::new(
             *self.key.public_key_der(),
@@ -1145,7 +1164,10 @@ impl ServerLink {
         if self.state != ServerState::AwaitDecision {
             return Err(LinkError::InvalidState("accept() before authentication"));
         }
-        let mess = self.mess.as_ref().ok_or(LinkError::InvalidState("no link message"))?;
+        let mess = self
+            .mess
+            .as_ref()
+            .ok_or(LinkError::InvalidState("no link message"))?;
         self.out.extend_from_slice(&LinkErr::OK.0.to_le_bytes());
         self.state = ServerState::Done;
         Ok(LinkOutcome {
@@ -1287,17 +1309,19 @@ pub mod strategies {
     /// Any link message whose caps lie after the fixed part.
     pub fn link_mess() -> BoxedStrategy<LinkMess> {
         (any::<u32>(), any::<u8>(), any::<u8>(), caps(), caps())
-            .prop_flat_map(|(connection_id, ty, channel_id, common_caps, channel_caps)| {
-                let empty = common_caps.word_count() + channel_caps.word_count() == 0;
-                caps_offset(LinkMess::FIXED_SIZE, empty).prop_map(move |caps_offset| LinkMess {
-                    connection_id,
-                    channel_type: ChannelType(ty),
-                    channel_id,
-                    common_caps: common_caps.clone(),
-                    channel_caps: channel_caps.clone(),
-                    caps_offset,
-                })
-            })
+            .prop_flat_map(
+                |(connection_id, ty, channel_id, common_caps, channel_caps)| {
+                    let empty = common_caps.word_count() + channel_caps.word_count() == 0;
+                    caps_offset(LinkMess::FIXED_SIZE, empty).prop_map(move |caps_offset| LinkMess {
+                        connection_id,
+                        channel_type: ChannelType(ty),
+                        channel_id,
+                        common_caps: common_caps.clone(),
+                        channel_caps: channel_caps.clone(),
+                        caps_offset,
+                    })
+                },
+            )
             .boxed()
     }
 

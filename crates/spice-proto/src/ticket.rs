@@ -100,12 +100,12 @@ impl TicketKey {
             .to_public_key()
             .to_public_key_der()
             .map_err(|_| TicketError::InvalidPublicKey)?;
-        let public_der: [u8; PUBKEY_BYTES] = der
-            .as_bytes()
-            .try_into()
-            .map_err(|_| TicketError::WrongKeySize {
-                bytes: der.as_bytes().len(),
-            })?;
+        let public_der: [u8; PUBKEY_BYTES] =
+            der.as_bytes()
+                .try_into()
+                .map_err(|_| TicketError::WrongKeySize {
+                    bytes: der.as_bytes().len(),
+                })?;
         Ok(Self {
             private,
             public_der,
@@ -190,8 +190,8 @@ pub fn encrypt_ticket<R: CryptoRngCore + ?Sized>(
     password: &[u8],
 ) -> Result<[u8; ENCRYPTED_TICKET_BYTES], TicketError> {
     check_password(password)?;
-    let key =
-        RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| TicketError::InvalidPublicKey)?;
+    let key = RsaPublicKey::from_public_key_der(public_key_der)
+        .map_err(|_| TicketError::InvalidPublicKey)?;
     if key.size() != ENCRYPTED_TICKET_BYTES {
         return Err(TicketError::WrongKeySize { bytes: key.size() });
     }

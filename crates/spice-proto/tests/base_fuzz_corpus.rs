@@ -2,7 +2,10 @@
 
 #[test]
 fn replay_base_messages_corpus() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/base_messages");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/corpus/base_messages"
+    );
     let mut count = 0;
     for entry in std::fs::read_dir(dir).expect("corpus directory") {
         let path = entry.expect("corpus entry").path();

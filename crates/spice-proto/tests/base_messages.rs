@@ -24,11 +24,18 @@ fn server_golden() -> Vec<(ServerMessage<'static>, Vec<u8>)> {
         ),
         (ServerMessage::MigrateData(b"xyz"), b"xyz".to_vec()),
         (
-            ServerMessage::SetAck(SetAck { generation: 1, window: 20 }),
+            ServerMessage::SetAck(SetAck {
+                generation: 1,
+                window: 20,
+            }),
             vec![1, 0, 0, 0, 20, 0, 0, 0],
         ),
         (
-            ServerMessage::Ping(Ping { id: 1, timestamp: 0x0102, data: &[0xaa, 0xbb] }),
+            ServerMessage::Ping(Ping {
+                id: 1,
+                timestamp: 0x0102,
+                data: &[0xaa, 0xbb],
+            }),
             vec![1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0xaa, 0xbb],
         ),
         (
@@ -40,7 +47,10 @@ fn server_golden() -> Vec<(ServerMessage<'static>, Vec<u8>)> {
             vec![1, 2, 0, 42, 0, 0, 0, 0, 0, 0, 0],
         ),
         (
-            ServerMessage::Disconnecting(Disconnecting { time_stamp: 5, reason: LinkErr::ERROR }),
+            ServerMessage::Disconnecting(Disconnecting {
+                time_stamp: 5,
+                reason: LinkErr::ERROR,
+            }),
             vec![5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
         ),
         (
@@ -54,7 +64,8 @@ fn server_golden() -> Vec<(ServerMessage<'static>, Vec<u8>)> {
                 nul_terminated: true,
             }),
             vec![
-                0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, b'h', b'i', 0,
+                0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, b'h', b'i',
+                0,
             ],
         ),
         (
@@ -62,8 +73,14 @@ fn server_golden() -> Vec<(ServerMessage<'static>, Vec<u8>)> {
             // INVAL_LIST-like sub-message (type 0x130, 2 bytes).
             ServerMessage::List(SubMessageList {
                 messages: vec![
-                    SubMessage { msg_type: 5, body: &[0] },
-                    SubMessage { msg_type: 0x130, body: &[9, 8] },
+                    SubMessage {
+                        msg_type: 5,
+                        body: &[0],
+                    },
+                    SubMessage {
+                        msg_type: 0x130,
+                        body: &[9, 8],
+                    },
                 ],
             }),
             vec![
@@ -82,13 +99,19 @@ fn client_golden() -> Vec<(ClientMessage<'static>, Vec<u8>)> {
         (ClientMessage::AckSync { generation: 7 }, vec![7, 0, 0, 0]),
         (ClientMessage::Ack, vec![]),
         (
-            ClientMessage::Pong(Pong { id: 3, timestamp: u64::MAX }),
+            ClientMessage::Pong(Pong {
+                id: 3,
+                timestamp: u64::MAX,
+            }),
             vec![3, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
         ),
         (ClientMessage::MigrateFlushMark, vec![]),
         (ClientMessage::MigrateData(&[1, 2]), vec![1, 2]),
         (
-            ClientMessage::Disconnecting(Disconnecting { time_stamp: 1, reason: LinkErr(77) }),
+            ClientMessage::Disconnecting(Disconnecting {
+                time_stamp: 1,
+                reason: LinkErr(77),
+            }),
             vec![1, 0, 0, 0, 0, 0, 0, 0, 77, 0, 0, 0],
         ),
     ]
@@ -100,8 +123,14 @@ fn server_golden_bytes() {
     assert_eq!(golden.len(), 8);
     for (msg, bytes) in golden {
         assert_eq!(encode(&msg), bytes, "{}", msg.name());
-        assert_eq!(ServerMessage::decode_body(MAIN, msg.msg_type(), &bytes).unwrap(), msg);
-        assert_eq!(ServerMessage::name_of(MAIN, msg.msg_type()), Some(msg.name()));
+        assert_eq!(
+            ServerMessage::decode_body(MAIN, msg.msg_type(), &bytes).unwrap(),
+            msg
+        );
+        assert_eq!(
+            ServerMessage::name_of(MAIN, msg.msg_type()),
+            Some(msg.name())
+        );
     }
 }
 
@@ -111,8 +140,14 @@ fn client_golden_bytes() {
     assert_eq!(golden.len(), 6);
     for (msg, bytes) in golden {
         assert_eq!(encode(&msg), bytes, "{}", msg.name());
-        assert_eq!(ClientMessage::decode_body(MAIN, msg.msg_type(), &bytes).unwrap(), msg);
-        assert_eq!(ClientMessage::name_of(MAIN, msg.msg_type()), Some(msg.name()));
+        assert_eq!(
+            ClientMessage::decode_body(MAIN, msg.msg_type(), &bytes).unwrap(),
+            msg
+        );
+        assert_eq!(
+            ClientMessage::name_of(MAIN, msg.msg_type()),
+            Some(msg.name())
+        );
     }
 }
 
@@ -128,7 +163,10 @@ fn appendix_a_ack_with_mini_header() {
 fn names_and_unknown_types() {
     assert_eq!(ServerMessage::name_of(MAIN, 100), None);
     assert_eq!(ServerMessage::name_of(MAIN, 4), Some("ping"));
-    assert_eq!(ClientMessage::name_of(ChannelType::DISPLAY, 4), Some("migrate_flush_mark"));
+    assert_eq!(
+        ClientMessage::name_of(ChannelType::DISPLAY, 4),
+        Some("migrate_flush_mark")
+    );
     assert_eq!(ClientMessage::name_of(MAIN, 7), None);
     assert_eq!(
         ServerMessage::decode_body(MAIN, 9, &[]),
@@ -142,42 +180,84 @@ fn names_and_unknown_types() {
 #[test]
 fn malformed_bodies_are_typed_errors() {
     use DecodeError::*;
-    assert!(matches!(ServerMessage::decode_body(MAIN, 3, &[0; 7]), Err(NotEnoughBytes { .. })));
-    assert!(matches!(ServerMessage::decode_body(MAIN, 3, &[0; 9]), Err(TrailingBytes { extra: 1, .. })));
-    assert!(matches!(ServerMessage::decode_body(MAIN, 4, &[0; 11]), Err(NotEnoughBytes { .. })));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 3, &[0; 7]),
+        Err(NotEnoughBytes { .. })
+    ));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 3, &[0; 9]),
+        Err(TrailingBytes { extra: 1, .. })
+    ));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 4, &[0; 11]),
+        Err(NotEnoughBytes { .. })
+    ));
     // wait_count 255 with nothing behind it: refused before allocating.
-    assert!(matches!(ServerMessage::decode_body(MAIN, 5, &[255]), Err(CountTooLarge { count: 255, .. })));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 5, &[255]),
+        Err(CountTooLarge { count: 255, .. })
+    ));
     // notify: message_len larger than the data
     let mut n = vec![0u8; 24];
     n[20] = 5;
     n.extend_from_slice(b"abc");
-    assert!(matches!(ServerMessage::decode_body(MAIN, 7, &n), Err(NotEnoughBytes { .. })));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 7, &n),
+        Err(NotEnoughBytes { .. })
+    ));
     // notify: trailing bytes other than one NUL
     let mut n = vec![0u8; 24];
     n.extend_from_slice(&[0, 0]);
-    assert!(matches!(ServerMessage::decode_body(MAIN, 7, &n), Err(TrailingBytes { extra: 2, .. })));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 7, &n),
+        Err(TrailingBytes { extra: 2, .. })
+    ));
     let mut n = vec![0u8; 24];
     n.push(1);
-    assert!(matches!(ServerMessage::decode_body(MAIN, 7, &n), Err(TrailingBytes { extra: 1, .. })));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 7, &n),
+        Err(TrailingBytes { extra: 1, .. })
+    ));
     // A NUL-less notify (not spice-server's quirk) is fine too.
     let m = ServerMessage::decode_body(MAIN, 7, &[0u8; 24]).unwrap();
-    assert!(matches!(m, ServerMessage::Notify(Notify { nul_terminated: false, .. })));
+    assert!(matches!(
+        m,
+        ServerMessage::Notify(Notify {
+            nul_terminated: false,
+            ..
+        })
+    ));
     // list: count larger than the data, offset past the end, sub-message size past the end
-    assert!(matches!(ServerMessage::decode_body(MAIN, 8, &[0xff, 0xff, 0, 0]), Err(CountTooLarge { .. })));
-    assert!(matches!(ServerMessage::decode_body(MAIN, 8, &[1, 0, 99, 0, 0, 0]), Err(OffsetOutOfRange { .. })));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 8, &[0xff, 0xff, 0, 0]),
+        Err(CountTooLarge { .. })
+    ));
+    assert!(matches!(
+        ServerMessage::decode_body(MAIN, 8, &[1, 0, 99, 0, 0, 0]),
+        Err(OffsetOutOfRange { .. })
+    ));
     assert!(matches!(
         ServerMessage::decode_body(MAIN, 8, &[1, 0, 6, 0, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff]),
         Err(NotEnoughBytes { .. })
     ));
     // pong with the ping data echoed is not what the protocol says
-    assert!(matches!(ClientMessage::decode_body(MAIN, 3, &[0; 13]), Err(TrailingBytes { .. })));
-    assert!(matches!(ClientMessage::decode_body(MAIN, 2, &[0]), Err(TrailingBytes { .. })));
+    assert!(matches!(
+        ClientMessage::decode_body(MAIN, 3, &[0; 13]),
+        Err(TrailingBytes { .. })
+    ));
+    assert!(matches!(
+        ClientMessage::decode_body(MAIN, 2, &[0]),
+        Err(TrailingBytes { .. })
+    ));
 }
 
 #[test]
 fn full_header_sub_list() {
     let list = SubMessageList {
-        messages: vec![SubMessage { msg_type: 5, body: &[0] }],
+        messages: vec![SubMessage {
+            msg_type: 5,
+            body: &[0],
+        }],
     };
     let mut out = Vec::new();
     write_full_message_with_sub_list(
@@ -193,12 +273,18 @@ fn full_header_sub_list() {
     )
     .unwrap();
     // header: serial 9, type 3, size 8 + 2 + 4 + 7 = 21, sub_list 8
-    assert_eq!(&out[..18], &[9, 0, 0, 0, 0, 0, 0, 0, 3, 0, 21, 0, 0, 0, 8, 0, 0, 0]);
+    assert_eq!(
+        &out[..18],
+        &[9, 0, 0, 0, 0, 0, 0, 0, 3, 0, 21, 0, 0, 0, 8, 0, 0, 0]
+    );
     let body = &out[18..];
     let (main, sub) = split_sub_list(body, 8).unwrap();
     assert_eq!(
         ServerMessage::decode_body(MAIN, 3, main).unwrap(),
-        ServerMessage::SetAck(SetAck { generation: 1, window: 20 })
+        ServerMessage::SetAck(SetAck {
+            generation: 1,
+            window: 20
+        })
     );
     assert_eq!(sub.unwrap(), list);
     assert_eq!(split_sub_list(body, 0).unwrap(), (body, None));

@@ -47,10 +47,16 @@ fn reframe(kind: HeaderKind, bytes: &[u8], chunks: &[usize]) -> Vec<(u16, u64, V
 fn oversized_message_is_refused_from_the_header_alone() {
     let f = Framer::new(HeaderKind::Full, 1000);
     // Only the 18-byte header is present, announcing 4 GiB.
-    let h = [1, 0, 0, 0, 0, 0, 0, 0, 0x65, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+    let h = [
+        1, 0, 0, 0, 0, 0, 0, 0, 0x65, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+    ];
     assert_eq!(
         f.peek(&h),
-        Err(FrameError::TooLarge { msg_type: 0x65, size: u32::MAX, max: 1000 })
+        Err(FrameError::TooLarge {
+            msg_type: 0x65,
+            size: u32::MAX,
+            max: 1000
+        })
     );
     assert_eq!(f.peek(&h[..5]), Ok(Frame::Need(13)));
 }

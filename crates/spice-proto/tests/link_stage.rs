@@ -26,7 +26,8 @@ fn other_key() -> TicketKey {
 
 /// Appendix A, client → server (42 bytes).
 const APPENDIX_A_CLIENT: [u8; 42] = [
-    0x52, 0x45, 0x44, 0x51, 0x02, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x1a, 0x00, 0x00, 0x00, //
+    0x52, 0x45, 0x44, 0x51, 0x02, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x1a, 0x00, 0x00,
+    0x00, //
     0x00, 0x00, 0x00, 0x00, 0x01, 0x00, //
     0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x12, 0x00, 0x00, 0x00, //
     0x0d, 0x00, 0x00, 0x00, //
@@ -35,8 +36,8 @@ const APPENDIX_A_CLIENT: [u8; 42] = [
 
 /// Appendix A's DER prefix of the 162-byte public key (everything before the modulus).
 const DER_PREFIX: [u8; 29] = [
-    0x30, 0x81, 0x9f, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
-    0x01, 0x05, 0x00, 0x03, 0x81, 0x8d, 0x00, 0x30, 0x81, 0x89, 0x02, 0x81, 0x81, 0x00,
+    0x30, 0x81, 0x9f, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    0x05, 0x00, 0x03, 0x81, 0x8d, 0x00, 0x30, 0x81, 0x89, 0x02, 0x81, 0x81, 0x00,
 ];
 const DER_SUFFIX: [u8; 5] = [0x02, 0x03, 0x01, 0x00, 0x01];
 
@@ -58,7 +59,9 @@ fn gtk_like_mess() -> LinkMess {
         0,
         ChannelType::MAIN,
         0,
-        Caps::from(CommonCaps::PROTOCOL_AUTH_SELECTION | CommonCaps::AUTH_SASL | CommonCaps::MINI_HEADER),
+        Caps::from(
+            CommonCaps::PROTOCOL_AUTH_SELECTION | CommonCaps::AUTH_SASL | CommonCaps::MINI_HEADER,
+        ),
         Caps::from_caps(&[
             caps::main::SEMI_SEAMLESS_MIGRATE,
             caps::main::NAME_AND_UUID,
@@ -87,7 +90,10 @@ fn appendix_a_link_reply_and_der_prefix() {
     let reply = LinkReply::new(
         *der,
         caps::default_server_common_caps(),
-        Caps::from_caps(&[caps::main::SEMI_SEAMLESS_MIGRATE, caps::main::SEAMLESS_MIGRATE]),
+        Caps::from_caps(&[
+            caps::main::SEMI_SEAMLESS_MIGRATE,
+            caps::main::SEAMLESS_MIGRATE,
+        ]),
     );
     let bytes = reply.to_link_bytes().unwrap();
     assert_eq!(bytes, appendix_a_server(der));
@@ -125,7 +131,13 @@ fn link_mess_validation_like_spice_server() {
     // caps_offset inside the fixed part
     let mut b = base.clone();
     b[14..18].copy_from_slice(&10u32.to_le_bytes());
-    assert!(matches!(LinkMess::decode_body(&b), Err(LinkError::CapsOutOfRange { caps_offset: 10, .. })));
+    assert!(matches!(
+        LinkMess::decode_body(&b),
+        Err(LinkError::CapsOutOfRange {
+            caps_offset: 10,
+            ..
+        })
+    ));
     // huge caps_offset
     let mut b = base.clone();
     b[14..18].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -145,14 +157,22 @@ fn link_mess_validation_like_spice_server() {
     assert_eq!(m.common_caps.words(), &[0x0d]);
     assert_eq!(m.to_vec().unwrap(), b);
     // short
-    assert!(matches!(LinkMess::decode_body(&base[..17]), Err(LinkError::Malformed(_))));
+    assert!(matches!(
+        LinkMess::decode_body(&base[..17]),
+        Err(LinkError::Malformed(_))
+    ));
 }
 
 #[test]
 fn header_validation() {
     let h = LinkHeader::parse(&APPENDIX_A_CLIENT).unwrap();
     assert!(h.validate(18, 4096).is_ok());
-    let e = LinkHeader { major_version: 1, ..h }.validate(18, 4096).unwrap_err();
+    let e = LinkHeader {
+        major_version: 1,
+        ..h
+    }
+    .validate(18, 4096)
+    .unwrap_err();
     assert_eq!(e.link_err(), LinkErr::VERSION_MISMATCH);
     for size in [0, 17, 4097, u32::MAX] {
         let e = LinkHeader { size, ..h }.validate(18, 4096).unwrap_err();
@@ -185,7 +205,10 @@ fn ticket_round_trip_and_failures() {
         assert_eq!(plain.len(), pw.len() + 1, "password + NUL");
         assert_eq!(k.decrypt_password(&mut OsRng, &ct).unwrap(), pw);
         // Another key cannot decrypt it.
-        assert_eq!(other_key().decrypt(&mut OsRng, &ct), Err(TicketError::Decryption));
+        assert_eq!(
+            other_key().decrypt(&mut OsRng, &ct),
+            Err(TicketError::Decryption)
+        );
     }
     assert_eq!(
         ticket::encrypt_ticket(&mut OsRng, k.public_key_der(), &[b'x'; 61]),
@@ -203,7 +226,10 @@ fn ticket_round_trip_and_failures() {
         k.decrypt(&mut OsRng, &[0u8; 127]),
         Err(TicketError::WrongCiphertextSize { len: 127 })
     );
-    assert_eq!(k.decrypt(&mut OsRng, &[0x55u8; 128]), Err(TicketError::Decryption));
+    assert_eq!(
+        k.decrypt(&mut OsRng, &[0x55u8; 128]),
+        Err(TicketError::Decryption)
+    );
 }
 
 // ------------------------------------------------------------------ state machines
@@ -256,7 +282,9 @@ fn run(mut client: ClientLink, mut server: ServerLink, chunk: usize, now: System
                         ServerLinkStatus::LinkMess => {
                             let m = server.link_mess().unwrap();
                             assert_eq!(m.channel_type, ChannelType::MAIN);
-                            server.reply(Caps::from_caps(&[caps::main::SEAMLESS_MIGRATE])).unwrap();
+                            server
+                                .reply(Caps::from_caps(&[caps::main::SEAMLESS_MIGRATE]))
+                                .unwrap();
                         }
                         ServerLinkStatus::Authenticated => server_res = Some(server.accept()),
                     }
@@ -297,8 +325,14 @@ fn link_succeeds_in_any_chunking() {
         let c = r.client.unwrap();
         let s = r.server.unwrap();
         assert!(c.mini_header && s.mini_header);
-        assert_eq!(c.peer_channel_caps, Caps::from_caps(&[caps::main::SEAMLESS_MIGRATE]));
-        assert_eq!(s.peer_channel_caps, Caps::from_caps(&[caps::main::AGENT_CONNECTED_TOKENS]));
+        assert_eq!(
+            c.peer_channel_caps,
+            Caps::from_caps(&[caps::main::SEAMLESS_MIGRATE])
+        );
+        assert_eq!(
+            s.peer_channel_caps,
+            Caps::from_caps(&[caps::main::AGENT_CONNECTED_TOKENS])
+        );
         assert_eq!(c.peer_common_caps.words(), &[0x0b]);
     }
 }
@@ -315,7 +349,12 @@ fn wrong_password_is_permission_denied_on_both_sides() {
         }
     );
     let e = r.client.unwrap_err();
-    assert_eq!(e, LinkError::Server { code: LinkErr::PERMISSION_DENIED });
+    assert_eq!(
+        e,
+        LinkError::Server {
+            code: LinkErr::PERMISSION_DENIED
+        }
+    );
     assert_eq!(e.link_err(), LinkErr::PERMISSION_DENIED);
 }
 
@@ -341,9 +380,16 @@ fn expiry_uses_the_given_time() {
     );
     assert_eq!(
         after.server.unwrap_err(),
-        LinkError::TicketRejected { reason: TicketRejection::Expired }
+        LinkError::TicketRejected {
+            reason: TicketRejection::Expired
+        }
     );
-    assert_eq!(after.client.unwrap_err(), LinkError::Server { code: LinkErr::PERMISSION_DENIED });
+    assert_eq!(
+        after.client.unwrap_err(),
+        LinkError::Server {
+            code: LinkErr::PERMISSION_DENIED
+        }
+    );
 }
 
 #[test]
@@ -363,7 +409,9 @@ fn disabled_ticketing_accepts_any_password_and_empty_password_refuses() {
     );
     assert_eq!(
         r.server.unwrap_err(),
-        LinkError::TicketRejected { reason: TicketRejection::NoPasswordSet }
+        LinkError::TicketRejected {
+            reason: TicketRejection::NoPasswordSet
+        }
     );
 }
 
@@ -374,10 +422,31 @@ fn no_mini_header_and_no_auth_selection() {
     let mut cfg = client_config(b"pw");
     cfg.common_caps = Caps::from_caps(&[caps::common::AUTH_SPICE, caps::common::MINI_HEADER]);
     let mut scfg = server_config(password(b"pw"));
-    scfg.common_caps = Caps::from_caps(&[caps::common::PROTOCOL_AUTH_SELECTION, caps::common::AUTH_SPICE]);
-    let r = run(ClientLink::new(cfg).unwrap(), ServerLink::new(scfg, key()), 4096, SystemTime::now());
+    scfg.common_caps = Caps::from_caps(&[
+        caps::common::PROTOCOL_AUTH_SELECTION,
+        caps::common::AUTH_SPICE,
+    ]);
+    let r = run(
+        ClientLink::new(cfg).unwrap(),
+        ServerLink::new(scfg, key()),
+        4096,
+        SystemTime::now(),
+    );
     assert!(!r.client.unwrap().mini_header);
     assert!(!r.server.unwrap().mini_header);
+
+    // The other way round: a server without AUTH_SELECTION gets the ticket directly.
+    let mut scfg = server_config(password(b"pw"));
+    scfg.common_caps = Caps::from_caps(&[caps::common::AUTH_SPICE, caps::common::MINI_HEADER]);
+    let server = ServerLink::with_fresh_key(scfg).unwrap();
+    let r = run(
+        ClientLink::new(client_config(b"pw")).unwrap(),
+        server,
+        9,
+        SystemTime::now(),
+    );
+    assert!(r.client.unwrap().mini_header);
+    assert!(r.server.unwrap().mini_header);
 }
 
 #[test]
@@ -391,7 +460,9 @@ fn client_reads_link_error_in_place_of_result() {
     let reply = server.take_output();
     assert_eq!(reply.len(), 16 + 178 + 4);
     assert_eq!(server.bytes_needed(), 4);
-    let e = server.handle_input(&2u32.to_le_bytes(), SystemTime::now()).unwrap_err();
+    let e = server
+        .handle_input(&2u32.to_le_bytes(), SystemTime::now())
+        .unwrap_err();
     assert_eq!(e, LinkError::UnknownAuthMechanism { mechanism: 2 });
     let err_bytes = server.take_output();
     assert_eq!(err_bytes, link_error_bytes(LinkErr::INVALID_DATA));
@@ -403,27 +474,46 @@ fn client_reads_link_error_in_place_of_result() {
     assert_eq!(client.take_output().len(), 4 + 128);
     assert_eq!(
         client.handle_input(&err_bytes).unwrap_err(),
-        LinkError::Server { code: LinkErr::INVALID_DATA }
+        LinkError::Server {
+            code: LinkErr::INVALID_DATA
+        }
     );
 }
 
 #[test]
 fn server_reports_not_spice_without_replying() {
     let mut server = ServerLink::new(server_config(TicketPolicy::Disabled), key());
-    assert_eq!(server.handle_input(b"GE", SystemTime::now()).unwrap(), (2, ServerLinkStatus::NeedMore(14)));
-    let e = server.handle_input(b"T / HTTP/1.1", SystemTime::now()).unwrap_err();
+    assert_eq!(
+        server.handle_input(b"GE", SystemTime::now()).unwrap(),
+        (2, ServerLinkStatus::NeedMore(14))
+    );
+    let e = server
+        .handle_input(b"T / HTTP/1.1", SystemTime::now())
+        .unwrap_err();
     assert_eq!(e, LinkError::NotSpice { magic: *b"GET " });
     assert!(server.take_output().is_empty());
-    assert!(matches!(server.handle_input(b"x", SystemTime::now()), Err(LinkError::InvalidState(_))));
+    assert!(matches!(
+        server.handle_input(b"x", SystemTime::now()),
+        Err(LinkError::InvalidState(_))
+    ));
 }
 
 #[test]
 fn server_replies_with_link_errors() {
     let cases: [(&[u8], Option<LinkErr>); 4] = [
-        (b"REDQ\x01\0\0\0\x02\0\0\0\x12\0\0\0", Some(LinkErr::VERSION_MISMATCH)),
+        (
+            b"REDQ\x01\0\0\0\x02\0\0\0\x12\0\0\0",
+            Some(LinkErr::VERSION_MISMATCH),
+        ),
         (b"REDQ\0\0\0\0\x02\0\0\0\x12\0\0\0", None), // major 0: silence
-        (b"REDQ\x02\0\0\0\x02\0\0\0\x11\0\0\0", Some(LinkErr::INVALID_DATA)),
-        (b"REDQ\x02\0\0\0\x02\0\0\0\x01\x10\0\0", Some(LinkErr::INVALID_DATA)),
+        (
+            b"REDQ\x02\0\0\0\x02\0\0\0\x11\0\0\0",
+            Some(LinkErr::INVALID_DATA),
+        ),
+        (
+            b"REDQ\x02\0\0\0\x02\0\0\0\x01\x10\0\0",
+            Some(LinkErr::INVALID_DATA),
+        ),
     ];
     for (input, code) in cases {
         let mut server = ServerLink::new(server_config(TicketPolicy::Disabled), key());
@@ -443,20 +533,35 @@ fn server_replies_with_link_errors() {
     let mut server = ServerLink::new(server_config(TicketPolicy::Disabled), key());
     let e = server.handle_input(&bad, SystemTime::now()).unwrap_err();
     assert_eq!(e.link_err(), LinkErr::INVALID_DATA);
-    assert_eq!(server.take_output(), link_error_bytes(LinkErr::INVALID_DATA));
+    assert_eq!(
+        server.take_output(),
+        link_error_bytes(LinkErr::INVALID_DATA)
+    );
 }
 
 #[test]
 fn server_refusals() {
     // Before the reply: full link error. After authentication: the result word.
     let mut server = ServerLink::new(server_config(TicketPolicy::Disabled), key());
-    server.handle_input(&APPENDIX_A_CLIENT, SystemTime::now()).unwrap();
-    assert_eq!(server.refuse(LinkErr::NEED_SECURED), LinkError::Refused { code: LinkErr::NEED_SECURED });
-    assert_eq!(server.take_output(), link_error_bytes(LinkErr::NEED_SECURED));
+    server
+        .handle_input(&APPENDIX_A_CLIENT, SystemTime::now())
+        .unwrap();
+    assert_eq!(
+        server.refuse(LinkErr::NEED_SECURED),
+        LinkError::Refused {
+            code: LinkErr::NEED_SECURED
+        }
+    );
+    assert_eq!(
+        server.take_output(),
+        link_error_bytes(LinkErr::NEED_SECURED)
+    );
 
     let mut client = ClientLink::new(client_config(b"x")).unwrap();
     let mut server = ServerLink::new(server_config(TicketPolicy::Disabled), key());
-    let (_, st) = server.handle_input(&client.take_output(), SystemTime::now()).unwrap();
+    let (_, st) = server
+        .handle_input(&client.take_output(), SystemTime::now())
+        .unwrap();
     assert_eq!(st, ServerLinkStatus::LinkMess);
     assert!(server.accept().is_err(), "accept before auth is misuse");
     server.reply(Caps::new()).unwrap();
@@ -468,17 +573,26 @@ fn server_refusals() {
     let _ = server.refuse(LinkErr::BAD_CONNECTION_ID);
     let out = server.take_output();
     assert_eq!(out, 8u32.to_le_bytes());
-    assert_eq!(client.handle_input(&out).unwrap_err(), LinkError::Server { code: LinkErr::BAD_CONNECTION_ID });
+    assert_eq!(
+        client.handle_input(&out).unwrap_err(),
+        LinkError::Server {
+            code: LinkErr::BAD_CONNECTION_ID
+        }
+    );
 }
 
 #[test]
 fn client_stops_at_the_link_result() {
     let mut client = ClientLink::new(client_config(b"pw")).unwrap();
     let mut server = ServerLink::new(server_config(password(b"pw")), key());
-    server.handle_input(&client.take_output(), SystemTime::now()).unwrap();
+    server
+        .handle_input(&client.take_output(), SystemTime::now())
+        .unwrap();
     server.reply(Caps::new()).unwrap();
     client.handle_input(&server.take_output()).unwrap();
-    server.handle_input(&client.take_output(), SystemTime::now()).unwrap();
+    server
+        .handle_input(&client.take_output(), SystemTime::now())
+        .unwrap();
     server.accept().unwrap();
     let mut stream = server.take_output();
     assert_eq!(stream, [0, 0, 0, 0]);
@@ -486,25 +600,50 @@ fn client_stops_at_the_link_result() {
     stream.extend_from_slice(&[0x67, 0, 0x20, 0, 0, 0]);
     let (used, st) = client.handle_input(&stream).unwrap();
     assert_eq!(used, 4);
-    assert!(matches!(st, ClientLinkStatus::Linked(LinkOutcome { mini_header: true, .. })));
+    assert!(matches!(
+        st,
+        ClientLinkStatus::Linked(LinkOutcome {
+            mini_header: true,
+            ..
+        })
+    ));
     assert_eq!(client.bytes_needed(), 0);
 }
 
 #[test]
 fn client_rejects_bad_replies() {
     let mut c = ClientLink::new(client_config(b"")).unwrap();
-    assert_eq!(c.handle_input(b"RFB 003.008\n\0\0\0\0").unwrap_err(), LinkError::InvalidMagic { magic: *b"RFB " });
+    assert_eq!(
+        c.handle_input(b"RFB 003.008\n\0\0\0\0").unwrap_err(),
+        LinkError::InvalidMagic { magic: *b"RFB " }
+    );
     let mut c = ClientLink::new(client_config(b"")).unwrap();
-    let e = c.handle_input(&link_error_bytes(LinkErr::NEED_SECURED)).unwrap_err();
-    assert_eq!(e, LinkError::Server { code: LinkErr::NEED_SECURED });
+    let e = c
+        .handle_input(&link_error_bytes(LinkErr::NEED_SECURED))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        LinkError::Server {
+            code: LinkErr::NEED_SECURED
+        }
+    );
     // Reply size below 178.
     let mut c = ClientLink::new(client_config(b"")).unwrap();
-    let e = c.handle_input(b"REDQ\x02\0\0\0\x02\0\0\0\x10\0\0\0").unwrap_err();
+    let e = c
+        .handle_input(b"REDQ\x02\0\0\0\x02\0\0\0\x10\0\0\0")
+        .unwrap_err();
     assert!(matches!(e, LinkError::InvalidSize { size: 16, .. }));
     // SASL-only server.
-    let mut reply = LinkReply::new(*key().public_key_der(), Caps::from_caps(&[0, 2, 3]), Caps::new());
+    let mut reply = LinkReply::new(
+        *key().public_key_der(),
+        Caps::from_caps(&[0, 2, 3]),
+        Caps::new(),
+    );
     let mut c = ClientLink::new(client_config(b"")).unwrap();
-    assert_eq!(c.handle_input(&reply.to_link_bytes().unwrap()).unwrap_err(), LinkError::AuthUnsupported);
+    assert_eq!(
+        c.handle_input(&reply.to_link_bytes().unwrap()).unwrap_err(),
+        LinkError::AuthUnsupported
+    );
     // Garbage public key.
     reply.common_caps = caps::default_server_common_caps();
     reply.pub_key = [7; 162];
