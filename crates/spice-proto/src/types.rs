@@ -1747,3 +1747,349 @@ mod tests {
         assert!(f.contains(ImageFlags::CACHE_ME));
     }
 }
+
+/// proptest strategies for the display types (feature `proptest`). Byte payloads are leaked
+/// to get `'static` borrows, which is fine for tests.
+#[cfg(feature = "proptest")]
+pub mod strategies {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// A leaked byte string of up to `max` bytes.
+    pub fn bytes(max: usize) -> BoxedStrategy<&'static [u8]> {
+        vec(any::<u8>(), 0..=max)
+            .prop_map(|v| &*Box::leak(v.into_boxed_slice()))
+            .boxed()
+    }
+
+    /// A leaked byte string of exactly `n` bytes.
+    pub fn exact_bytes(n: usize) -> BoxedStrategy<&'static [u8]> {
+        vec(any::<u8>(), n)
+            .prop_map(|v| &*Box::leak(v.into_boxed_slice()))
+            .boxed()
+    }
+
+    /// Any [`Point`].
+    pub fn point() -> BoxedStrategy<Point> {
+        (any::<i32>(), any::<i32>())
+            .prop_map(|(x, y)| Point { x, y })
+            .boxed()
+    }
+
+    /// Any [`Point16`].
+    pub fn point16() -> BoxedStrategy<Point16> {
+        (any::<i16>(), any::<i16>())
+            .prop_map(|(x, y)| Point16 { x, y })
+            .boxed()
+    }
+
+    /// Any [`Rect`].
+    pub fn rect() -> BoxedStrategy<Rect> {
+        any::<[i32; 4]>()
+            .prop_map(|[top, left, bottom, right]| Rect {
+                top,
+                left,
+                bottom,
+                right,
+            })
+            .boxed()
+    }
+
+    /// Any [`Transform`].
+    pub fn transform() -> BoxedStrategy<Transform> {
+        any::<[u32; 6]>()
+            .prop_map(|t| Transform {
+                t00: t[0],
+                t01: t[1],
+                t02: t[2],
+                t10: t[3],
+                t11: t[4],
+                t12: t[5],
+            })
+            .boxed()
+    }
+
+    /// A [`Clip`], NONE or up to 4 rectangles.
+    pub fn clip() -> BoxedStrategy<Clip> {
+        prop_oneof![
+            Just(Clip::None),
+            vec(rect(), 0..4).prop_map(|rects| Clip::Rects(ClipRects { rects })),
+        ]
+        .boxed()
+    }
+
+    /// Any [`DisplayBase`].
+    pub fn display_base() -> BoxedStrategy<DisplayBase> {
+        (any::<u32>(), rect(), clip())
+            .prop_map(|(surface_id, bbox, clip)| DisplayBase {
+                surface_id,
+                bbox,
+                clip,
+            })
+            .boxed()
+    }
+
+    /// Any [`ResourceId`].
+    pub fn resource_id() -> BoxedStrategy<ResourceId> {
+        (any::<u8>(), any::<u64>())
+            .prop_map(|(t, id)| ResourceId {
+                resource_type: ResourceType(t),
+                id,
+            })
+            .boxed()
+    }
+
+    /// Any [`WaitForChannel`].
+    pub fn wait_for_channel() -> BoxedStrategy<WaitForChannel> {
+        (any::<u8>(), any::<u8>(), any::<u64>())
+            .prop_map(|(channel_type, channel_id, message_serial)| WaitForChannel {
+                channel_type,
+                channel_id,
+                message_serial,
+            })
+            .boxed()
+    }
+
+    /// Any [`Head`].
+    pub fn head() -> BoxedStrategy<Head> {
+        any::<[u32; 7]>()
+            .prop_map(|h| Head {
+                monitor_id: h[0],
+                surface_id: h[1],
+                width: h[2],
+                height: h[3],
+                x: h[4],
+                y: h[5],
+                flags: h[6],
+            })
+            .boxed()
+    }
+
+    /// Any [`StreamDataHeader`].
+    pub fn stream_data_header() -> BoxedStrategy<StreamDataHeader> {
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(id, multi_media_time)| StreamDataHeader {
+                id,
+                multi_media_time,
+            })
+            .boxed()
+    }
+
+    /// A [`Palette`] of up to 16 entries.
+    pub fn palette() -> BoxedStrategy<Palette> {
+        (any::<u64>(), vec(any::<u32>(), 0..16))
+            .prop_map(|(unique, ents)| Palette { unique, ents })
+            .boxed()
+    }
+
+    fn with_pal_flag(flags: u8, src: &PaletteSource) -> BitmapFlags {
+        let mut f = BitmapFlags::from_bits_retain(flags);
+        f.set(
+            BitmapFlags::PAL_FROM_CACHE,
+            matches!(src, PaletteSource::FromCache(_)),
+        );
+        f
+    }
+
+    fn bitmap() -> BoxedStrategy<ImageBody<'static>> {
+        (0u32..24, 0u32..8)
+            .prop_flat_map(|(stride, y)| {
+                (
+                    any::<u8>(),
+                    any::<u8>(),
+                    any::<u32>(),
+                    Just((stride, y)),
+                    prop_oneof![
+                        any::<u64>().prop_map(PaletteSource::FromCache),
+                        palette().prop_map(PaletteSource::Inline),
+                        Just(PaletteSource::None),
+                    ],
+                    exact_bytes((stride * y) as usize),
+                )
+            })
+            .prop_map(|(format, flags, x, (stride, y), palette, data)| {
+                ImageBody::Bitmap(Bitmap {
+                    format: BitmapFormat(format),
+                    flags: with_pal_flag(flags, &palette),
+                    x,
+                    y,
+                    stride,
+                    palette,
+                    data,
+                })
+            })
+            .boxed()
+    }
+
+    /// An [`ImageBody`] of any of the 12 kinds.
+    pub fn image_body() -> BoxedStrategy<ImageBody<'static>> {
+        prop_oneof![
+            bitmap(),
+            bytes(48).prop_map(ImageBody::Quic),
+            (
+                any::<u8>(),
+                prop_oneof![
+                    any::<u64>().prop_map(PaletteSource::FromCache),
+                    palette().prop_map(PaletteSource::Inline),
+                ],
+                bytes(48)
+            )
+                .prop_map(|(flags, palette, data)| ImageBody::LzPlt(LzPlt {
+                    flags: with_pal_flag(flags, &palette),
+                    palette,
+                    data,
+                })),
+            bytes(48).prop_map(ImageBody::LzRgb),
+            bytes(48).prop_map(ImageBody::GlzRgb),
+            Just(ImageBody::FromCache),
+            any::<u32>().prop_map(ImageBody::Surface),
+            bytes(48).prop_map(ImageBody::Jpeg),
+            Just(ImageBody::FromCacheLossless),
+            (any::<u32>(), bytes(48)).prop_map(|(glz_data_size, data)| {
+                ImageBody::ZlibGlzRgb(ZlibGlzRgb {
+                    glz_data_size,
+                    data,
+                })
+            }),
+            (any::<u8>(), any::<u32>(), bytes(48)).prop_map(|(f, jpeg_size, data)| {
+                ImageBody::JpegAlpha(JpegAlpha {
+                    flags: JpegAlphaFlags::from_bits_retain(f),
+                    jpeg_size,
+                    data,
+                })
+            }),
+            bytes(48).prop_map(ImageBody::Lz4),
+        ]
+        .boxed()
+    }
+
+    /// An [`Image`] of any kind.
+    pub fn image() -> BoxedStrategy<Image<'static>> {
+        (any::<u64>(), any::<u8>(), any::<u32>(), any::<u32>(), image_body())
+            .prop_map(|(id, flags, width, height, body)| Image {
+                id,
+                flags: ImageFlags::from_bits_retain(flags),
+                width,
+                height,
+                body,
+            })
+            .boxed()
+    }
+
+    /// A [`Brush`]: none, solid or pattern.
+    pub fn brush() -> BoxedStrategy<Brush<'static>> {
+        prop_oneof![
+            Just(Brush::None),
+            any::<u32>().prop_map(Brush::Solid),
+            (image(), point()).prop_map(|(pat, pos)| Brush::Pattern(Pattern { pat, pos })),
+        ]
+        .boxed()
+    }
+
+    /// A [`QMask`] with or without an image.
+    pub fn qmask() -> BoxedStrategy<QMask<'static>> {
+        (any::<u8>(), point(), proptest::option::of(image()))
+            .prop_map(|(flags, pos, bitmap)| QMask {
+                flags: MaskFlags::from_bits_retain(flags),
+                pos,
+                bitmap,
+            })
+            .boxed()
+    }
+
+    /// A consistent [`LineAttr`] (styled or not, NULL or present style).
+    pub fn line_attr() -> BoxedStrategy<LineAttr> {
+        (any::<u8>(), proptest::option::of(vec(any::<i32>(), 0..6)), any::<bool>())
+            .prop_map(|(flags, style, styled)| {
+                let mut flags = LineFlags::from_bits_retain(flags);
+                flags.set(LineFlags::STYLED, styled);
+                if styled {
+                    let nseg = style.as_ref().map_or(3, |s| s.len() as u8);
+                    LineAttr {
+                        flags,
+                        style_nseg: nseg,
+                        style,
+                    }
+                } else {
+                    LineAttr {
+                        flags,
+                        style_nseg: 0,
+                        style: None,
+                    }
+                }
+            })
+            .boxed()
+    }
+
+    /// A [`Path`] of up to 3 segments of up to 4 points.
+    pub fn path() -> BoxedStrategy<Path> {
+        vec(
+            (
+                any::<u8>(),
+                vec(
+                    (any::<i32>(), any::<i32>()).prop_map(|(x, y)| PointFix { x, y }),
+                    0..4,
+                ),
+            )
+                .prop_map(|(f, points)| PathSegment {
+                    flags: PathFlags::from_bits_retain(f),
+                    points,
+                }),
+            0..3,
+        )
+        .prop_map(|segments| Path { segments })
+        .boxed()
+    }
+
+    /// A [`SpiceString`] of up to 3 glyphs with correctly sized data.
+    pub fn spice_string() -> BoxedStrategy<SpiceString<'static>> {
+        (prop_oneof![Just(1u8), Just(2u8), Just(4u8)], any::<bool>())
+            .prop_flat_map(|(depth, top_down)| {
+                let mut flags = StringFlags::from_bits_retain(depth);
+                flags.set(StringFlags::RASTER_TOP_DOWN, top_down);
+                let bpp = SpiceString::bpp(flags).unwrap_or(8);
+                let glyph = (point(), point(), 0u16..12, 0u16..6).prop_flat_map(
+                    move |(render_pos, glyph_origin, width, height)| {
+                        let n = image_size(bpp, width.into(), height.into()) as usize;
+                        exact_bytes(n).prop_map(move |data| RasterGlyph {
+                            render_pos,
+                            glyph_origin,
+                            width,
+                            height,
+                            data,
+                        })
+                    },
+                );
+                (Just(flags), vec(glyph, 0..3))
+            })
+            .prop_map(|(flags, glyphs)| SpiceString { flags, glyphs })
+            .boxed()
+    }
+
+    /// A consistent [`Cursor`] (NONE without header, otherwise with one).
+    pub fn cursor() -> BoxedStrategy<Cursor<'static>> {
+        (
+            any::<u16>(),
+            (any::<u64>(), any::<u8>(), any::<[u16; 4]>()),
+            bytes(64),
+        )
+            .prop_map(|(flags, (unique, t, d), data)| {
+                let flags = CursorFlags::from_bits_retain(flags);
+                let header = (!flags.contains(CursorFlags::NONE)).then_some(CursorHeader {
+                    unique,
+                    cursor_type: CursorType(t),
+                    width: d[0],
+                    height: d[1],
+                    hot_spot_x: d[2],
+                    hot_spot_y: d[3],
+                });
+                Cursor {
+                    flags,
+                    header,
+                    data,
+                }
+            })
+            .boxed()
+    }
+}
