@@ -1446,7 +1446,8 @@ pub struct LineAttr {
     /// Number of dash segments (0 unless `STYLED`).
     pub style_nseg: u8,
     /// The dash pattern (28.4 fixed), `None` for a NULL pointer (always `None` unless
-    /// `STYLED`); when present its length is `style_nseg`.
+    /// `STYLED`); when present its length is `style_nseg`. An empty pattern is written as a
+    /// NULL pointer (as spice-server does) and so decodes as `None`.
     pub style: Option<Vec<i32>>,
 }
 
@@ -1463,6 +1464,9 @@ impl LineAttr {
         }
         let style_nseg = r.read_u8("line style_nseg")?;
         let style = match read_ptr(r, "line style")? {
+            // An empty style has no bytes; spice-server's marshaller leaves the pointer of an
+            // empty sub-marshaller NULL, so an empty style is always read back as NULL.
+            Some(_) if style_nseg == 0 => None,
             None => None,
             Some(mut sub) => {
                 let n = sub.check_count(style_nseg.into(), 4, "line style")?;
@@ -2000,7 +2004,7 @@ pub mod strategies {
 
     /// A consistent [`LineAttr`] (styled or not, NULL or present style).
     pub fn line_attr() -> BoxedStrategy<LineAttr> {
-        (any::<u8>(), proptest::option::of(vec(any::<i32>(), 0..6)), any::<bool>())
+        (any::<u8>(), proptest::option::of(vec(any::<i32>(), 1..6)), any::<bool>())
             .prop_map(|(flags, style, styled)| {
                 let mut flags = LineFlags::from_bits_retain(flags);
                 flags.set(LineFlags::STYLED, styled);
