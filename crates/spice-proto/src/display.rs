@@ -13,10 +13,10 @@ use crate::channel::ChannelType;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::ChannelMessage;
 use crate::types::{
-    AlphaFlags, BodyExtent, Brush, Clip, CompositeFlags, DisplayBase, GlScanoutFlags, Head,
-    Image, ImageCompression, ImageScaleMode, LineAttr, Path, Point, Point16, PointerQueue, QMask,
-    Rect, ResourceId, Ropd, SpiceString, StreamDataHeader, StreamFlags, SurfaceFlags,
-    SurfaceFormat, Transform, VideoCodecType, WaitForChannel,
+    AlphaFlags, BodyExtent, Brush, Clip, CompositeFlags, DisplayBase, GlScanoutFlags, Head, Image,
+    ImageCompression, ImageScaleMode, LineAttr, Path, Point, Point16, PointerQueue, QMask, Rect,
+    ResourceId, Ropd, SpiceString, StreamDataHeader, StreamFlags, SurfaceFlags, SurfaceFormat,
+    Transform, VideoCodecType, WaitForChannel,
 };
 use crate::wire::{Decode, Encode, ReadCursor, WriteBuf};
 
@@ -682,7 +682,10 @@ fn decode_mask<'a>(
     })
 }
 
-fn decode_stream_data<'a>(r: &mut ReadCursor<'a>, ctx: &'static str) -> Result<&'a [u8], DecodeError> {
+fn decode_stream_data<'a>(
+    r: &mut ReadCursor<'a>,
+    ctx: &'static str,
+) -> Result<&'a [u8], DecodeError> {
     let n = r.read_u32(ctx)?;
     let n = r.check_count(n.into(), 1, ctx)?;
     r.read_slice(n, ctx)
@@ -720,7 +723,11 @@ fn decode_server<'a>(msg_type: u16, body: &'a [u8]) -> Result<ServerMessage<'a>,
         }
         msg::INVAL_ALL_PIXMAPS => {
             let n = r.read_u8("inval_all_pixmaps wait_count")?;
-            let n = r.check_count(n.into(), WaitForChannel::SIZE, "inval_all_pixmaps wait_list")?;
+            let n = r.check_count(
+                n.into(),
+                WaitForChannel::SIZE,
+                "inval_all_pixmaps wait_list",
+            )?;
             ServerMessage::InvalAllPixmaps(
                 (0..n)
                     .map(|_| WaitForChannel::decode(r))
@@ -1037,7 +1044,10 @@ impl<'a> ServerMessage<'a> {
                 }
             }
             ServerMessage::InvalAllPixmaps(list) => {
-                w.write_u8(WriteBuf::len_as(list.len(), "inval_all_pixmaps wait_count")?);
+                w.write_u8(WriteBuf::len_as(
+                    list.len(),
+                    "inval_all_pixmaps wait_count",
+                )?);
                 for wait in list {
                     wait.encode(w)?;
                 }
@@ -1397,7 +1407,11 @@ pub fn fuzz_client(data: &[u8]) {
         let mut out = Vec::new();
         m.encode_body(&mut WriteBuf::new(&mut out))
             .expect("a decoded message re-encodes");
-        assert_eq!(out.as_slice(), body, "display client messages re-encode exactly");
+        assert_eq!(
+            out.as_slice(),
+            body,
+            "display client messages re-encode exactly"
+        );
         let again = ClientMessage::decode_body(ChannelType::DISPLAY, msg_type, &out)
             .expect("an encoded message decodes");
         assert_eq!(m, again, "display client round trip");
@@ -1490,26 +1504,34 @@ pub mod strategies {
             any::<u64>().prop_map(ServerMessage::InvalPalette),
             Just(ServerMessage::InvalAllPalettes),
             (
-                (any::<u32>(), any::<u32>(), any::<u8>(), any::<u8>(), any::<u64>()),
+                (
+                    any::<u32>(),
+                    any::<u32>(),
+                    any::<u8>(),
+                    any::<u8>(),
+                    any::<u64>()
+                ),
                 (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()),
                 ts::rect(),
                 ts::clip(),
             )
-                .prop_map(|((surface_id, id, f, c, stamp), (sw, sh, w, h), dest, clip)| {
-                    ServerMessage::StreamCreate(StreamCreate {
-                        surface_id,
-                        id,
-                        flags: StreamFlags::from_bits_retain(f),
-                        codec_type: VideoCodecType(c),
-                        stamp,
-                        stream_width: sw,
-                        stream_height: sh,
-                        src_width: w,
-                        src_height: h,
-                        dest,
-                        clip,
-                    })
-                }),
+                .prop_map(
+                    |((surface_id, id, f, c, stamp), (sw, sh, w, h), dest, clip)| {
+                        ServerMessage::StreamCreate(StreamCreate {
+                            surface_id,
+                            id,
+                            flags: StreamFlags::from_bits_retain(f),
+                            codec_type: VideoCodecType(c),
+                            stamp,
+                            stream_width: sw,
+                            stream_height: sh,
+                            src_width: w,
+                            src_height: h,
+                            dest,
+                            clip,
+                        })
+                    }
+                ),
             (ts::stream_data_header(), ts::bytes(64)).prop_map(|(header, data)| {
                 ServerMessage::StreamData(StreamData { header, data })
             }),
@@ -1709,8 +1731,19 @@ pub mod strategies {
                 .prop_map(|(x, y, w, h)| ServerMessage::GlDraw(GlDraw { x, y, w, h })),
             ts::bytes(32).prop_map(ServerMessage::QualityIndicator),
             (
-                (any::<u32>(), any::<u32>(), any::<[u32; 4]>(), any::<[u32; 4]>()),
-                (any::<u32>(), any::<u32>(), any::<u64>(), any::<u16>(), any::<u16>())
+                (
+                    any::<u32>(),
+                    any::<u32>(),
+                    any::<[u32; 4]>(),
+                    any::<[u32; 4]>()
+                ),
+                (
+                    any::<u32>(),
+                    any::<u32>(),
+                    any::<u64>(),
+                    any::<u16>(),
+                    any::<u16>()
+                )
             )
                 .prop_map(
                     |((width, height, offset, stride), (fourcc, flags, modifier, np, nd))| {

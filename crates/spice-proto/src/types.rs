@@ -1624,8 +1624,8 @@ pub struct SpiceString<'a> {
 impl SpiceString<'_> {
     /// Bits per pixel of the glyphs, or `None` unless exactly one depth bit is set.
     pub fn bpp(flags: StringFlags) -> Option<u32> {
-        let depth = flags
-            & (StringFlags::RASTER_A1 | StringFlags::RASTER_A4 | StringFlags::RASTER_A8);
+        let depth =
+            flags & (StringFlags::RASTER_A1 | StringFlags::RASTER_A4 | StringFlags::RASTER_A8);
         if depth == StringFlags::RASTER_A1 {
             Some(1)
         } else if depth == StringFlags::RASTER_A4 {
@@ -1847,11 +1847,13 @@ pub mod strategies {
     /// Any [`WaitForChannel`].
     pub fn wait_for_channel() -> BoxedStrategy<WaitForChannel> {
         (any::<u8>(), any::<u8>(), any::<u64>())
-            .prop_map(|(channel_type, channel_id, message_serial)| WaitForChannel {
-                channel_type,
-                channel_id,
-                message_serial,
-            })
+            .prop_map(
+                |(channel_type, channel_id, message_serial)| WaitForChannel {
+                    channel_type,
+                    channel_id,
+                    message_serial,
+                },
+            )
             .boxed()
     }
 
@@ -1970,7 +1972,13 @@ pub mod strategies {
 
     /// An [`Image`] of any kind.
     pub fn image() -> BoxedStrategy<Image<'static>> {
-        (any::<u64>(), any::<u8>(), any::<u32>(), any::<u32>(), image_body())
+        (
+            any::<u64>(),
+            any::<u8>(),
+            any::<u32>(),
+            any::<u32>(),
+            image_body(),
+        )
             .prop_map(|(id, flags, width, height, body)| Image {
                 id,
                 flags: ImageFlags::from_bits_retain(flags),
@@ -2004,7 +2012,11 @@ pub mod strategies {
 
     /// A consistent [`LineAttr`] (styled or not, NULL or present style).
     pub fn line_attr() -> BoxedStrategy<LineAttr> {
-        (any::<u8>(), proptest::option::of(vec(any::<i32>(), 1..6)), any::<bool>())
+        (
+            any::<u8>(),
+            proptest::option::of(vec(any::<i32>(), 1..6)),
+            any::<bool>(),
+        )
             .prop_map(|(flags, style, styled)| {
                 let mut flags = LineFlags::from_bits_retain(flags);
                 flags.set(LineFlags::STYLED, styled);

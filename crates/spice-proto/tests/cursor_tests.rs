@@ -34,13 +34,16 @@ fn cursor_set_alpha_golden() {
         0x0a, 0x00, 0x14, 0x00, // position
         0x01, // visible
         0x02, 0x00, // flags CACHE_ME
-        0x42, 0, 0, 0, 0, 0, 0, 0, // unique
+        0x42, 0, 0, 0, 0, 0, 0, 0,    // unique
         0x00, // ALPHA
         0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, // w h hx hy
         0x00, 0x00, 0xff, 0xff, 0xff, 0x00, 0x00, 0x80, // 2×1 ARGB
     ];
     assert_eq!(enc(&m), golden);
-    assert_eq!(ServerMessage::decode_body(ChannelType::CURSOR, 103, &golden).unwrap(), m);
+    assert_eq!(
+        ServerMessage::decode_body(ChannelType::CURSOR, 103, &golden).unwrap(),
+        m
+    );
 }
 
 #[test]
@@ -77,9 +80,18 @@ fn malformed_cursor_messages() {
     let m = ServerMessage::Set(CursorSet {
         position: Point16::default(),
         visible: 0,
-        cursor: Cursor { flags: CursorFlags::NONE, header: Some(CursorHeader {
-            unique: 0, cursor_type: CursorType::MONO, width: 0, height: 0, hot_spot_x: 0, hot_spot_y: 0,
-        }), data: &[] },
+        cursor: Cursor {
+            flags: CursorFlags::NONE,
+            header: Some(CursorHeader {
+                unique: 0,
+                cursor_type: CursorType::MONO,
+                width: 0,
+                height: 0,
+                hot_spot_x: 0,
+                hot_spot_y: 0,
+            }),
+            data: &[],
+        },
     });
     assert!(m.encode_body(&mut WriteBuf::new(&mut Vec::new())).is_err());
 }
@@ -107,7 +119,10 @@ proptest! {
 
 #[test]
 fn replay_fuzz_corpus() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/cursor_server");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/corpus/cursor_server"
+    );
     let mut n = 0;
     for entry in std::fs::read_dir(dir).expect("corpus dir") {
         let data = std::fs::read(entry.unwrap().path()).unwrap();

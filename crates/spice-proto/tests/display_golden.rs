@@ -1,7 +1,9 @@
 //! Display channel golden bytes, derived by hand from the layouts in protocol.md §2.3/§3
 //! (little-endian, packed; pointers are offsets from the start of the body).
 
-use spice_proto::display::{DrawCopy, DrawFill, MonitorsConfig, ServerMessage, StreamCreate, SurfaceCreate};
+use spice_proto::display::{
+    DrawCopy, DrawFill, MonitorsConfig, ServerMessage, StreamCreate, SurfaceCreate,
+};
 use spice_proto::types::*;
 use spice_proto::{ChannelMessage, ChannelType, WriteBuf};
 
@@ -35,7 +37,12 @@ fn surface_create_primary() {
 
 #[test]
 fn draw_fill_solid_with_clip_rects() {
-    let r = Rect { top: 10, left: 20, bottom: 30, right: 40 };
+    let r = Rect {
+        top: 10,
+        left: 20,
+        bottom: 30,
+        right: 40,
+    };
     let m = ServerMessage::DrawFill(DrawFill {
         base: DisplayBase {
             surface_id: 0,
@@ -46,13 +53,11 @@ fn draw_fill_solid_with_clip_rects() {
         rop_descriptor: Ropd::OP_PUT,
         mask: QMask::default(),
     });
-    let golden = hex(
-        "00000000 0a000000 14000000 1e000000 28000000 \
+    let golden = hex("00000000 0a000000 14000000 1e000000 28000000 \
          01 01000000 0a000000 14000000 1e000000 28000000 \
          01 0000ff00 \
          0800 \
-         00 00000000 00000000 00000000",
-    );
+         00 00000000 00000000 00000000");
     assert_eq!(golden.len(), 61);
     check(&m, &golden);
 }
@@ -62,7 +67,12 @@ fn draw_copy_quic() {
     let m = ServerMessage::DrawCopy(DrawCopy {
         base: DisplayBase {
             surface_id: 0,
-            bbox: Rect { top: 0, left: 0, bottom: 2, right: 2 },
+            bbox: Rect {
+                top: 0,
+                left: 0,
+                bottom: 2,
+                right: 2,
+            },
             clip: Clip::None,
         },
         src_bitmap: Some(Image {
@@ -72,7 +82,12 @@ fn draw_copy_quic() {
             height: 2,
             body: ImageBody::Quic(&[0xde, 0xad, 0xbe, 0xef]),
         }),
-        src_area: Rect { top: 0, left: 0, bottom: 2, right: 2 },
+        src_area: Rect {
+            top: 0,
+            left: 0,
+            bottom: 2,
+            right: 2,
+        },
         rop_descriptor: Ropd::OP_PUT,
         scale_mode: ImageScaleMode::INTERPOLATE,
         mask: QMask::default(),
@@ -96,7 +111,10 @@ fn draw_copy_quic() {
 /// the mask image, then the source's palette (its sub-marshaller is created last).
 #[test]
 fn draw_copy_bitmap_palette_and_mask_order() {
-    let pal = Palette { unique: 7, ents: vec![0, 0x00ff_ffff] };
+    let pal = Palette {
+        unique: 7,
+        ents: vec![0, 0x00ff_ffff],
+    };
     let m = ServerMessage::DrawCopy(DrawCopy {
         base: DisplayBase::default(),
         src_bitmap: Some(Image {
@@ -114,7 +132,12 @@ fn draw_copy_bitmap_palette_and_mask_order() {
                 data: &[1, 2],
             }),
         }),
-        src_area: Rect { top: 0, left: 0, bottom: 1, right: 2 },
+        src_area: Rect {
+            top: 0,
+            left: 0,
+            bottom: 1,
+            right: 2,
+        },
         rop_descriptor: Ropd::OP_PUT,
         scale_mode: ImageScaleMode::NEAREST,
         mask: QMask {
@@ -168,14 +191,17 @@ fn stream_create_mjpeg() {
         stream_height: 480,
         src_width: 640,
         src_height: 480,
-        dest: Rect { top: 0, left: 0, bottom: 480, right: 640 },
+        dest: Rect {
+            top: 0,
+            left: 0,
+            bottom: 480,
+            right: 640,
+        },
         clip: Clip::None,
     });
-    let golden = hex(
-        "00000000 03000000 01 01 0000000000000000 \
+    let golden = hex("00000000 03000000 01 01 0000000000000000 \
          80020000 e0010000 80020000 e0010000 \
-         00000000 00000000 e0010000 80020000 00",
-    );
+         00000000 00000000 e0010000 80020000 00");
     assert_eq!(golden.len(), 51);
     check(&m, &golden);
 }
@@ -184,7 +210,15 @@ fn stream_create_mjpeg() {
 fn monitors_config_one_head() {
     let m = ServerMessage::MonitorsConfig(MonitorsConfig {
         max_allowed: 4,
-        heads: vec![Head { monitor_id: 0, surface_id: 0, width: 1024, height: 768, x: 0, y: 0, flags: 0 }],
+        heads: vec![Head {
+            monitor_id: 0,
+            surface_id: 0,
+            width: 1024,
+            height: 768,
+            x: 0,
+            y: 0,
+            flags: 0,
+        }],
     });
     check(
         &m,
@@ -203,9 +237,19 @@ fn draw_stroke_path_then_style_then_pattern() {
                 points: vec![PointFix { x: 16, y: 32 }],
             }],
         },
-        attr: LineAttr { flags: LineFlags::STYLED, style_nseg: 1, style: Some(vec![0x40]) },
+        attr: LineAttr {
+            flags: LineFlags::STYLED,
+            style_nseg: 1,
+            style: Some(vec![0x40]),
+        },
         brush: Brush::Pattern(Pattern {
-            pat: Image { id: 9, flags: ImageFlags::empty(), width: 0, height: 0, body: ImageBody::FromCache },
+            pat: Image {
+                id: 9,
+                flags: ImageFlags::empty(),
+                width: 0,
+                height: 0,
+                body: ImageBody::FromCache,
+            },
             pos: Point { x: 1, y: 2 },
         }),
         fore_mode: 8,
@@ -213,16 +257,14 @@ fn draw_stroke_path_then_style_then_pattern() {
     });
     // Fixed: 21 + path ptr 4 + attr 6 + brush 13 + modes 4 = 48 (0x30).
     // path at 48: 4 + 5 + 8 = 17 -> style at 65 (0x41): 4 -> pattern image at 69 (0x45): 18.
-    let golden = hex(
-        "00000000 00000000 00000000 00000000 00000000 00 \
+    let golden = hex("00000000 00000000 00000000 00000000 00000000 00 \
          30000000 \
          08 01 41000000 \
          02 45000000 01000000 02000000 \
          0800 0000 \
          01000000 03 01000000 10000000 20000000 \
          40000000 \
-         0900000000000000 67 00 00000000 00000000",
-    );
+         0900000000000000 67 00 00000000 00000000");
     assert_eq!(golden.len(), 87);
     check(&m, &golden);
 }

@@ -97,8 +97,14 @@ fn unknown_types_are_typed_errors() {
         ClientMessage::decode_body(ChannelType::DISPLAY, 106, &[]),
         Err(DecodeError::UnknownMessage { msg_type: 106 })
     );
-    assert_eq!(ServerMessage::name_of(ChannelType::DISPLAY, 323), Some("gl_scanout2_unix"));
-    assert_eq!(ClientMessage::name_of(ChannelType::DISPLAY, 105), Some("preferred_video_codec_type"));
+    assert_eq!(
+        ServerMessage::name_of(ChannelType::DISPLAY, 323),
+        Some("gl_scanout2_unix")
+    );
+    assert_eq!(
+        ClientMessage::name_of(ChannelType::DISPLAY, 105),
+        Some("preferred_video_codec_type")
+    );
 }
 
 /// A DRAW_COPY whose source pointer is `ptr`, the rest minimal (no clip, no mask).
@@ -144,7 +150,10 @@ fn malformed_pointers_and_counts() {
     let b = draw_copy_with_ptr(57, &img);
     assert!(matches!(
         ServerMessage::decode_body(ChannelType::DISPLAY, 304, &b),
-        Err(DecodeError::InvalidValue { field: "image type", value: 2 })
+        Err(DecodeError::InvalidValue {
+            field: "image type",
+            value: 2
+        })
     ));
     // Bytes after the last pointee.
     let mut img = vec![0u8; 8];
