@@ -580,6 +580,13 @@ fn write_selection(w: &mut WriteBuf<'_>, sel: Option<ClipboardSelection>) {
     }
 }
 
+/// True when raw detail bytes would decode as no detail or as a typed detail.
+fn raw_detail_is_ambiguous(result: FileXferResult, d: &[u8]) -> bool {
+    d.is_empty()
+        || (result == FileXferResult::ERROR && d.len() == 5)
+        || (result == FileXferResult::NOT_ENOUGH_SPACE && d.len() == 8)
+}
+
 fn read_volumes(r: &mut ReadCursor<'_>, n: u8, ctx: &'static str) -> Result<Vec<u16>, DecodeError> {
     let n = r.check_count(n.into(), 2, ctx)?;
     let mut v = Vec::with_capacity(n);
@@ -926,11 +933,7 @@ impl<'a> AgentMessage<'a> {
                         w.write_u64(disk_free_space)
                     }
                     // Raw detail that would read back as a typed one (or as none) is ambiguous.
-                    FileXferDetail::Other(d)
-                        if !d.is_empty()
-                            && !(s.result == FileXferResult::ERROR && d.len() == 5)
-                            && !(s.result == FileXferResult::NOT_ENOUGH_SPACE && d.len() == 8) =>
-                    {
+                    FileXferDetail::Other(d) if !raw_detail_is_ambiguous(s.result, d) => {
                         w.write_slice(d)
                     }
                     _ => {
