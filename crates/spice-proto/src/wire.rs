@@ -134,7 +134,10 @@ impl<'a> ReadCursor<'a> {
 
     /// Reads a fixed-size array.
     #[inline]
-    pub fn read_array<const N: usize>(&mut self, ctx: &'static str) -> Result<[u8; N], DecodeError> {
+    pub fn read_array<const N: usize>(
+        &mut self,
+        ctx: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let s = self.read_slice(N, ctx)?;
         let mut out = [0u8; N];
         out.copy_from_slice(s);
