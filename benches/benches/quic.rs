@@ -44,8 +44,16 @@ fn desktop() -> Vec<u8> {
     for _ in 0..12 {
         let (wx, wy) = (rng.below(W - 500), rng.below(H - 400));
         let (ww, wh) = (300 + rng.below(900), 200 + rng.below(600));
-        let bg = if rng.below(3) == 0 { [43, 43, 43, 0] } else { [250, 250, 250, 0] };
-        let ink = if bg[0] > 128 { [30, 30, 30, 0] } else { [220, 220, 220, 0] };
+        let bg = if rng.below(3) == 0 {
+            [43, 43, 43, 0]
+        } else {
+            [250, 250, 250, 0]
+        };
+        let ink = if bg[0] > 128 {
+            [30, 30, 30, 0]
+        } else {
+            [220, 220, 220, 0]
+        };
         fill(&mut img, wx, wy, ww, wh, bg);
         // Title bar: horizontal gradient.
         for y in wy..(wy + 28).min(H) {
@@ -89,7 +97,9 @@ fn photo() -> Vec<u8> {
         for x in 0..W {
             let (fx, fy) = (x as f32, y as f32);
             let base = [
-                (fx * 0.011).sin() * 60.0 + (fy * 0.017).cos() * 50.0 + ((fx + fy) * 0.003).sin() * 20.0,
+                (fx * 0.011).sin() * 60.0
+                    + (fy * 0.017).cos() * 50.0
+                    + ((fx + fy) * 0.003).sin() * 20.0,
                 (fx * 0.007 + 1.0).sin() * 70.0 + (fy * 0.013).sin() * 40.0,
                 ((fx - fy) * 0.009).cos() * 60.0 + (fy * 0.021 + 2.0).sin() * 45.0,
             ];

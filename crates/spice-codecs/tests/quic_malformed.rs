@@ -3,13 +3,18 @@
 use spice_codecs::quic::{self, DecodeLimits, Image, ImageType, PixelFormat, QuicError, RowOrder};
 
 fn header(ty: u32, w: u32, h: u32) -> Vec<u8> {
-    [quic::MAGIC, 0, ty, w, h].iter().flat_map(|v| v.to_le_bytes()).collect()
+    [quic::MAGIC, 0, ty, w, h]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
 }
 
 fn sample_stream(ty: ImageType) -> Vec<u8> {
     let bpp = ty.natural_format().bytes_per_pixel();
     let (w, h) = (37usize, 9usize);
-    let data: Vec<u8> = (0..w * h * bpp).map(|i| ((i * 7) ^ (i / 13)) as u8).collect();
+    let data: Vec<u8> = (0..w * h * bpp)
+        .map(|i| ((i * 7) ^ (i / 13)) as u8)
+        .collect();
     quic::encode(&Image {
         image_type: ty,
         width: w as u32,
@@ -21,34 +26,63 @@ fn sample_stream(ty: ImageType) -> Vec<u8> {
     .unwrap()
 }
 
-const TYPES: [ImageType; 5] =
-    [ImageType::Gray, ImageType::Rgb16, ImageType::Rgb24, ImageType::Rgb32, ImageType::Rgba];
+const TYPES: [ImageType; 5] = [
+    ImageType::Gray,
+    ImageType::Rgb16,
+    ImageType::Rgb24,
+    ImageType::Rgb32,
+    ImageType::Rgba,
+];
 
 #[test]
 fn header_errors() {
-    assert_eq!(quic::decode_header(&[0; 19]), Err(QuicError::HeaderTruncated(19)));
+    assert_eq!(
+        quic::decode_header(&[0; 19]),
+        Err(QuicError::HeaderTruncated(19))
+    );
     let mut bad = header(4, 1, 1);
     bad[0] = b'X';
-    assert!(matches!(quic::decode_header(&bad), Err(QuicError::BadMagic(_))));
+    assert!(matches!(
+        quic::decode_header(&bad),
+        Err(QuicError::BadMagic(_))
+    ));
     let mut bad = header(4, 1, 1);
     bad[4] = 1;
     assert_eq!(quic::decode_header(&bad), Err(QuicError::BadVersion(1)));
-    assert_eq!(quic::decode_header(&header(0, 1, 1)), Err(QuicError::BadImageType(0)));
-    assert_eq!(quic::decode_header(&header(6, 1, 1)), Err(QuicError::BadImageType(6)));
+    assert_eq!(
+        quic::decode_header(&header(0, 1, 1)),
+        Err(QuicError::BadImageType(0))
+    );
+    assert_eq!(
+        quic::decode_header(&header(6, 1, 1)),
+        Err(QuicError::BadImageType(6))
+    );
     assert_eq!(
         quic::decode_header(&header(4, 0, 5)),
-        Err(QuicError::BadDimensions { width: 0, height: 5 })
+        Err(QuicError::BadDimensions {
+            width: 0,
+            height: 5
+        })
     );
     assert_eq!(
         quic::decode_header(&header(4, 5, 0)),
-        Err(QuicError::BadDimensions { width: 5, height: 0 })
+        Err(QuicError::BadDimensions {
+            width: 5,
+            height: 0
+        })
     );
     assert_eq!(
         quic::decode_header(&header(4, 1 << 15, 1 << 14)),
-        Err(QuicError::BadDimensions { width: 1 << 15, height: 1 << 14 })
+        Err(QuicError::BadDimensions {
+            width: 1 << 15,
+            height: 1 << 14
+        })
     );
     let ok = quic::decode_header(&header(5, 640, 480)).unwrap();
-    assert_eq!((ok.image_type, ok.width, ok.height), (ImageType::Rgba, 640, 480));
+    assert_eq!(
+        (ok.image_type, ok.width, ok.height),
+        (ImageType::Rgba, 640, 480)
+    );
 }
 
 #[test]
@@ -56,19 +90,32 @@ fn caps_are_checked_before_allocation() {
     // Declares 16384 x 16384 (2^28 pixels, below the reference limit) with no data.
     let mut s = header(4, 1 << 14, 1 << 14);
     s.extend_from_slice(&[0; 8]);
-    let limits = DecodeLimits { max_pixels: 1 << 20, max_bytes: 1 << 22 };
+    let limits = DecodeLimits {
+        max_pixels: 1 << 20,
+        max_bytes: 1 << 22,
+    };
     assert!(matches!(
         quic::decode_to_vec(&s, PixelFormat::Rgb32, &limits),
         Err(QuicError::TooLarge { pixels, .. }) if pixels == 1 << 28
     ));
-    let limits = DecodeLimits { max_pixels: 1 << 30, max_bytes: 1 << 20 };
+    let limits = DecodeLimits {
+        max_pixels: 1 << 30,
+        max_bytes: 1 << 20,
+    };
     assert!(matches!(
         quic::decode_to_vec(&s, PixelFormat::Rgb32, &limits),
         Err(QuicError::TooLarge { .. })
     ));
     let mut out = [0u8; 64];
     assert!(matches!(
-        quic::decode(&s, &mut out, 1 << 16, PixelFormat::Rgb32, RowOrder::TopDown, &limits),
+        quic::decode(
+            &s,
+            &mut out,
+            1 << 16,
+            PixelFormat::Rgb32,
+            RowOrder::TopDown,
+            &limits
+        ),
         Err(QuicError::BufferTooSmall { .. })
     ));
 }
@@ -79,14 +126,36 @@ fn caller_buffer_errors() {
     let limits = DecodeLimits::default();
     let mut out = vec![0u8; 37 * 4 * 9];
     assert!(matches!(
-        quic::decode(&s, &mut out, 37 * 4 - 1, PixelFormat::Rgb32, RowOrder::TopDown, &limits),
+        quic::decode(
+            &s,
+            &mut out,
+            37 * 4 - 1,
+            PixelFormat::Rgb32,
+            RowOrder::TopDown,
+            &limits
+        ),
         Err(QuicError::StrideTooSmall { .. })
     ));
     assert!(matches!(
-        quic::decode(&s, &mut out[1..], 37 * 4, PixelFormat::Rgb32, RowOrder::TopDown, &limits),
+        quic::decode(
+            &s,
+            &mut out[1..],
+            37 * 4,
+            PixelFormat::Rgb32,
+            RowOrder::TopDown,
+            &limits
+        ),
         Err(QuicError::BufferTooSmall { .. })
     ));
-    quic::decode(&s, &mut out, 37 * 4, PixelFormat::Rgb32, RowOrder::TopDown, &limits).unwrap();
+    quic::decode(
+        &s,
+        &mut out,
+        37 * 4,
+        PixelFormat::Rgb32,
+        RowOrder::TopDown,
+        &limits,
+    )
+    .unwrap();
     // Encoder input checks.
     let image = Image {
         image_type: ImageType::Rgb24,
@@ -96,9 +165,18 @@ fn caller_buffer_errors() {
         row_order: RowOrder::TopDown,
         data: &[0; 23],
     };
-    assert!(matches!(quic::encode(&image), Err(QuicError::BufferTooSmall { needed: 24, got: 23 })));
     assert!(matches!(
-        quic::encode(&Image { stride: 11, ..image }),
+        quic::encode(&image),
+        Err(QuicError::BufferTooSmall {
+            needed: 24,
+            got: 23
+        })
+    ));
+    assert!(matches!(
+        quic::encode(&Image {
+            stride: 11,
+            ..image
+        }),
         Err(QuicError::StrideTooSmall { .. })
     ));
     assert!(matches!(
@@ -125,8 +203,9 @@ fn every_truncation_is_an_error() {
 fn runs_stream(ty: ImageType) -> Vec<u8> {
     let bpp = ty.natural_format().bytes_per_pixel();
     let (w, h) = (40usize, 6usize);
-    let data: Vec<u8> =
-        (0..w * h).flat_map(|i| std::iter::repeat_n(((i % w) / 9 * 40) as u8, bpp)).collect();
+    let data: Vec<u8> = (0..w * h)
+        .flat_map(|i| std::iter::repeat_n(((i % w) / 9 * 40) as u8, bpp))
+        .collect();
     quic::encode(&Image {
         image_type: ty,
         width: w as u32,
@@ -157,8 +236,15 @@ fn corrupted_streams_never_panic() {
             }
         }
     }
-    for kind in [QuicError::Truncated, QuicError::RunTooLong, QuicError::BadResidual] {
-        assert!(seen.contains(&kind), "no single-bit flip produced {kind:?}; saw {seen:?}");
+    for kind in [
+        QuicError::Truncated,
+        QuicError::RunTooLong,
+        QuicError::BadResidual,
+    ] {
+        assert!(
+            seen.contains(&kind),
+            "no single-bit flip produced {kind:?}; saw {seen:?}"
+        );
     }
 }
 
@@ -180,7 +266,8 @@ fn garbage_payloads_never_panic() {
 
 #[test]
 fn fuzz_corpus_replays() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/quic_decode");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/quic_decode");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();

@@ -4,8 +4,13 @@
 use proptest::prelude::*;
 use spice_codecs::quic::{self, DecodeLimits, Image, ImageType, PixelFormat, RowOrder};
 
-const TYPES: [ImageType; 5] =
-    [ImageType::Gray, ImageType::Rgb16, ImageType::Rgb24, ImageType::Rgb32, ImageType::Rgba];
+const TYPES: [ImageType; 5] = [
+    ImageType::Gray,
+    ImageType::Rgb16,
+    ImageType::Rgb24,
+    ImageType::Rgb32,
+    ImageType::Rgba,
+];
 
 /// Bytes that the decoder cannot reproduce: bit 15 of RGB16 pixels, X of RGB32 pixels.
 fn significant(ty: ImageType, byte_index: usize) -> u8 {
@@ -50,7 +55,15 @@ fn make_pixels(ty: ImageType, width: usize, height: usize, kind: u8, seed: u64) 
     out
 }
 
-fn round_trip(ty: ImageType, width: usize, height: usize, pad: usize, order: RowOrder, kind: u8, seed: u64) {
+fn round_trip(
+    ty: ImageType,
+    width: usize,
+    height: usize,
+    pad: usize,
+    order: RowOrder,
+    kind: u8,
+    seed: u64,
+) {
     let format = ty.natural_format();
     let bpp = format.bytes_per_pixel();
     let row = width * bpp;
@@ -76,13 +89,28 @@ fn round_trip(ty: ImageType, width: usize, height: usize, pad: usize, order: Row
     let stream = quic::encode(&image).unwrap();
     assert_eq!(stream.len() % 4, 0);
     // The same image, tightly packed and top-down, codes to the same bytes.
-    let tight_image = Image { stride: row, row_order: RowOrder::TopDown, data: &tight, ..image };
+    let tight_image = Image {
+        stride: row,
+        row_order: RowOrder::TopDown,
+        data: &tight,
+        ..image
+    };
     assert_eq!(quic::encode(&tight_image).unwrap(), stream);
 
     let mut out = vec![0u8; stride * height];
-    let header =
-        quic::decode(&stream, &mut out, stride, format, order, &DecodeLimits::default()).unwrap();
-    assert_eq!((header.image_type, header.width, header.height), (ty, width as u32, height as u32));
+    let header = quic::decode(
+        &stream,
+        &mut out,
+        stride,
+        format,
+        order,
+        &DecodeLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        (header.image_type, header.width, header.height),
+        (ty, width as u32, height as u32)
+    );
     for y in 0..height {
         let at = match order {
             RowOrder::TopDown => y,
@@ -98,13 +126,26 @@ fn round_trip(ty: ImageType, width: usize, height: usize, pad: usize, order: Row
 }
 
 fn order_of(b: bool) -> RowOrder {
-    if b { RowOrder::BottomUp } else { RowOrder::TopDown }
+    if b {
+        RowOrder::BottomUp
+    } else {
+        RowOrder::TopDown
+    }
 }
 
 #[test]
 fn awkward_sizes_every_type() {
     for ty in TYPES {
-        for (w, h) in [(1, 1), (2, 2), (3, 3), (1, 7), (7, 1), (5, 4), (33, 3), (4097, 3)] {
+        for (w, h) in [
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (1, 7),
+            (7, 1),
+            (5, 4),
+            (33, 3),
+            (4097, 3),
+        ] {
             for kind in 0..3 {
                 round_trip(ty, w, h, 0, RowOrder::TopDown, kind, (w * 31 + h) as u64);
                 round_trip(ty, w, h, 3, RowOrder::BottomUp, kind, (w * 17 + h) as u64);
@@ -140,7 +181,11 @@ fn rgb16_and_gray_to_display_formats() {
         let (_, rgb32) = quic::decode_to_vec(&stream, PixelFormat::Rgb32, &limits).unwrap();
         let (_, rgb24) = quic::decode_to_vec(&stream, PixelFormat::Rgb24, &limits).unwrap();
         let (_, rgba) = quic::decode_to_vec(&stream, PixelFormat::Rgba, &limits).unwrap();
-        for ((p32, p24), pa) in rgb32.chunks_exact(4).zip(rgb24.chunks_exact(3)).zip(rgba.chunks_exact(4)) {
+        for ((p32, p24), pa) in rgb32
+            .chunks_exact(4)
+            .zip(rgb24.chunks_exact(3))
+            .zip(rgba.chunks_exact(4))
+        {
             assert_eq!(&p32[..3], p24);
             assert_eq!(&pa[..3], p24);
             assert_eq!(p32[3], 0);
