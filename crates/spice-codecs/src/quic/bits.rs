@@ -70,6 +70,30 @@ pub(crate) struct RowWriter<'a> {
 }
 
 impl RowWriter<'_> {
+    /// A copy of this writer in locals (for a loop that must not see it through a
+    /// pointer); hand its state back with [`Self::absorb`].
+    #[inline(always)]
+    pub(crate) fn local(&mut self) -> RowWriter<'_> {
+        RowWriter {
+            out: &mut *self.out,
+            pos: self.pos,
+            acc: self.acc,
+            nbits: self.nbits,
+        }
+    }
+
+    /// Takes back the state of a writer made by [`Self::local`].
+    #[inline(always)]
+    pub(crate) fn absorb(&mut self, (pos, acc, nbits): (usize, u64, u32)) {
+        (self.pos, self.acc, self.nbits) = (pos, acc, nbits);
+    }
+
+    /// The position state, for [`Self::absorb`].
+    #[inline(always)]
+    pub(crate) fn state(&self) -> (usize, u64, u32) {
+        (self.pos, self.acc, self.nbits)
+    }
+
     /// Appends the low `len` bits of `code`; `len <= 32` and no bit of `code` at or
     /// above `len` may be set.
     ///
@@ -121,6 +145,21 @@ impl BitReader {
         }
     }
 
+    /// A cursor over this reader in locals; store its position back with [`Self::seek`].
+    #[inline(always)]
+    pub(crate) fn local(&self) -> BitCursor<'_> {
+        BitCursor {
+            buf: &self.buf,
+            pos: self.pos,
+        }
+    }
+
+    /// Moves to bit `pos` (from a [`BitCursor`]).
+    #[inline(always)]
+    pub(crate) fn seek(&mut self, pos: u64) {
+        self.pos = pos;
+    }
+
     /// The next 64 bits, most significant first; at least 57 of them are stream bits
     /// (or zeros past the end).
     #[inline(always)]
@@ -152,5 +191,41 @@ impl BitReader {
     /// Whether more bits were consumed than the stream holds.
     pub(crate) fn overrun(&self) -> bool {
         self.pos > self.len_bits
+    }
+}
+
+/// A read position over a [`BitReader`]'s buffer, kept in locals by the hot loops.
+pub(crate) struct BitCursor<'a> {
+    buf: &'a [u8],
+    pub(crate) pos: u64,
+}
+
+impl BitCursor<'_> {
+    /// The next 64 bits, most significant first; at least 57 of them are stream bits
+    /// (or zeros past the end).
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> u64 {
+        let byte = (self.pos >> 3) as usize;
+        match self.buf.get(byte..byte + 8) {
+            Some(s) => {
+                u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+                    << (self.pos & 7)
+            }
+            None => 0,
+        }
+    }
+
+    /// Drops `n` bits.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        self.pos += u64::from(n);
+    }
+
+    /// Reads `n` bits, `1 <= n <= 32`.
+    #[inline(always)]
+    pub(crate) fn read(&mut self, n: u32) -> u32 {
+        let v = (self.peek() >> (64 - n)) as u32;
+        self.consume(n);
+        v
     }
 }

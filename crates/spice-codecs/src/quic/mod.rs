@@ -370,8 +370,10 @@ pub fn encode_into(image: &Image<'_>, out: &mut Vec<u8>) -> Result<usize> {
         ImageType::Rgb32 => {
             let mut p = Plane::<4, 3, 8>::new(wd);
             for row in rows {
+                // X is ignored: clear it so pixel compares see B, G, R only.
                 for (d, s) in p.cur.iter_mut().zip(row.chunks_exact(4)) {
-                    *d = [s[0], s[1], s[2], 0];
+                    let v = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) & 0x00ff_ffff;
+                    *d = v.to_le_bytes();
                 }
                 p.encode_row(&mut w);
                 p.next_row();

@@ -1,6 +1,6 @@
 //! Row coding of one plane: the channels that share one adaptation [`State`].
 
-use super::bits::{BitReader, BitWriter, RowWriter};
+use super::bits::{BitCursor, BitReader, BitWriter, RowWriter};
 use super::model::{Model, State, family, update_bucket};
 use super::{QuicError, Result};
 
@@ -101,6 +101,10 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let px = cur[i];
         let ctx = corr[i];
         let mut res = [0u8; S];
+        // The pixel's codewords, concatenated while they fit in 32 bits (the usual
+        // case), so most pixels cost one write.
+        let mut bits = 0u32;
+        let mut len = 0u32;
         for (c, model) in models.iter().enumerate() {
             let k = Self::byte(c);
             let pred = Self::predict::<FIRST, X0>(prev, cur, i, k);
@@ -108,9 +112,18 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             let m = fam.u2l[e as usize];
             let b = usize::from(fam.bucket_of[usize::from(ctx[k])]);
             let code = fam.codes[(model.buckets[b & 7].best & 7) as usize][usize::from(m)];
-            w.put(code & 0xffff, code >> 16);
+            let (cbits, clen) = (code & 0xffff, code >> 16);
+            if len + clen <= 32 {
+                bits = ((u64::from(bits) << clen) as u32) | cbits;
+                len += clen;
+            } else {
+                w.put(bits, len);
+                bits = cbits;
+                len = clen;
+            }
             res[k] = m;
         }
+        w.put(bits, len);
         corr[i + 1] = res;
     }
 
@@ -160,7 +173,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
         w.with_row(max_bytes, |w| {
             let _ = state.for_each_segment(width, |st, begin, end, waitmask| {
-                Self::encode_segment::<FIRST>(st, models, corr, prev, cur, w, begin, end, waitmask);
+                let mut lw = w.local();
+                Self::encode_segment::<FIRST>(
+                    st, models, corr, prev, cur, &mut lw, begin, end, waitmask,
+                );
+                let state = lw.state();
+                w.absorb(state);
                 Ok(())
             });
         });
@@ -241,25 +259,32 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         cur: &mut [[u8; S]],
         corr: &mut [[u8; S]],
         models: &[Model; C],
-        r: &mut BitReader,
+        r: &mut BitCursor<'_>,
         i: usize,
     ) -> Result<()> {
         let fam = family::<BPC>();
         let ctx = corr[i];
         let mut px = [0u8; S];
         let mut res = [0u8; S];
+        // One 64-bit look-ahead serves several codewords (>= 57 valid bits, a codeword
+        // is <= 26): re-read only when fewer than 26 unread bits remain in it.
+        let mut bits = r.peek();
+        let mut used = 0u32;
         for (c, model) in models.iter().enumerate() {
             let k = Self::byte(c);
+            if used > 57 - 26 {
+                r.consume(used);
+                bits = r.peek();
+                used = 0;
+            }
             let b = usize::from(fam.bucket_of[usize::from(ctx[k])]);
             let l = model.buckets[b & 7].best & 7;
-            let bits = r.peek();
             let z = bits.leading_zeros();
-            let m = if z < fam.alt[l as usize] {
+            let (m, len) = if z < fam.alt[l as usize] {
                 // Golomb-Rice: z zeros, a one, l low bits.
                 let len = z + 1 + l;
                 let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
-                r.consume(len);
-                (z << l) | low
+                ((z << l) | low, len)
             } else {
                 // Escape: alt zeros and the suffix, one field of esc_len bits.
                 let len = fam.esc_len[l as usize];
@@ -267,19 +292,22 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                 if m > Self::MASK {
                     return Err(QuicError::BadResidual);
                 }
-                r.consume(len);
-                m
+                (m, len)
             };
+            bits <<= len;
+            used += len;
             res[k] = m as u8;
             let pred = Self::predict::<FIRST, X0>(prev, cur, i, k);
             px[k] = ((u32::from(fam.l2u[m as usize]) + pred) & Self::MASK) as u8;
         }
+        r.consume(used);
         corr[i + 1] = res;
         cur[i] = px;
         Ok(())
     }
 
-    fn decode_run(state: &mut State, r: &mut BitReader, max: usize) -> Result<usize> {
+    #[inline(always)]
+    fn decode_run(state: &mut State, r: &mut BitCursor<'_>, max: usize) -> Result<usize> {
         let mut n = 0usize;
         loop {
             let ones = (!r.peek()).leading_zeros().min(32);
@@ -332,7 +360,13 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let width = cur.len();
         let prev = &prev[..];
         state.for_each_segment(width, |st, begin, end, waitmask| {
-            Self::decode_segment::<FIRST>(st, models, corr, prev, cur, r, begin, end, waitmask)
+            let mut lr = r.local();
+            let result = Self::decode_segment::<FIRST>(
+                st, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+            );
+            let pos = lr.pos;
+            r.seek(pos);
+            result
         })
     }
 
@@ -344,7 +378,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
-        r: &mut BitReader,
+        r: &mut BitCursor<'_>,
         mut i: usize,
         end: usize,
         waitmask: u32,
