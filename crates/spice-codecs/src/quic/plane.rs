@@ -254,6 +254,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     // ----- decoder -----
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn decode_pixel<const FIRST: bool, const X0: bool>(
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
@@ -261,9 +262,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         models: &[Model; C],
         r: &mut BitCursor<'_>,
         i: usize,
+        left: &mut [u8; S],
+        ctx: &mut [u8; S],
     ) -> Result<()> {
+        // `left` and `ctx` carry pixel i - 1 and its residuals (or the stale slot after a
+        // run) in registers, so the next pixel does not wait on a store to memory.
         let fam = family::<BPC>();
-        let ctx = corr[i];
         let mut px = [0u8; S];
         let mut res = [0u8; S];
         // One 64-bit look-ahead serves several codewords (>= 57 valid bits, a codeword
@@ -297,12 +301,19 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             bits <<= len;
             used += len;
             res[k] = m as u8;
-            let pred = Self::predict::<FIRST, X0>(prev, cur, i, k);
+            let pred = match (FIRST, X0) {
+                (true, true) => 0,
+                (true, false) => u32::from(left[k]),
+                (false, true) => u32::from(prev[0][k]),
+                (false, false) => (u32::from(left[k]) + u32::from(prev[i][k])) >> 1,
+            };
             px[k] = ((u32::from(fam.l2u[m as usize]) + pred) & Self::MASK) as u8;
         }
         r.consume(used);
         corr[i + 1] = res;
         cur[i] = px;
+        *left = px;
+        *ctx = res;
         Ok(())
     }
 
@@ -385,8 +396,10 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     ) -> Result<()> {
         let mut run_index = 0;
         let mut stop;
+        let mut left = [0u8; S];
+        let mut ctx = corr[i];
         if i == 0 {
-            Self::decode_pixel::<FIRST, true>(prev, cur, corr, models, r, 0)?;
+            Self::decode_pixel::<FIRST, true>(prev, cur, corr, models, r, 0, &mut left, &mut ctx)?;
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -396,6 +409,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             i = 1;
             stop = 1 + st.waitcnt as usize;
         } else {
+            left = cur[i - 1];
             stop = i + st.waitcnt as usize;
         }
         loop {
@@ -405,7 +419,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                         if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                             break 'run;
                         }
-                        Self::decode_pixel::<FIRST, false>(prev, cur, corr, models, r, i)?;
+                        Self::decode_pixel::<FIRST, false>(
+                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                        )?;
                         i += 1;
                     }
                     Self::update_all(models, corr, stop, st.wm_trigger);
@@ -415,7 +431,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                     if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                         break 'run;
                     }
-                    Self::decode_pixel::<FIRST, false>(prev, cur, corr, models, r, i)?;
+                    Self::decode_pixel::<FIRST, false>(
+                        prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                    )?;
                     i += 1;
                 }
                 st.waitcnt = (stop - end) as u32;
@@ -424,12 +442,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             run_index = i;
             st.waitcnt = (stop - i) as u32;
             let n = Self::decode_run(st, r, end - i)?;
-            let value = cur[i - 1];
-            cur[i..i + n].fill(value);
+            cur[i..i + n].fill(left);
             i += n;
             if i == end {
                 return Ok(());
             }
+            ctx = corr[i];
             stop = i + st.waitcnt as usize;
         }
     }
