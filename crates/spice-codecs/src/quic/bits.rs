@@ -160,34 +160,6 @@ impl BitReader {
         self.pos = pos;
     }
 
-    /// The next 64 bits, most significant first; at least 57 of them are stream bits
-    /// (or zeros past the end).
-    #[inline(always)]
-    pub(crate) fn peek(&self) -> u64 {
-        let byte = (self.pos >> 3) as usize;
-        match self.buf.get(byte..byte + 8) {
-            Some(s) => {
-                u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
-                    << (self.pos & 7)
-            }
-            None => 0,
-        }
-    }
-
-    /// Drops `n` bits.
-    #[inline(always)]
-    pub(crate) fn consume(&mut self, n: u32) {
-        self.pos += u64::from(n);
-    }
-
-    /// Reads `n` bits, `1 <= n <= 32`.
-    #[inline(always)]
-    pub(crate) fn read(&mut self, n: u32) -> u32 {
-        let v = (self.peek() >> (64 - n)) as u32;
-        self.consume(n);
-        v
-    }
-
     /// Whether more bits were consumed than the stream holds.
     pub(crate) fn overrun(&self) -> bool {
         self.pos > self.len_bits

@@ -72,6 +72,8 @@ pub(crate) struct Family {
     pub(crate) lens: [[u8; 256]; 8],
     /// Context (previous residual) → bucket.
     pub(crate) bucket_of: [u8; 256],
+    /// Contexts `start..end` of each bucket (within 0..256).
+    pub(crate) bucket_range: [(u16, u16); 8],
     /// Modular residual → zig-zag mapped residual.
     pub(crate) u2l: [u8; 256],
     /// Zig-zag mapped residual → modular residual.
@@ -94,6 +96,7 @@ const fn build_family(bpc: u32) -> Family {
         codes: [[0; 256]; 8],
         lens: [[0; 256]; 8],
         bucket_of: [0; 256],
+        bucket_range: [(0, 0); 8],
         u2l: [0; 256],
         l2u: [0; 256],
     };
@@ -126,7 +129,12 @@ const fn build_family(bpc: u32) -> Family {
     let mut ctx = 0;
     while ctx < 256 {
         let lg = 31 - (ctx + 1u32).leading_zeros();
-        f.bucket_of[ctx as usize] = if lg < nbuckets - 1 { lg } else { nbuckets - 1 } as u8;
+        let b = if lg < nbuckets - 1 { lg } else { nbuckets - 1 };
+        f.bucket_of[ctx as usize] = b as u8;
+        if f.bucket_range[b as usize].1 == 0 {
+            f.bucket_range[b as usize].0 = ctx as u16;
+        }
+        f.bucket_range[b as usize].1 = ctx as u16 + 1;
         ctx += 1;
     }
     let mut e = 0;
@@ -163,6 +171,9 @@ pub(crate) struct Bucket {
 #[derive(Clone, Copy)]
 pub(crate) struct Model {
     pub(crate) buckets: [Bucket; 8],
+    /// `buckets[bucket_of[ctx]].best` for every context, kept in step by
+    /// [`Model::update`], so coding a value costs one lookup.
+    pub(crate) best_of: [u8; 256],
 }
 
 impl Model {
@@ -172,6 +183,21 @@ impl Model {
                 counters: [0; 8],
                 best: bpc - 1,
             }; 8],
+            best_of: [(bpc - 1) as u8; 256],
+        }
+    }
+
+    /// Updates the bucket of context `ctx` with the residual `m` just coded.
+    #[inline(always)]
+    pub(crate) fn update<const BPC: u32>(&mut self, ctx: u8, m: u8, trigger: u32) {
+        let fam = family::<BPC>();
+        let b = usize::from(fam.bucket_of[usize::from(ctx)] & 7);
+        let bucket = &mut self.buckets[b];
+        let old = bucket.best;
+        update_bucket::<BPC>(bucket, m, trigger);
+        if bucket.best != old {
+            let (start, end) = fam.bucket_range[b];
+            self.best_of[usize::from(start)..usize::from(end)].fill(bucket.best as u8);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Row coding of one plane: the channels that share one adaptation [`State`].
 
 use super::bits::{BitCursor, BitReader, BitWriter, RowWriter};
-use super::model::{Model, State, family, update_bucket};
+use super::model::{Model, State, family};
 use super::{QuicError, Result};
 
 /// One plane: the channels coded with one [`State`] (R,G,B; gray; or alpha), their
@@ -52,11 +52,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
 
     #[inline(always)]
     fn update_all(models: &mut [Model; C], corr: &[[u8; S]], x: usize, trigger: u32) {
-        let fam = family::<BPC>();
         for (c, model) in models.iter_mut().enumerate() {
             let k = Self::byte(c);
-            let b = usize::from(fam.bucket_of[usize::from(corr[x][k])]);
-            update_bucket::<BPC>(&mut model.buckets[b & 7], corr[x + 1][k], trigger);
+            model.update::<BPC>(corr[x][k], corr[x + 1][k], trigger);
         }
     }
 
@@ -110,8 +108,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             let pred = Self::predict::<FIRST, X0>(prev, cur, i, k);
             let e = u32::from(px[k]).wrapping_sub(pred) & Self::MASK;
             let m = fam.u2l[e as usize];
-            let b = usize::from(fam.bucket_of[usize::from(ctx[k])]);
-            let code = fam.codes[(model.buckets[b & 7].best & 7) as usize][usize::from(m)];
+            let l = usize::from(model.best_of[usize::from(ctx[k])] & 7);
+            let code = fam.codes[l][usize::from(m)];
             let (cbits, clen) = (code & 0xffff, code >> 16);
             if len + clen <= 32 {
                 bits = ((u64::from(bits) << clen) as u32) | cbits;
@@ -281,8 +279,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                 bits = r.peek();
                 used = 0;
             }
-            let b = usize::from(fam.bucket_of[usize::from(ctx[k])]);
-            let l = model.buckets[b & 7].best & 7;
+            let l = u32::from(model.best_of[usize::from(ctx[k])] & 7);
             let z = bits.leading_zeros();
             let (m, len) = if z < fam.alt[l as usize] {
                 // Golomb-Rice: z zeros, a one, l low bits.
