@@ -2,6 +2,9 @@
 //! a desktop-like image (flat windows, text-like glyphs, gradients) and a photo-like one
 //! (smooth fields plus noise). Throughput counts bytes of 32-bit input/output.
 
+// criterion_group!/criterion_main! generate undocumented items.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use spice_codecs::quic::{self, DecodeLimits, Image, ImageType, PixelFormat, RowOrder};
 

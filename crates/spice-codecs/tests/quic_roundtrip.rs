@@ -41,7 +41,7 @@ fn make_pixels(ty: ImageType, width: usize, height: usize, kind: u8, seed: u64) 
                     if next() % 16 == 0 {
                         palette[(next() % 3) as usize]
                     } else {
-                        palette[((x / 5 + y / 3) % 3) as usize]
+                        palette[(x / 5 + y / 3) % 3]
                     }
                 }
                 _ => {
