@@ -1,0 +1,203 @@
+//! QUIC bit I/O: the stream is a sequence of little-endian `u32` words whose bits are
+//! filled most significant first.
+
+/// Appends codewords to a byte vector, one row at a time (see [`Self::with_row`]).
+pub(crate) struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Bytes of `out` holding complete words; anything after it is scratch.
+    pos: usize,
+    /// Pending bits in the low `nbits` bits (older bits above, possibly stale).
+    acc: u64,
+    nbits: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    /// Writes after the current end of `out`.
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        let pos = out.len();
+        Self {
+            out,
+            pos,
+            acc: 0,
+            nbits: 0,
+        }
+    }
+
+    /// Runs `f` with a [`RowWriter`] that can take at least `max_bytes` bytes of
+    /// codewords. The row writer lives in locals, so the hot loop keeps its state in
+    /// registers instead of reloading it after every byte store.
+    #[inline(always)]
+    pub(crate) fn with_row<R>(
+        &mut self,
+        max_bytes: usize,
+        f: impl FnOnce(&mut RowWriter<'_>) -> R,
+    ) -> R {
+        let need = self.pos + max_bytes + 8;
+        if self.out.len() < need {
+            let grow = need.max(self.out.len() + self.out.len() / 2);
+            self.out.resize(grow, 0);
+        }
+        let mut row = RowWriter {
+            out: &mut self.out[..need],
+            pos: self.pos,
+            acc: self.acc,
+            nbits: self.nbits,
+        };
+        let result = f(&mut row);
+        (self.pos, self.acc, self.nbits) = (row.pos, row.acc, row.nbits);
+        result
+    }
+
+    /// Pads the partial word with zeros, writes the trailing zero word and trims the
+    /// scratch from the output.
+    pub(crate) fn flush(mut self) {
+        self.with_row(8, |w| {
+            if w.nbits > 0 {
+                w.put(0, 32 - w.nbits);
+            }
+            w.put(0, 32);
+        });
+        self.out.truncate(self.pos);
+    }
+}
+
+/// The writer of one row: a slice with room for every codeword the row can produce.
+pub(crate) struct RowWriter<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+    acc: u64,
+    nbits: u32,
+}
+
+impl RowWriter<'_> {
+    /// A copy of this writer in locals (for a loop that must not see it through a
+    /// pointer); hand its state back with [`Self::absorb`].
+    #[inline(always)]
+    pub(crate) fn local(&mut self) -> RowWriter<'_> {
+        RowWriter {
+            out: &mut *self.out,
+            pos: self.pos,
+            acc: self.acc,
+            nbits: self.nbits,
+        }
+    }
+
+    /// Takes back the state of a writer made by [`Self::local`].
+    #[inline(always)]
+    pub(crate) fn absorb(&mut self, (pos, acc, nbits): (usize, u64, u32)) {
+        (self.pos, self.acc, self.nbits) = (pos, acc, nbits);
+    }
+
+    /// The position state, for [`Self::absorb`].
+    #[inline(always)]
+    pub(crate) fn state(&self) -> (usize, u64, u32) {
+        (self.pos, self.acc, self.nbits)
+    }
+
+    /// Appends the low `len` bits of `code`; `len <= 32` and no bit of `code` at or
+    /// above `len` may be set.
+    ///
+    /// Complete words are stored without a data-dependent branch: the candidate word is
+    /// always written at `pos`, and `pos` only advances when the word is complete.
+    /// [`BitWriter::with_row`] sized the slice for the row's worst case, so the index is
+    /// always in bounds.
+    #[inline(always)]
+    pub(crate) fn put(&mut self, code: u32, len: u32) {
+        debug_assert!(len <= 32 && (len == 32 || code >> len == 0));
+        self.acc = (self.acc << len) | u64::from(code);
+        self.nbits += len;
+        // nbits <= 63; when nbits >= 32 the complete word is acc >> (nbits - 32).
+        let full = self.nbits >= 32;
+        let word = (self.acc >> (self.nbits.wrapping_sub(32) & 31)) as u32;
+        self.out[self.pos..self.pos + 4].copy_from_slice(&word.to_le_bytes());
+        self.pos += 4 * usize::from(full);
+        self.nbits -= 32 * u32::from(full);
+    }
+}
+
+/// Reads codewords from a QUIC payload.
+///
+/// The payload's whole words are copied once with their bytes reversed, which turns
+/// the stream into one big-endian bit string: a peek is then a single 8-byte load.
+/// Bits past the end read as zero; [`Self::overrun`] tells whether any were consumed.
+pub(crate) struct BitReader {
+    buf: Vec<u8>,
+    /// Bits in the real payload.
+    len_bits: u64,
+    /// Bits consumed.
+    pos: u64,
+}
+
+impl BitReader {
+    /// A reader over the whole words of `data` (1-3 trailing bytes are ignored).
+    pub(crate) fn new(data: &[u8]) -> Self {
+        let words = data.chunks_exact(4);
+        let mut buf = Vec::with_capacity(data.len() + 8);
+        for w in words {
+            buf.extend_from_slice(&[w[3], w[2], w[1], w[0]]);
+        }
+        let len_bits = buf.len() as u64 * 8;
+        buf.extend_from_slice(&[0; 8]);
+        Self {
+            buf,
+            len_bits,
+            pos: 0,
+        }
+    }
+
+    /// A cursor over this reader in locals; store its position back with [`Self::seek`].
+    #[inline(always)]
+    pub(crate) fn local(&self) -> BitCursor<'_> {
+        BitCursor {
+            buf: &self.buf,
+            pos: self.pos,
+        }
+    }
+
+    /// Moves to bit `pos` (from a [`BitCursor`]).
+    #[inline(always)]
+    pub(crate) fn seek(&mut self, pos: u64) {
+        self.pos = pos;
+    }
+
+    /// Whether more bits were consumed than the stream holds.
+    pub(crate) fn overrun(&self) -> bool {
+        self.pos > self.len_bits
+    }
+}
+
+/// A read position over a [`BitReader`]'s buffer, kept in locals by the hot loops.
+pub(crate) struct BitCursor<'a> {
+    buf: &'a [u8],
+    pub(crate) pos: u64,
+}
+
+impl BitCursor<'_> {
+    /// The next 64 bits, most significant first; at least 57 of them are stream bits
+    /// (or zeros past the end).
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> u64 {
+        let byte = (self.pos >> 3) as usize;
+        match self.buf.get(byte..byte + 8) {
+            Some(s) => {
+                u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+                    << (self.pos & 7)
+            }
+            None => 0,
+        }
+    }
+
+    /// Drops `n` bits.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        self.pos += u64::from(n);
+    }
+
+    /// Reads `n` bits, `1 <= n <= 32`.
+    #[inline(always)]
+    pub(crate) fn read(&mut self, n: u32) -> u32 {
+        let v = (self.peek() >> (64 - n)) as u32;
+        self.consume(n);
+        v
+    }
+}

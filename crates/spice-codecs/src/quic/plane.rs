@@ -1,0 +1,451 @@
+//! Row coding of one plane: the channels that share one adaptation [`State`].
+
+use super::bits::{BitCursor, BitReader, BitWriter, RowWriter};
+use super::model::{Model, State, family};
+use super::{QuicError, Result};
+
+/// One plane: the channels coded with one [`State`] (R,G,B; gray; or alpha), their
+/// models, their residual row and the current and previous rows.
+///
+/// Pixels are stored as `[u8; S]`: `S = 1` for gray and alpha, `S = 4` for R,G,B laid
+/// out as B,G,R,0 (so a whole-pixel compare is one `u32` compare and rows convert to
+/// and from BGRX memory directly). `C` channels are coded per pixel, in the order
+/// R, G, B; channel `c` lives in byte [`Self::byte`]`(c)`. `BPC` is 8 or 5.
+pub(crate) struct Plane<const S: usize, const C: usize, const BPC: u32> {
+    state: State,
+    models: [Model; C],
+    /// Residuals of the current row; slot 0 is the "x = -1" context, pixel x is slot
+    /// x + 1. Slots of run pixels keep values from earlier rows (reference behaviour).
+    corr: Vec<[u8; S]>,
+    prev: Vec<[u8; S]>,
+    /// The row being coded: filled by the caller before [`Self::encode_row`], by
+    /// [`Self::decode_row`] otherwise. Byte 3 of 4-byte pixels must be 0.
+    pub(crate) cur: Vec<[u8; S]>,
+    first_row: bool,
+}
+
+impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
+    const MASK: u32 = (1 << BPC) - 1;
+
+    pub(crate) fn new(width: usize) -> Self {
+        Self {
+            state: State::new(),
+            models: [Model::new(BPC); C],
+            corr: vec![[0; S]; width + 1],
+            prev: vec![[0; S]; width],
+            cur: vec![[0; S]; width],
+            first_row: true,
+        }
+    }
+
+    /// Byte of channel `c` (0 = R, 1 = G, 2 = B) within a stored pixel.
+    #[inline(always)]
+    const fn byte(c: usize) -> usize {
+        if S == 1 { 0 } else { 2 - c }
+    }
+
+    /// Makes the current row the previous one.
+    pub(crate) fn next_row(&mut self) {
+        core::mem::swap(&mut self.prev, &mut self.cur);
+        self.first_row = false;
+    }
+
+    #[inline(always)]
+    fn update_all(models: &mut [Model; C], corr: &[[u8; S]], x: usize, trigger: u32) {
+        for (c, model) in models.iter_mut().enumerate() {
+            let k = Self::byte(c);
+            model.update::<BPC>(corr[x][k], corr[x + 1][k], trigger);
+        }
+    }
+
+    #[inline(always)]
+    fn run_allowed<const FIRST: bool>(
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        i: usize,
+        run_index: usize,
+    ) -> bool {
+        !FIRST && i > 2 && run_index != i && prev[i - 1] == prev[i] && cur[i - 1] == cur[i - 2]
+    }
+
+    /// Prediction of channel byte `k` of pixel `i` (`X0`: `i == 0`).
+    #[inline(always)]
+    fn predict<const FIRST: bool, const X0: bool>(
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        i: usize,
+        k: usize,
+    ) -> u32 {
+        match (FIRST, X0) {
+            (true, true) => 0,
+            (true, false) => u32::from(cur[i - 1][k]),
+            (false, true) => u32::from(prev[0][k]),
+            (false, false) => (u32::from(cur[i - 1][k]) + u32::from(prev[i][k])) >> 1,
+        }
+    }
+
+    // ----- encoder -----
+
+    #[inline(always)]
+    fn encode_pixel<const FIRST: bool, const X0: bool>(
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        w: &mut RowWriter<'_>,
+        i: usize,
+    ) {
+        let fam = family::<BPC>();
+        let px = cur[i];
+        let ctx = corr[i];
+        let mut res = [0u8; S];
+        // The pixel's codewords, concatenated while they fit in 32 bits (the usual
+        // case), so most pixels cost one write.
+        let mut bits = 0u32;
+        let mut len = 0u32;
+        for (c, model) in models.iter().enumerate() {
+            let k = Self::byte(c);
+            let pred = Self::predict::<FIRST, X0>(prev, cur, i, k);
+            let e = u32::from(px[k]).wrapping_sub(pred) & Self::MASK;
+            let m = fam.u2l[e as usize];
+            let l = usize::from(model.best_of[usize::from(ctx[k])] & 7);
+            let code = fam.codes[l][usize::from(m)];
+            let (cbits, clen) = (code & 0xffff, code >> 16);
+            if len + clen <= 32 {
+                bits = ((u64::from(bits) << clen) as u32) | cbits;
+                len += clen;
+            } else {
+                w.put(bits, len);
+                bits = cbits;
+                len = clen;
+            }
+            res[k] = m;
+        }
+        w.put(bits, len);
+        corr[i + 1] = res;
+    }
+
+    #[inline(always)]
+    fn encode_run(state: &mut State, w: &mut RowWriter<'_>, mut n: usize) {
+        let mut hits = 0u32;
+        while n >= state.melcorder as usize {
+            hits += 1;
+            n -= state.melcorder as usize;
+            state.melc_up();
+        }
+        while hits >= 32 {
+            w.put(u32::MAX, 32);
+            hits -= 32;
+        }
+        if hits > 0 {
+            w.put((1u32 << hits) - 1, hits);
+        }
+        // n < melcorder = 2^melclen: a 0 terminator, then melclen bits of remainder.
+        w.put(n as u32, state.melclen + 1);
+        state.melc_down();
+    }
+
+    /// Codes the current row (`self.cur`).
+    pub(crate) fn encode_row(&mut self, w: &mut BitWriter<'_>) {
+        if self.first_row {
+            self.encode_row_as::<true>(w);
+        } else {
+            self.corr[0] = self.corr[1];
+            self.encode_row_as::<false>(w);
+        }
+    }
+
+    fn encode_row_as<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
+        let Self {
+            state,
+            models,
+            corr,
+            prev,
+            cur,
+            ..
+        } = self;
+        let width = cur.len();
+        let (prev, cur) = (&prev[..], &cur[..]);
+        // Worst case per pixel: C codewords of <= 26 bits, plus a run terminator of
+        // <= 16 bits (a run of n pixels costs <= n + 16 bits).
+        let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
+        w.with_row(max_bytes, |w| {
+            let _ = state.for_each_segment(width, |st, begin, end, waitmask| {
+                let mut lw = w.local();
+                Self::encode_segment::<FIRST>(
+                    st, models, corr, prev, cur, &mut lw, begin, end, waitmask,
+                );
+                let state = lw.state();
+                w.absorb(state);
+                Ok(())
+            });
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn encode_segment<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        w: &mut RowWriter<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+    ) {
+        let mut run_index = 0;
+        let mut stop;
+        if i == 0 {
+            Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
+            if st.waitcnt > 0 {
+                st.waitcnt -= 1;
+            } else {
+                st.waitcnt = st.tabrand() & waitmask;
+                Self::update_all(models, corr, 0, st.wm_trigger);
+            }
+            i = 1;
+            stop = 1 + st.waitcnt as usize;
+        } else {
+            stop = i + st.waitcnt as usize;
+        }
+        loop {
+            'run: {
+                while stop < end {
+                    while i <= stop {
+                        if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
+                            break 'run;
+                        }
+                        Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                        i += 1;
+                    }
+                    Self::update_all(models, corr, stop, st.wm_trigger);
+                    stop = i + (st.tabrand() & waitmask) as usize;
+                }
+                while i < end {
+                    if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
+                        break 'run;
+                    }
+                    Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                    i += 1;
+                }
+                st.waitcnt = (stop - end) as u32;
+                return;
+            }
+            // Run mode: pixels equal to their left neighbour; the model wait pauses.
+            run_index = i;
+            st.waitcnt = (stop - i) as u32;
+            let start = i;
+            let value = cur[i - 1];
+            while i < end && cur[i] == value {
+                i += 1;
+            }
+            Self::encode_run(st, w, i - start);
+            if i == end {
+                return;
+            }
+            stop = i + st.waitcnt as usize;
+        }
+    }
+
+    // ----- decoder -----
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn decode_pixel<const FIRST: bool, const X0: bool>(
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        r: &mut BitCursor<'_>,
+        i: usize,
+        left: &mut [u8; S],
+        ctx: &mut [u8; S],
+    ) -> Result<()> {
+        // `left` and `ctx` carry pixel i - 1 and its residuals (or the stale slot after a
+        // run) in registers, so the next pixel does not wait on a store to memory.
+        let fam = family::<BPC>();
+        let mut px = [0u8; S];
+        let mut res = [0u8; S];
+        // One 64-bit look-ahead serves several codewords (>= 57 valid bits, a codeword
+        // is <= 26): re-read only when fewer than 26 unread bits remain in it.
+        let mut bits = r.peek();
+        let mut used = 0u32;
+        for (c, model) in models.iter().enumerate() {
+            let k = Self::byte(c);
+            if used > 57 - 26 {
+                r.consume(used);
+                bits = r.peek();
+                used = 0;
+            }
+            let l = u32::from(model.best_of[usize::from(ctx[k])] & 7);
+            let z = bits.leading_zeros();
+            let (m, len) = if z < fam.alt[l as usize] {
+                // Golomb-Rice: z zeros, a one, l low bits.
+                let len = z + 1 + l;
+                let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
+                ((z << l) | low, len)
+            } else {
+                // Escape: alt zeros and the suffix, one field of esc_len bits.
+                let len = fam.esc_len[l as usize];
+                let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
+                if m > Self::MASK {
+                    return Err(QuicError::BadResidual);
+                }
+                (m, len)
+            };
+            bits <<= len;
+            used += len;
+            res[k] = m as u8;
+            let pred = match (FIRST, X0) {
+                (true, true) => 0,
+                (true, false) => u32::from(left[k]),
+                (false, true) => u32::from(prev[0][k]),
+                (false, false) => (u32::from(left[k]) + u32::from(prev[i][k])) >> 1,
+            };
+            px[k] = ((u32::from(fam.l2u[m as usize]) + pred) & Self::MASK) as u8;
+        }
+        r.consume(used);
+        corr[i + 1] = res;
+        cur[i] = px;
+        *left = px;
+        *ctx = res;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn decode_run(state: &mut State, r: &mut BitCursor<'_>, max: usize) -> Result<usize> {
+        let mut n = 0usize;
+        loop {
+            let ones = (!r.peek()).leading_zeros().min(32);
+            for _ in 0..ones {
+                n += state.melcorder as usize;
+                state.melc_up();
+            }
+            if n > max {
+                return Err(QuicError::RunTooLong);
+            }
+            if ones < 32 {
+                r.consume(ones + 1);
+                break;
+            }
+            r.consume(32);
+        }
+        if state.melclen > 0 {
+            n += r.read(state.melclen) as usize;
+            if n > max {
+                return Err(QuicError::RunTooLong);
+            }
+        }
+        state.melc_down();
+        Ok(n)
+    }
+
+    /// Decodes one row into `self.cur`.
+    pub(crate) fn decode_row(&mut self, r: &mut BitReader) -> Result<()> {
+        if self.first_row {
+            self.decode_row_as::<true>(r)?;
+        } else {
+            self.corr[0] = self.corr[1];
+            self.decode_row_as::<false>(r)?;
+        }
+        if r.overrun() {
+            return Err(QuicError::Truncated);
+        }
+        Ok(())
+    }
+
+    fn decode_row_as<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
+        let Self {
+            state,
+            models,
+            corr,
+            prev,
+            cur,
+            ..
+        } = self;
+        let width = cur.len();
+        let prev = &prev[..];
+        state.for_each_segment(width, |st, begin, end, waitmask| {
+            let mut lr = r.local();
+            let result = Self::decode_segment::<FIRST>(
+                st, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+            );
+            let pos = lr.pos;
+            r.seek(pos);
+            result
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_segment<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        r: &mut BitCursor<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+    ) -> Result<()> {
+        let mut run_index = 0;
+        let mut stop;
+        let mut left = [0u8; S];
+        let mut ctx = corr[i];
+        if i == 0 {
+            Self::decode_pixel::<FIRST, true>(prev, cur, corr, models, r, 0, &mut left, &mut ctx)?;
+            if st.waitcnt > 0 {
+                st.waitcnt -= 1;
+            } else {
+                st.waitcnt = st.tabrand() & waitmask;
+                Self::update_all(models, corr, 0, st.wm_trigger);
+            }
+            i = 1;
+            stop = 1 + st.waitcnt as usize;
+        } else {
+            left = cur[i - 1];
+            stop = i + st.waitcnt as usize;
+        }
+        loop {
+            'run: {
+                while stop < end {
+                    while i <= stop {
+                        if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
+                            break 'run;
+                        }
+                        Self::decode_pixel::<FIRST, false>(
+                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                        )?;
+                        i += 1;
+                    }
+                    Self::update_all(models, corr, stop, st.wm_trigger);
+                    stop = i + (st.tabrand() & waitmask) as usize;
+                }
+                while i < end {
+                    if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
+                        break 'run;
+                    }
+                    Self::decode_pixel::<FIRST, false>(
+                        prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                    )?;
+                    i += 1;
+                }
+                st.waitcnt = (stop - end) as u32;
+                return Ok(());
+            }
+            run_index = i;
+            st.waitcnt = (stop - i) as u32;
+            let n = Self::decode_run(st, r, end - i)?;
+            cur[i..i + n].fill(left);
+            i += n;
+            if i == end {
+                return Ok(());
+            }
+            ctx = corr[i];
+            stop = i + st.waitcnt as usize;
+        }
+    }
+}
