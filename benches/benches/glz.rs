@@ -1,6 +1,7 @@
 //! GLZ encode throughput on 1920x1080 32-bit images (bytes of 32-bit input):
-#![allow(missing_docs)] // criterion_group! generates undocumented items
 //! a first frame into an empty dictionary, and a repeated frame.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spice_codecs::glz::{GlzDictionary, GlzInput, GlzWindow};
@@ -15,7 +16,14 @@ const W: usize = 1920;
 const H: usize = 1080;
 
 fn input(img: &[u8]) -> GlzInput<'_> {
-    GlzInput { image_type: LzImageType::Rgb32, width: W as u32, height: H as u32, stride: W * 4, top_down: true, data: img }
+    GlzInput {
+        image_type: LzImageType::Rgb32,
+        width: W as u32,
+        height: H as u32,
+        stride: W * 4,
+        top_down: true,
+        data: img,
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -41,7 +49,11 @@ fn bench(c: &mut Criterion) {
             d.encode(0, &input(black_box(&desk)), &mut out).unwrap();
         })
     });
-    eprintln!("glz desktop: first {} bytes, repeat {} bytes", first.len(), out.len());
+    eprintln!(
+        "glz desktop: first {} bytes, repeat {} bytes",
+        first.len(),
+        out.len()
+    );
     // Decode of the first frame.
     g.bench_function("decode_first/desktop", |b| {
         b.iter(|| {

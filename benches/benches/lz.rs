@@ -1,4 +1,5 @@
 //! LZ encode/decode throughput on 1920x1080 32-bit images (bytes of 32-bit input).
+
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -29,7 +30,11 @@ pub fn desktop() -> Vec<u8> {
                 let gx = (x - 200) % 9;
                 let gy = (y - 100) % 16;
                 let glyph = (x / 9 * 31 + y / 16 * 17) % 7;
-                if gy < 11 && gx < 7 && (gx * 3 + gy + glyph) % 5 == 0 { (20, 20, 20) } else { (255, 255, 255) }
+                if gy < 11 && gx < 7 && (gx * 3 + gy + glyph) % 5 == 0 {
+                    (20, 20, 20)
+                } else {
+                    (255, 255, 255)
+                }
             } else if (1000..1800).contains(&x) && (150..600).contains(&y) {
                 ((x / 40 * 20) as u8, (y / 30 * 15) as u8, 128)
             } else {
@@ -44,7 +49,11 @@ pub fn desktop() -> Vec<u8> {
         for y in y0..y0 + 48 {
             for x in x0..x0 + 48 {
                 let v = xorshift(&mut s);
-                img[(y * W + x) * 4..][..3].copy_from_slice(&[v as u8, (v >> 8) as u8, (v >> 16) as u8]);
+                img[(y * W + x) * 4..][..3].copy_from_slice(&[
+                    v as u8,
+                    (v >> 8) as u8,
+                    (v >> 16) as u8,
+                ]);
             }
         }
     }
@@ -79,12 +88,35 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((W * H * 4) as u64));
     for (name, img) in [("desktop", desktop()), ("photo", photo())] {
         let mut enc = Vec::with_capacity(W * H * 4);
-        lz::encode_image(LzImageType::Rgb32, W as u32, H as u32, (W * 4) as u32, true, &img, &mut enc).unwrap();
-        eprintln!("lz {name}: {} -> {} bytes ({:.2}:1)", img.len(), enc.len(), img.len() as f64 / enc.len() as f64);
+        lz::encode_image(
+            LzImageType::Rgb32,
+            W as u32,
+            H as u32,
+            (W * 4) as u32,
+            true,
+            &img,
+            &mut enc,
+        )
+        .unwrap();
+        eprintln!(
+            "lz {name}: {} -> {} bytes ({:.2}:1)",
+            img.len(),
+            enc.len(),
+            img.len() as f64 / enc.len() as f64
+        );
         g.bench_function(format!("encode/{name}"), |b| {
             b.iter(|| {
                 enc.clear();
-                lz::encode_image(LzImageType::Rgb32, W as u32, H as u32, (W * 4) as u32, true, black_box(&img), &mut enc).unwrap();
+                lz::encode_image(
+                    LzImageType::Rgb32,
+                    W as u32,
+                    H as u32,
+                    (W * 4) as u32,
+                    true,
+                    black_box(&img),
+                    &mut enc,
+                )
+                .unwrap();
             })
         });
         let mut out = vec![0u8; W * H * 4];

@@ -490,8 +490,7 @@ impl GlzDictionary {
                             } else {
                                 P::match_len(&rimg.data, roff, d, ip, max)
                             };
-                            if len >= P::GLZ_MIN && len * P::LIT_BYTES >= ref_size(pofs, idist) + 1
-                            {
+                            if len >= P::GLZ_MIN && len * P::LIT_BYTES > ref_size(pofs, idist) {
                                 best = Some((len, pofs, idist));
                             }
                         }

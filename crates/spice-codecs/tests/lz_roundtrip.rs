@@ -80,6 +80,7 @@ fn check_native(t: LzImageType, w: u32, raw: &[u8], out: &[u8]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn round_trip(
     t: LzImageType,
     w: u32,
