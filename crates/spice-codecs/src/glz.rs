@@ -1,1 +1,1079 @@
-//! (to be written)
+//! GLZ ("global LZ"): LZ whose matches may also point into earlier images of a
+//! dictionary shared by all display channels of a client (`codecs.md` §5).
+//!
+//! - [`GlzDictionary`]: the server's per-client dictionary: a window of recent
+//!   images measured in pixels, the match hash table and the image ids.
+//!   **Ownership**: one dictionary per client, shared by that client's display
+//!   channels. Use [`SharedGlzDictionary`] (`Arc<Mutex<GlzDictionary>>`) and one
+//!   [`GlzEncoder`] per channel: an encoder holds the lock for the duration of
+//!   one image, so images of several channels are serialised and every image is
+//!   coded against a consistent window (ids are assigned in lock order). A
+//!   single-threaded user may call [`GlzDictionary::encode`] on a `&mut`.
+//!   Images leaving the window are reported by [`GlzDictionary::take_evicted`]
+//!   so the server can release what it kept for them.
+//! - [`GlzWindow`]: the client's window of decoded images (one per session,
+//!   shared by its display channels). [`GlzWindow::decode`] returns
+//!   [`GlzError::MissingImage`] when the stream refers to an image that has not
+//!   arrived yet (images of different channels can arrive out of order): the
+//!   window is unchanged and the caller retries after decoding that image.
+//! - [`GlzHeader`]: the 33-byte big-endian header.
+//!
+//! Supported image types: RGB16, RGB24, RGB32 and RGBA (the server uses GLZ
+//! only for these). Decoded images are 32 bits per pixel (B,G,R,X or B,G,R,A).
+
+use crate::lz::{
+    self, AlphaPx, LZ_MAGIC, LZ_VERSION, LzError, LzImageType, Pixel, Reader, Rgb16Px, Rgb24Px,
+    Rgb32Px,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+/// Largest dictionary window (pixels), `LZ_MAX_WINDOW_SIZE`.
+pub const MAX_WINDOW_PIXELS: usize = 1 << 25;
+/// Largest pixel offset a token can carry (exclusive).
+const MAX_PIXEL_OFS: usize = 1 << 25;
+/// Largest image distance a token can carry.
+const MAX_IMAGE_DIST: u64 = (1 << 24) - 1;
+const HASH_LOG: u32 = 20;
+const HASH_SIZE: usize = 1 << HASH_LOG;
+const HASH_MASK: u32 = (HASH_SIZE as u32) - 1;
+const EMPTY: u64 = u64::MAX;
+
+/// Errors of GLZ encoding and decoding.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GlzError {
+    /// Header or token error shared with LZ.
+    #[error(transparent)]
+    Lz(#[from] LzError),
+    /// The image type cannot be used with GLZ here.
+    #[error("GLZ does not support {0:?} images")]
+    UnsupportedType(LzImageType),
+    /// Bad numeric type in the header.
+    #[error("invalid GLZ image type {0}")]
+    BadImageType(u8),
+    /// The image is larger than the window or the caller's cap.
+    #[error("GLZ image of {pixels} pixels is over the limit of {limit}")]
+    TooLarge {
+        /// Pixels in the image.
+        pixels: u64,
+        /// Limit applied.
+        limit: u64,
+    },
+    /// The stream refers to an image that has not been decoded yet: wait for
+    /// it, decode it, then decode this stream again.
+    #[error("GLZ image {id} refers to image {missing} that has not arrived")]
+    MissingImage {
+        /// Image being decoded.
+        id: u64,
+        /// Image it needs.
+        missing: u64,
+    },
+    /// The stream refers to an image the window has already released.
+    #[error("GLZ image {id} refers to released image {released}")]
+    ReleasedImage {
+        /// Image being decoded.
+        id: u64,
+        /// Image it needs.
+        released: u64,
+    },
+    /// A reference into another image is invalid (distance past image 0,
+    /// different pixel size, or out of that image's pixels).
+    #[error("GLZ image {id}: bad reference at byte {at}")]
+    BadReference {
+        /// Image being decoded.
+        id: u64,
+        /// Offset of the token in the stream.
+        at: usize,
+    },
+    /// The dictionary window size is zero or over 2^25 pixels.
+    #[error("bad GLZ window size {0}")]
+    BadWindow(usize),
+}
+
+/// The 33-byte big-endian GLZ header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlzHeader {
+    /// Image type (low 4 bits of byte 8).
+    pub image_type: LzImageType,
+    /// Top-down flag (bit 4 of byte 8).
+    pub top_down: bool,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in rows.
+    pub height: u32,
+    /// Stride in bytes of the source bitmap.
+    pub stride: u32,
+    /// Image id within the dictionary.
+    pub id: u64,
+    /// `id - id of the oldest image still in the window`.
+    pub win_head_dist: u32,
+}
+
+impl GlzHeader {
+    /// Size on the wire.
+    pub const SIZE: usize = 33;
+
+    /// Parses a header; checks magic, version and type.
+    pub fn parse(data: &[u8]) -> Result<Self, GlzError> {
+        if data.len() < Self::SIZE {
+            return Err(LzError::ShortHeader(data.len()).into());
+        }
+        let w = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+        if w(0) != LZ_MAGIC {
+            return Err(LzError::BadMagic(w(0)).into());
+        }
+        if w(4) != LZ_VERSION {
+            return Err(LzError::BadVersion(w(4)).into());
+        }
+        let t = data[8] & 0x0f;
+        let image_type = LzImageType::from_u32(u32::from(t)).ok_or(GlzError::BadImageType(t))?;
+        Ok(GlzHeader {
+            image_type,
+            top_down: data[8] & 0x10 != 0,
+            width: w(9),
+            height: w(13),
+            stride: w(17),
+            id: u64::from(w(21)) << 32 | u64::from(w(25)),
+            win_head_dist: w(29),
+        })
+    }
+
+    /// Appends the header to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&LZ_MAGIC.to_be_bytes());
+        out.extend_from_slice(&LZ_VERSION.to_be_bytes());
+        out.push((self.image_type as u8 & 0x0f) | if self.top_down { 0x10 } else { 0 });
+        out.extend_from_slice(&self.width.to_be_bytes());
+        out.extend_from_slice(&self.height.to_be_bytes());
+        out.extend_from_slice(&self.stride.to_be_bytes());
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&self.win_head_dist.to_be_bytes());
+    }
+
+    /// Pixels of the image.
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+fn check_type(t: LzImageType) -> Result<(), GlzError> {
+    match t {
+        LzImageType::Rgb16 | LzImageType::Rgb24 | LzImageType::Rgb32 | LzImageType::Rgba => Ok(()),
+        other => Err(GlzError::UnsupportedType(other)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encoder side
+// ---------------------------------------------------------------------------
+
+/// An image to GLZ-encode: `height` rows of `stride` bytes in memory order.
+#[derive(Debug, Clone, Copy)]
+pub struct GlzInput<'a> {
+    /// RGB16, RGB24, RGB32 or RGBA.
+    pub image_type: LzImageType,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in rows.
+    pub height: u32,
+    /// Stride in bytes (at least `width * bytes per pixel`).
+    pub stride: usize,
+    /// Top-down flag written to the header.
+    pub top_down: bool,
+    /// Pixel rows.
+    pub data: &'a [u8],
+}
+
+/// What [`GlzDictionary::encode`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlzEncoded {
+    /// Id given to the image.
+    pub id: u64,
+    /// Window head distance written to the header.
+    pub win_head_dist: u32,
+    /// Bytes appended to the output.
+    pub size: usize,
+}
+
+/// An image that left the dictionary window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlzEvicted {
+    /// Its id.
+    pub id: u64,
+    /// The encoder (channel) that added it.
+    pub encoder_id: u32,
+}
+
+struct DictImage {
+    id: u64,
+    /// Global position of its first pixel.
+    pos: u64,
+    n: usize,
+    image_type: LzImageType,
+    encoder_id: u32,
+    /// Packed pixels in the source format.
+    data: Vec<u8>,
+}
+
+/// The server's GLZ dictionary of one client. See the module docs for how it
+/// is shared.
+pub struct GlzDictionary {
+    limit: usize,
+    images: VecDeque<DictImage>,
+    window_pixels: usize,
+    next_id: u64,
+    next_pos: u64,
+    hash: Vec<u64>,
+    hash_alpha: Vec<u64>,
+    evicted: Vec<GlzEvicted>,
+}
+
+impl std::fmt::Debug for GlzDictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlzDictionary")
+            .field("limit", &self.limit)
+            .field("images", &self.images.len())
+            .field("window_pixels", &self.window_pixels)
+            .field("next_id", &self.next_id)
+            .finish()
+    }
+}
+
+/// A dictionary shared by the encoders of several display channels.
+pub type SharedGlzDictionary = Arc<Mutex<GlzDictionary>>;
+
+impl GlzDictionary {
+    /// Creates a dictionary whose window holds `window_pixels` pixels (the
+    /// client's `glz_dictionary_window_size`, at most 2^25).
+    pub fn new(window_pixels: usize) -> Result<Self, GlzError> {
+        if window_pixels == 0 || window_pixels > MAX_WINDOW_PIXELS {
+            return Err(GlzError::BadWindow(window_pixels));
+        }
+        Ok(Self {
+            limit: window_pixels,
+            images: VecDeque::new(),
+            window_pixels: 0,
+            next_id: 0,
+            next_pos: 0,
+            hash: Vec::new(),
+            hash_alpha: Vec::new(),
+            evicted: Vec::new(),
+        })
+    }
+
+    /// Creates a dictionary ready to be shared by several [`GlzEncoder`]s.
+    pub fn new_shared(window_pixels: usize) -> Result<SharedGlzDictionary, GlzError> {
+        Ok(Arc::new(Mutex::new(Self::new(window_pixels)?)))
+    }
+
+    /// Window size in pixels.
+    pub fn window_size(&self) -> usize {
+        self.limit
+    }
+
+    /// Pixels of the images now in the window.
+    pub fn window_pixels(&self) -> usize {
+        self.window_pixels
+    }
+
+    /// Ids of the images now in the window, oldest first.
+    pub fn image_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.images.iter().map(|i| i.id)
+    }
+
+    /// Id the next image will get.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Takes the list of images that left the window since the last call.
+    pub fn take_evicted(&mut self) -> Vec<GlzEvicted> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Empties the window and restarts ids at 0 (dictionary reset, e.g. on
+    /// reconnection); the dropped images are reported as evicted.
+    pub fn reset(&mut self) {
+        for img in self.images.drain(..) {
+            self.evicted.push(GlzEvicted {
+                id: img.id,
+                encoder_id: img.encoder_id,
+            });
+        }
+        self.window_pixels = 0;
+        self.next_id = 0;
+        self.next_pos = 0;
+        self.hash.clear();
+        self.hash_alpha.clear();
+    }
+
+    /// Encodes `img` as the next image of the dictionary, appending the GLZ
+    /// stream to `out`. `encoder_id` is reported back on eviction.
+    pub fn encode(
+        &mut self,
+        encoder_id: u32,
+        img: &GlzInput<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<GlzEncoded, GlzError> {
+        let t = img.image_type;
+        check_type(t)?;
+        let bpp = t.bytes_per_pixel();
+        let w = img.width as usize;
+        let h = img.height as usize;
+        if w == 0 || h == 0 {
+            return Err(LzError::EmptyImage {
+                width: img.width,
+                height: img.height,
+            }
+            .into());
+        }
+        let n = w * h;
+        if n > self.limit {
+            return Err(GlzError::TooLarge {
+                pixels: n as u64,
+                limit: self.limit as u64,
+            });
+        }
+        let row = w * bpp;
+        if img.stride < row {
+            return Err(LzError::BadStride {
+                image_type: t,
+                width: img.width,
+                stride: img.stride as u32,
+            }
+            .into());
+        }
+        let need = img.stride * (h - 1) + row;
+        if img.data.len() < need {
+            return Err(LzError::BadInput {
+                got: img.data.len(),
+                expected: need,
+            }
+            .into());
+        }
+        // Make room, oldest first.
+        while self.window_pixels + n > self.limit {
+            let Some(old) = self.images.pop_front() else {
+                break;
+            };
+            self.window_pixels -= old.n;
+            tracing::trace!(id = old.id, "GLZ image leaves the window");
+            self.evicted.push(GlzEvicted {
+                id: old.id,
+                encoder_id: old.encoder_id,
+            });
+        }
+        let mut data = Vec::with_capacity(n * bpp);
+        if img.stride == row {
+            data.extend_from_slice(&img.data[..n * bpp]);
+        } else {
+            for r in 0..h {
+                data.extend_from_slice(&img.data[r * img.stride..r * img.stride + row]);
+            }
+        }
+        let id = self.next_id;
+        let head = self.images.front().map_or(id, |i| i.id);
+        let win_head_dist = u32::try_from(id - head).unwrap_or(u32::MAX);
+        self.images.push_back(DictImage {
+            id,
+            pos: self.next_pos,
+            n,
+            image_type: t,
+            encoder_id,
+            data,
+        });
+        self.next_id += 1;
+        self.next_pos += n as u64;
+        self.window_pixels += n;
+        let start = out.len();
+        GlzHeader {
+            image_type: t,
+            top_down: img.top_down,
+            width: img.width,
+            height: img.height,
+            stride: row as u32,
+            id,
+            win_head_dist,
+        }
+        .write(out);
+        if self.hash.is_empty() {
+            self.hash = vec![EMPTY; HASH_SIZE];
+        }
+        let mut hash = std::mem::take(&mut self.hash);
+        match t {
+            LzImageType::Rgb16 => self.compress::<Rgb16Px>(&mut hash, out),
+            LzImageType::Rgb24 => self.compress::<Rgb24Px>(&mut hash, out),
+            LzImageType::Rgb32 => self.compress::<Rgb32Px>(&mut hash, out),
+            _ => {
+                self.compress::<Rgb32Px>(&mut hash, out);
+                if self.hash_alpha.is_empty() {
+                    self.hash_alpha = vec![EMPTY; HASH_SIZE];
+                }
+                let mut ha = std::mem::take(&mut self.hash_alpha);
+                self.compress::<AlphaPx>(&mut ha, out);
+                self.hash_alpha = ha;
+            }
+        }
+        self.hash = hash;
+        Ok(GlzEncoded {
+            id,
+            win_head_dist,
+            size: out.len() - start,
+        })
+    }
+
+    /// Finds the live image holding global position `p` (index into `images`).
+    #[inline]
+    fn find(&self, p: u64) -> Option<usize> {
+        let first = self.images.front()?;
+        if p < first.pos {
+            return None;
+        }
+        let i = self.images.partition_point(|im| im.pos <= p) - 1;
+        let im = &self.images[i];
+        (p < im.pos + im.n as u64).then_some(i)
+    }
+
+    fn compress<P: GlzPixel>(&self, hash: &mut [u64], out: &mut Vec<u8>) {
+        let cur_idx = self.images.len() - 1;
+        let cur = &self.images[cur_idx];
+        let d = cur.data.as_slice();
+        let n = cur.n;
+        let base = cur.pos;
+        let cur_id = cur.id;
+        let t = cur.image_type;
+        let mut lits = Literals::new(out);
+        let mut ip = 0usize;
+        while ip < n {
+            // Run of the previous pixel.
+            if ip > 0 && ip + 2 < n {
+                let k = P::key(d, ip - 1);
+                if k == P::key(d, ip) && k == P::key(d, ip + 1) && k == P::key(d, ip + 2) {
+                    let mut len = 3;
+                    while ip + len < n && P::key(d, ip + len) == k {
+                        len += 1;
+                    }
+                    if len >= P::GLZ_MIN {
+                        lits.flush();
+                        emit_glz_match(lits.out, len - P::GLZ_BIAS, 0, 0);
+                        ip += len;
+                        continue;
+                    }
+                }
+            }
+            if ip + 2 >= n {
+                lits.push::<P>(d, ip);
+                ip += 1;
+                continue;
+            }
+            let hv = P::hash(d, ip, HASH_MASK) as usize;
+            let cand = hash[hv];
+            let g = base + ip as u64;
+            hash[hv] = g;
+            let mut best: Option<(usize, usize, u64)> = None; // (len, pofs, idist)
+            if cand != EMPTY && cand < g {
+                if let Some(ri) = self.find(cand) {
+                    let rimg = &self.images[ri];
+                    if rimg.image_type == t {
+                        let roff = (cand - rimg.pos) as usize;
+                        let (pofs, idist, rlimit) = if ri == cur_idx {
+                            ((g - cand - 1) as usize, 0, n)
+                        } else {
+                            (roff, cur_id - rimg.id, rimg.n)
+                        };
+                        if pofs < MAX_PIXEL_OFS && idist <= MAX_IMAGE_DIST {
+                            let max = (rlimit - roff).min(n - ip);
+                            let len = if ri == cur_idx {
+                                P::match_len_same(d, roff, ip, max)
+                            } else {
+                                P::match_len(&rimg.data, roff, d, ip, max)
+                            };
+                            if len >= P::GLZ_MIN && len * P::LIT_BYTES > ref_size(pofs, idist) {
+                                best = Some((len, pofs, idist));
+                            }
+                        }
+                    }
+                }
+            }
+            match best {
+                Some((len, pofs, idist)) => {
+                    lits.flush();
+                    emit_glz_match(lits.out, len - P::GLZ_BIAS, pofs, idist);
+                    let end = ip + len;
+                    // Index the last positions of the match.
+                    for j in end.saturating_sub(2).max(ip + 1)..end {
+                        if j + 2 < n {
+                            hash[P::hash(d, j, HASH_MASK) as usize] = base + j as u64;
+                        }
+                    }
+                    ip = end;
+                }
+                None => {
+                    lits.push::<P>(d, ip);
+                    ip += 1;
+                }
+            }
+        }
+        lits.flush();
+    }
+}
+
+/// Encoded size of a reference (after the first byte and length extension).
+fn ref_size(pofs: usize, idist: u64) -> usize {
+    if pofs < 4096 {
+        2 + if idist < 64 {
+            0
+        } else if idist < 1 << 14 {
+            1
+        } else if idist < 1 << 22 {
+            2
+        } else {
+            3
+        }
+    } else {
+        let k = if idist == 0 {
+            0
+        } else if idist < 256 {
+            1
+        } else if idist < 65536 {
+            2
+        } else {
+            3
+        };
+        2 + k + usize::from(pofs >= 1 << 17)
+    }
+}
+
+/// Writes a GLZ match token.
+fn emit_glz_match(out: &mut Vec<u8>, len_code: usize, pofs: usize, idist: u64) {
+    debug_assert!(len_code >= 1);
+    let len3 = len_code.min(7) as u8;
+    let far = pofs >= 4096;
+    out.push(len3 << 5 | if far { 0x10 } else { 0 } | (pofs & 0x0f) as u8);
+    if len_code >= 7 {
+        let mut l = len_code - 7;
+        while l >= 255 {
+            out.push(255);
+            l -= 255;
+        }
+        out.push(l as u8);
+    }
+    out.push((pofs >> 4) as u8);
+    if !far {
+        let k: u8 = if idist < 64 {
+            0
+        } else if idist < 1 << 14 {
+            1
+        } else if idist < 1 << 22 {
+            2
+        } else {
+            3
+        };
+        out.push(k << 6 | (idist & 0x3f) as u8);
+        for i in 0..k {
+            out.push((idist >> (6 + 8 * u32::from(i))) as u8);
+        }
+    } else {
+        let k: u8 = if idist == 0 {
+            0
+        } else if idist < 256 {
+            1
+        } else if idist < 65536 {
+            2
+        } else {
+            3
+        };
+        let long = pofs >= 1 << 17;
+        out.push(k << 6 | u8::from(long) << 5 | ((pofs >> 12) & 0x1f) as u8);
+        for i in 0..k {
+            out.push((idist >> (8 * u32::from(i))) as u8);
+        }
+        if long {
+            out.push((pofs >> 17) as u8);
+        }
+    }
+}
+
+/// Literal run accumulator (control byte + up to 32 literal pixels).
+struct Literals<'a> {
+    out: &'a mut Vec<u8>,
+    ctrl: usize,
+    count: usize,
+}
+
+impl<'a> Literals<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            ctrl: 0,
+            count: 0,
+        }
+    }
+    #[inline(always)]
+    fn push<P: Pixel>(&mut self, d: &[u8], i: usize) {
+        if self.count == 0 {
+            self.ctrl = self.out.len();
+            self.out.push(0);
+        }
+        P::emit(d, i, self.out);
+        self.count += 1;
+        if self.count == 32 {
+            self.flush();
+        }
+    }
+    #[inline(always)]
+    fn flush(&mut self) {
+        if self.count > 0 {
+            self.out[self.ctrl] = (self.count - 1) as u8;
+            self.count = 0;
+        }
+    }
+}
+
+/// GLZ-specific constants of a pixel kind.
+trait GlzPixel: Pixel {
+    /// `count = len_code + GLZ_BIAS` in the decoder.
+    const GLZ_BIAS: usize;
+    /// Shortest match worth a token (at least `GLZ_BIAS + 1`).
+    const GLZ_MIN: usize;
+    /// Literal bytes per pixel.
+    const LIT_BYTES: usize;
+
+    /// Equal pixels from `a[ai..]` and `b[bi..]`, at most `max`.
+    #[inline]
+    fn match_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
+        let bs = Self::BYTES;
+        let ea = &a[ai * bs..(ai + max) * bs];
+        let eb = &b[bi * bs..(bi + max) * bs];
+        // Exact bytes first (equal bytes imply equal pixels), in blocks.
+        let mut k = 0;
+        const BLK: usize = 64;
+        let blk = BLK / bs * bs;
+        while k + blk <= ea.len() && ea[k..k + blk] == eb[k..k + blk] {
+            k += blk;
+        }
+        let mut len = k / bs;
+        while len < max && Self::key(a, ai + len) == Self::key(b, bi + len) {
+            len += 1;
+        }
+        len
+    }
+
+    /// Like `match_len` within one buffer, source before destination (may overlap).
+    #[inline]
+    fn match_len_same(d: &[u8], ri: usize, ip: usize, max: usize) -> usize {
+        Self::match_len(d, ri, d, ip, max)
+    }
+}
+
+impl GlzPixel for Rgb32Px {
+    const GLZ_BIAS: usize = 0;
+    const GLZ_MIN: usize = 1;
+    const LIT_BYTES: usize = 3;
+}
+impl GlzPixel for Rgb24Px {
+    const GLZ_BIAS: usize = 0;
+    const GLZ_MIN: usize = 1;
+    const LIT_BYTES: usize = 3;
+}
+impl GlzPixel for Rgb16Px {
+    const GLZ_BIAS: usize = 1;
+    const GLZ_MIN: usize = 2;
+    const LIT_BYTES: usize = 2;
+}
+impl GlzPixel for AlphaPx {
+    const GLZ_BIAS: usize = 2;
+    const GLZ_MIN: usize = 3;
+    const LIT_BYTES: usize = 1;
+}
+
+/// One display channel's GLZ encoder over a shared dictionary.
+#[derive(Debug, Clone)]
+pub struct GlzEncoder {
+    id: u32,
+    dict: SharedGlzDictionary,
+}
+
+impl GlzEncoder {
+    /// Creates the encoder of channel `id` over `dict`.
+    pub fn new(id: u32, dict: SharedGlzDictionary) -> Self {
+        Self { id, dict }
+    }
+
+    /// The shared dictionary.
+    pub fn dictionary(&self) -> &SharedGlzDictionary {
+        &self.dict
+    }
+
+    /// Encodes one image (holding the dictionary lock meanwhile).
+    pub fn encode(
+        &mut self,
+        img: &GlzInput<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<GlzEncoded, GlzError> {
+        // A poisoned lock only means another thread panicked elsewhere; the
+        // dictionary is updated before any output is written, so it is usable.
+        let mut d = self.dict.lock().unwrap_or_else(|e| e.into_inner());
+        d.encode(self.id, img, out)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoder side
+// ---------------------------------------------------------------------------
+
+/// A decoded image kept by the window.
+#[derive(Debug, Clone)]
+pub struct GlzImage {
+    header: GlzHeader,
+    pixels: Vec<u8>,
+}
+
+impl GlzImage {
+    /// Its header.
+    pub fn header(&self) -> &GlzHeader {
+        &self.header
+    }
+
+    /// Pixels in stream (memory) order, 4 bytes each: B,G,R,X (X as decoded,
+    /// normally 0) or B,G,R,A for RGBA images. Row 0 is the top row if
+    /// `header().top_down`.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// Copies the pixels to `out` with rows `stride` bytes apart, top row first.
+    pub fn copy_to(&self, out: &mut [u8], stride: usize) -> Result<(), GlzError> {
+        let row = self.header.width as usize * 4;
+        let h = self.header.height as usize;
+        let stride = stride.max(row);
+        let need = stride * (h - 1) + row;
+        if out.len() < need {
+            return Err(LzError::OutputTooSmall {
+                got: out.len(),
+                need,
+            }
+            .into());
+        }
+        for (r, src) in self.pixels.chunks_exact(row).enumerate() {
+            let dr = if self.header.top_down { r } else { h - 1 - r };
+            out[dr * stride..dr * stride + row].copy_from_slice(src);
+        }
+        Ok(())
+    }
+}
+
+/// The client's window of decoded GLZ images (one per session).
+#[derive(Debug)]
+pub struct GlzWindow {
+    images: BTreeMap<u64, GlzImage>,
+    /// Lowest id not yet received in the contiguous run of received ids.
+    tail_gap: u64,
+    /// Every id below this has been released.
+    released_below: u64,
+    stored_pixels: usize,
+    max_pixels: usize,
+}
+
+impl GlzWindow {
+    /// Creates an empty window keeping at most `max_pixels` pixels of images
+    /// (the window size the client announced, or more). An image larger than
+    /// this is refused; when the total grows past it the oldest images are
+    /// dropped (a well-behaved server never needs that).
+    pub fn new(max_pixels: usize) -> Self {
+        Self {
+            images: BTreeMap::new(),
+            tail_gap: 0,
+            released_below: 0,
+            stored_pixels: 0,
+            max_pixels,
+        }
+    }
+
+    /// Drops every image (reconnection, dictionary reset, migration).
+    pub fn clear(&mut self) {
+        self.images.clear();
+        self.tail_gap = 0;
+        self.released_below = 0;
+        self.stored_pixels = 0;
+    }
+
+    /// The decoded image `id`, if still held.
+    pub fn image(&self, id: u64) -> Option<&GlzImage> {
+        self.images.get(&id)
+    }
+
+    /// Ids now held, oldest first.
+    pub fn image_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.images.keys().copied()
+    }
+
+    /// Pixels now held.
+    pub fn stored_pixels(&self) -> usize {
+        self.stored_pixels
+    }
+
+    /// Decodes a GLZ stream, stores the image in the window (releasing images
+    /// no longer referenced by the reference client's rule) and returns its
+    /// header. On [`GlzError::MissingImage`] nothing changes: decode the
+    /// missing image first, then this one again.
+    pub fn decode(&mut self, stream: &[u8]) -> Result<GlzHeader, GlzError> {
+        let hdr = GlzHeader::parse(stream)?;
+        check_type(hdr.image_type)?;
+        if hdr.width == 0 || hdr.height == 0 {
+            return Err(LzError::EmptyImage {
+                width: hdr.width,
+                height: hdr.height,
+            }
+            .into());
+        }
+        let n64 = hdr.pixels();
+        if n64 > self.max_pixels as u64 || n64 > MAX_WINDOW_PIXELS as u64 {
+            return Err(GlzError::TooLarge {
+                pixels: n64,
+                limit: self.max_pixels.min(MAX_WINDOW_PIXELS) as u64,
+            });
+        }
+        let n = n64 as usize;
+        let mut pixels = vec![0u8; n * 4];
+        let mut r = Reader {
+            data: stream,
+            pos: GlzHeader::SIZE,
+        };
+        match hdr.image_type {
+            LzImageType::Rgb16 => self.decode_pass::<RgbPass<2>>(&hdr, &mut r, &mut pixels)?,
+            LzImageType::Rgba => {
+                self.decode_pass::<RgbPass<3>>(&hdr, &mut r, &mut pixels)?;
+                self.decode_pass::<AlphaPass>(&hdr, &mut r, &mut pixels)?;
+            }
+            _ => self.decode_pass::<RgbPass<3>>(&hdr, &mut r, &mut pixels)?,
+        }
+        if r.pos != stream.len() {
+            return Err(LzError::TrailingBytes(stream.len() - r.pos).into());
+        }
+        self.insert(GlzImage {
+            header: hdr,
+            pixels,
+        });
+        Ok(hdr)
+    }
+
+    fn insert(&mut self, img: GlzImage) {
+        let id = img.header.id;
+        let head = id.saturating_sub(u64::from(img.header.win_head_dist));
+        if self.images.is_empty() && self.tail_gap < head {
+            // First image of a window that starts late (ids need not start at 0).
+            self.tail_gap = head;
+            self.released_below = self.released_below.max(head);
+        }
+        self.stored_pixels += img.pixels.len() / 4;
+        if let Some(old) = self.images.insert(id, img) {
+            tracing::warn!(id, "GLZ image id received twice; replacing");
+            self.stored_pixels -= old.pixels.len() / 4;
+        }
+        while self.images.contains_key(&self.tail_gap) {
+            self.tail_gap += 1;
+        }
+        if let Some(last) = self
+            .tail_gap
+            .checked_sub(1)
+            .and_then(|t| self.images.get(&t))
+        {
+            let oldest = last
+                .header
+                .id
+                .saturating_sub(u64::from(last.header.win_head_dist));
+            self.release_below(oldest);
+        }
+        while self.stored_pixels > self.max_pixels {
+            let Some((&first, _)) = self.images.iter().next() else {
+                break;
+            };
+            tracing::warn!(id = first, "GLZ window over its cap; dropping oldest image");
+            self.release_below(first + 1);
+        }
+    }
+
+    fn release_below(&mut self, bound: u64) {
+        if bound <= self.released_below {
+            return;
+        }
+        let keep = self.images.split_off(&bound);
+        for img in std::mem::replace(&mut self.images, keep).into_values() {
+            self.stored_pixels -= img.pixels.len() / 4;
+        }
+        self.released_below = bound;
+    }
+
+    fn lookup(&self, id: u64, idist: u64, at: usize) -> Result<&GlzImage, GlzError> {
+        let rid = id
+            .checked_sub(idist)
+            .ok_or(GlzError::BadReference { id, at })?;
+        if let Some(img) = self.images.get(&rid) {
+            return Ok(img);
+        }
+        if rid < self.released_below {
+            Err(GlzError::ReleasedImage { id, released: rid })
+        } else {
+            Err(GlzError::MissingImage { id, missing: rid })
+        }
+    }
+
+    fn decode_pass<K: Pass>(
+        &self,
+        hdr: &GlzHeader,
+        r: &mut Reader<'_>,
+        out: &mut [u8],
+    ) -> Result<(), GlzError> {
+        let n = out.len() / 4;
+        let id = hdr.id;
+        let mut op = 0usize;
+        while op < n {
+            let at = r.pos;
+            let ctrl = r.byte()?;
+            if ctrl >= 32 {
+                let mut len = usize::from(ctrl >> 5);
+                let pflag = ctrl & 0x10 != 0;
+                let mut pofs = usize::from(ctrl & 0x0f);
+                if len == 7 {
+                    loop {
+                        let c = r.byte()?;
+                        len += usize::from(c);
+                        if c != 255 {
+                            break;
+                        }
+                    }
+                }
+                pofs += usize::from(r.byte()?) << 4;
+                let code = r.byte()?;
+                let iflag = code >> 6;
+                let mut idist: u64;
+                if !pflag {
+                    idist = u64::from(code & 0x3f);
+                    for i in 0..iflag {
+                        idist += u64::from(r.byte()?) << (6 + 8 * u32::from(i));
+                    }
+                } else {
+                    pofs += usize::from(code & 0x1f) << 12;
+                    idist = 0;
+                    for i in 0..iflag {
+                        idist += u64::from(r.byte()?) << (8 * u32::from(i));
+                    }
+                    if code & 0x20 != 0 {
+                        pofs += usize::from(r.byte()?) << 17;
+                    }
+                }
+                let len = len + K::BIAS;
+                if len > n - op {
+                    return Err(LzError::Overrun(at).into());
+                }
+                if idist == 0 {
+                    let ofs = pofs + 1;
+                    if ofs > op {
+                        return Err(LzError::BadReference(at).into());
+                    }
+                    K::copy_same(out, op, ofs, len);
+                } else {
+                    let img = self.lookup(id, idist, at)?;
+                    let rn = img.pixels.len() / 4;
+                    if pofs > rn || len > rn - pofs {
+                        return Err(GlzError::BadReference { id, at });
+                    }
+                    K::copy_from(&img.pixels, pofs, out, op, len);
+                }
+                op += len;
+            } else {
+                let cnt = usize::from(ctrl) + 1;
+                if cnt > n - op {
+                    return Err(LzError::Overrun(at).into());
+                }
+                let inp = r.take(cnt * K::IN)?;
+                K::literals(inp, &mut out[op * 4..(op + cnt) * 4]);
+                op += cnt;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One decoding pass over 32-bit output pixels.
+trait Pass {
+    const IN: usize;
+    const BIAS: usize;
+    fn literals(inp: &[u8], out: &mut [u8]);
+    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize);
+    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize);
+}
+
+/// RGB pass: `B == 3` for RGB24/32 literals, `B == 2` for RGB16 (widened).
+struct RgbPass<const B: usize>;
+
+impl<const B: usize> Pass for RgbPass<B> {
+    const IN: usize = B;
+    const BIAS: usize = 3 - B;
+    #[inline(always)]
+    fn literals(inp: &[u8], out: &mut [u8]) {
+        for (i, o) in inp.chunks_exact(B).zip(out.chunks_exact_mut(4)) {
+            if B == 3 {
+                o[..3].copy_from_slice(&i[..3]);
+                o[3] = 0;
+            } else {
+                lz::widen_rgb16(i[0], i[1], o);
+            }
+        }
+    }
+    #[inline(always)]
+    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize) {
+        lz::copy_back(out, op * 4, ofs * 4, len * 4);
+    }
+    #[inline(always)]
+    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize) {
+        out[op * 4..(op + len) * 4].copy_from_slice(&src[sp * 4..(sp + len) * 4]);
+    }
+}
+
+/// Alpha pass of RGBA: byte 3 only.
+struct AlphaPass;
+
+impl Pass for AlphaPass {
+    const IN: usize = 1;
+    const BIAS: usize = 2;
+    #[inline(always)]
+    fn literals(inp: &[u8], out: &mut [u8]) {
+        for (&a, o) in inp.iter().zip(out.chunks_exact_mut(4)) {
+            o[3] = a;
+        }
+    }
+    #[inline(always)]
+    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize) {
+        for i in op..op + len {
+            out[i * 4 + 3] = out[(i - ofs) * 4 + 3];
+        }
+    }
+    #[inline(always)]
+    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize) {
+        for k in 0..len {
+            out[(op + k) * 4 + 3] = src[(sp + k) * 4 + 3];
+        }
+    }
+}
+
+/// Fuzzing entry point: splits `data` at `0xFF 0x00 0xFF 0x00` markers into
+/// streams and decodes them in order into one window capped at 2^20 pixels.
+/// Never panics.
+pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
+    let mut win = GlzWindow::new(1 << 20);
+    let mut rest = data;
+    loop {
+        let split = rest.windows(4).position(|w| w == [0xff, 0, 0xff, 0]);
+        let (part, next) = match split {
+            Some(p) => (&rest[..p], &rest[p + 4..]),
+            None => return win.decode(rest).map(|_| ()),
+        };
+        // Errors of earlier parts are expected with fuzzed input; keep going.
+        let _ = win.decode(part);
+        rest = next;
+    }
+}

@@ -1,0 +1,68 @@
+//! GLZ encode throughput on 1920x1080 32-bit images (bytes of 32-bit input):
+//! a first frame into an empty dictionary, and a repeated frame.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use spice_codecs::glz::{GlzDictionary, GlzInput, GlzWindow};
+use spice_codecs::lz::LzImageType;
+use std::hint::black_box;
+
+#[path = "lz.rs"]
+#[allow(dead_code)]
+mod images;
+
+const W: usize = 1920;
+const H: usize = 1080;
+
+fn input(img: &[u8]) -> GlzInput<'_> {
+    GlzInput {
+        image_type: LzImageType::Rgb32,
+        width: W as u32,
+        height: H as u32,
+        stride: W * 4,
+        top_down: true,
+        data: img,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("glz");
+    g.throughput(Throughput::Bytes((W * H * 4) as u64));
+    let desk = images::desktop();
+    let mut out = Vec::with_capacity(W * H * 4);
+    // First frame: a fresh dictionary each time (its creation is included).
+    g.bench_function("encode_first/desktop", |b| {
+        b.iter(|| {
+            let mut d = GlzDictionary::new(1 << 23).unwrap();
+            out.clear();
+            d.encode(0, &input(black_box(&desk)), &mut out).unwrap();
+        })
+    });
+    // Repeated frame: the dictionary holds the same image already.
+    let mut d = GlzDictionary::new(1 << 23).unwrap();
+    let mut first = Vec::new();
+    d.encode(0, &input(&desk), &mut first).unwrap();
+    g.bench_function("encode_repeat/desktop", |b| {
+        b.iter(|| {
+            out.clear();
+            d.encode(0, &input(black_box(&desk)), &mut out).unwrap();
+        })
+    });
+    eprintln!(
+        "glz desktop: first {} bytes, repeat {} bytes",
+        first.len(),
+        out.len()
+    );
+    // Decode of the first frame.
+    g.bench_function("decode_first/desktop", |b| {
+        b.iter(|| {
+            let mut w = GlzWindow::new(1 << 23);
+            w.decode(black_box(&first)).unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
