@@ -118,7 +118,11 @@ fn compare(a: [i32; 3], b: [i32; 3], th: i32) -> PairKind {
         }
         any |= d != 0;
     }
-    if any { PairKind::Smooth } else { PairKind::Same }
+    if any {
+        PairKind::Smooth
+    } else {
+        PairKind::Same
+    }
 }
 
 /// Sum of sample scores and number of pairs of one chunk of `rows` rows starting at
@@ -453,8 +457,9 @@ pub fn choose_codec(input: &ChoiceInput, graduality: impl FnOnce() -> Graduality
     if input.unix_socket {
         return Codec::Raw;
     }
-    let can_quic =
-        !bm.format.is_palette() && bm.width >= MIN_DIMENSION_TO_QUIC && bm.height >= MIN_DIMENSION_TO_QUIC;
+    let can_quic = !bm.format.is_palette()
+        && bm.width >= MIN_DIMENSION_TO_QUIC
+        && bm.height >= MIN_DIMENSION_TO_QUIC;
     let can_lz = !bm.has_extra_stride() && !bm.unstable;
     let first = first_choice(input, can_quic, can_lz, graduality);
     match first {

@@ -117,7 +117,9 @@ pub enum JpegError {
         height: u32,
     },
     /// The source buffer cannot hold the declared rows.
-    #[error("JPEG: source of {len} bytes cannot hold {rows} rows of {row_bytes} bytes at stride {stride}")]
+    #[error(
+        "JPEG: source of {len} bytes cannot hold {rows} rows of {row_bytes} bytes at stride {stride}"
+    )]
     SourceTooSmall {
         /// Source length.
         len: usize,
@@ -129,7 +131,9 @@ pub enum JpegError {
         row_bytes: usize,
     },
     /// The destination buffer cannot hold the decoded rows.
-    #[error("JPEG: destination of {len} bytes cannot hold {rows} rows of {row_bytes} bytes at stride {stride}")]
+    #[error(
+        "JPEG: destination of {len} bytes cannot hold {rows} rows of {row_bytes} bytes at stride {stride}"
+    )]
     DestinationTooSmall {
         /// Destination length.
         len: usize,
@@ -190,12 +194,7 @@ pub enum JpegError {
     Alpha(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-fn check_rows(
-    len: usize,
-    stride: usize,
-    rows: usize,
-    row_bytes: usize,
-) -> bool {
+fn check_rows(len: usize, stride: usize, rows: usize, row_bytes: usize) -> bool {
     stride >= row_bytes
         && rows > 0
         && stride
@@ -290,15 +289,25 @@ pub fn encode(src: &JpegSource<'_>, quality: u8, out: &mut Vec<u8>) -> Result<us
     let start = out.len();
     let encoder = jpeg_encoder::Encoder::new(&mut *out, quality.clamp(1, 100));
     let contiguous = src.top_down && src.stride == row_bytes;
-    let data = &src.data[..if contiguous { row_bytes * height as usize } else { 0 }];
+    let data = &src.data[..if contiguous {
+        row_bytes * height as usize
+    } else {
+        0
+    }];
     let result = match (contiguous, src.format) {
         // Fast paths: let the crate read packed rows directly (SIMD colour conversion).
-        (true, JpegSourceFormat::Bgrx32) => {
-            encoder.encode(data, width as u16, height as u16, jpeg_encoder::ColorType::Bgra)
-        }
-        (true, JpegSourceFormat::Bgr24) => {
-            encoder.encode(data, width as u16, height as u16, jpeg_encoder::ColorType::Bgr)
-        }
+        (true, JpegSourceFormat::Bgrx32) => encoder.encode(
+            data,
+            width as u16,
+            height as u16,
+            jpeg_encoder::ColorType::Bgra,
+        ),
+        (true, JpegSourceFormat::Bgr24) => encoder.encode(
+            data,
+            width as u16,
+            height as u16,
+            jpeg_encoder::ColorType::Bgr,
+        ),
         _ => encoder.encode_image(StridedImage(*src)),
     };
     result.map_err(|e| JpegError::Encode(e.to_string()))?;
@@ -387,8 +396,10 @@ pub fn decode_image(
     decode(data, dst, dst_stride, limits)
 }
 
-/// Fuzzing entry point: decodes `data` as a JPEG (limits 1024x1024) into a scratch buffer.
+/// Fuzzing entry point: splits `data` as a JPEG_ALPHA body (result ignored), then decodes
+/// it as a JPEG (limits 1024x1024) into a scratch buffer.
 pub fn fuzz_decode(data: &[u8]) -> Result<JpegInfo, JpegError> {
+    let _ = split_jpeg_alpha(data);
     let limits = JpegLimits {
         max_width: 1024,
         max_height: 1024,

@@ -171,7 +171,9 @@ pub enum Lz4Error {
         expected: usize,
     },
     /// The caller's buffer or stride cannot hold the image.
-    #[error("LZ4 image: destination of {len} bytes with stride {stride} cannot hold {rows} rows of {row_bytes} bytes")]
+    #[error(
+        "LZ4 image: destination of {len} bytes with stride {stride} cannot hold {rows} rows of {row_bytes} bytes"
+    )]
     DestinationTooSmall {
         /// Caller buffer length.
         len: usize,
@@ -183,7 +185,9 @@ pub enum Lz4Error {
         row_bytes: usize,
     },
     /// The source buffer handed to [`encode`] is smaller than `stride * height`.
-    #[error("LZ4 image: source of {len} bytes cannot hold {rows} rows at stride {stride} ({row_bytes} bytes each)")]
+    #[error(
+        "LZ4 image: source of {len} bytes cannot hold {rows} rows at stride {stride} ({row_bytes} bytes each)"
+    )]
     SourceTooSmall {
         /// Source length.
         len: usize,

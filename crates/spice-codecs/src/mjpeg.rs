@@ -288,11 +288,9 @@ impl MjpegEncoder {
     }
 
     fn fps_for_size(&self, size: u64) -> u32 {
-        if size == 0 {
-            self.max_fps
-        } else {
-            u32::try_from(self.byte_rate / size).unwrap_or(u32::MAX)
-        }
+        self.byte_rate
+            .checked_div(size)
+            .map_or(self.max_fps, |f| u32::try_from(f).unwrap_or(u32::MAX))
     }
 
     fn min_playback_delay(&self, frame_size: u64) -> u32 {
@@ -341,7 +339,13 @@ impl MjpegEncoder {
         }
         let src_fps = self.source_fps;
         let fps = self.fps_for_size(size);
-        tracing::debug!(quality = QUALITY_LADDER[q], size, fps, src_fps, "mjpeg quality sample");
+        tracing::debug!(
+            quality = QUALITY_LADDER[q],
+            size,
+            fps,
+            src_fps,
+            "mjpeg quality sample"
+        );
         let ev = &mut self.eval;
         if fps > ev.best_fps || ((fps == ev.best_fps || fps >= src_fps) && q > ev.best_fps_quality)
         {
@@ -357,12 +361,12 @@ impl MjpegEncoder {
                 self.quality = q - 1;
                 None
             }
-        } else if (fps > PERMISSIVE_FPS_TH && f64::from(fps) >= 0.66 * f64::from(ev.min_quality_fps))
+        } else if (fps > PERMISSIVE_FPS_TH
+            && f64::from(fps) >= 0.66 * f64::from(ev.min_quality_fps))
             || fps >= src_fps
         {
             // Enough frames: try a better quality unless bounded or already tried.
-            let bounded =
-                q + 1 == NUM_QUALITIES || q >= ev.max_quality || ev.evaluated(q + 1);
+            let bounded = q + 1 == NUM_QUALITIES || q >= ev.max_quality || ev.evaluated(q + 1);
             let median_too_slow = q == MEDIAN_QUALITY && fps < STRICT_FPS_TH && fps < src_fps;
             if bounded || median_too_slow {
                 Some(q)
@@ -567,7 +571,10 @@ impl MjpegEncoder {
         if duration_s <= 0.0 {
             return None;
         }
-        Some(((s.bytes as f64 / duration_s) as u64, s.bytes / u64::from(s.frames)))
+        Some((
+            (s.bytes as f64 / duration_s) as u64,
+            s.bytes / u64::from(s.frames),
+        ))
     }
 
     fn decrease_bit_rate(&mut self, now_ms: u64) {

@@ -307,8 +307,14 @@ impl StreamDetector {
         }
     }
 
-    fn create_stream(&mut self, track: usize, c: &DrawCandidate, now_ms: u64) -> Option<StreamInfo> {
-        let id = (0..MAX_STREAMS as u32).find(|id| self.streams.iter().all(|s| s.info.id != *id))?;
+    fn create_stream(
+        &mut self,
+        track: usize,
+        c: &DrawCandidate,
+        now_ms: u64,
+    ) -> Option<StreamInfo> {
+        let id =
+            (0..MAX_STREAMS as u32).find(|id| self.streams.iter().all(|s| s.info.id != *id))?;
         let t = self.tracks.swap_remove(track);
         let duration = now_ms.saturating_sub(t.first_frame_ms);
         let mut input_fps = MAX_INPUT_FPS;

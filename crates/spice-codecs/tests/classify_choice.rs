@@ -55,7 +55,12 @@ fn photo(w: u32, h: u32) -> Vec<u8> {
         for x in 0..w {
             let n = (rng.next() % 5) as i32 - 2;
             let c = |base: u32| (base as i32 + n).clamp(0, 255) as u8;
-            v.extend_from_slice(&[c(x * 200 / w + 20), c(y * 180 / h + 30), c((x + y) * 100 / (w + h) + 60), 0]);
+            v.extend_from_slice(&[
+                c(x * 200 / w + 20),
+                c(y * 180 / h + 30),
+                c((x + y) * 100 / (w + h) + 60),
+                0,
+            ]);
         }
     }
     v
@@ -76,7 +81,10 @@ fn desktop_is_low_photo_is_high_noise_is_low() {
     // A perfectly flat image scores 0: Medium.
     let flat = vec![7u8; (w * h * 4) as usize];
     assert_eq!(classify::graduality_score(&img32(&flat, w, h)), Some(0.0));
-    assert_eq!(classify::graduality(&img32(&flat, w, h)), Graduality::Medium);
+    assert_eq!(
+        classify::graduality(&img32(&flat, w, h)),
+        Graduality::Medium
+    );
 }
 
 #[test]
@@ -92,7 +100,10 @@ fn exact_score_of_one_sample() {
     set(1, 3, [100, 100, 160]); // contrast (60): +1.0
     let s = classify::graduality_score(&img32(&d, 4, 3)).unwrap();
     assert!((s - 1.25 / 3.0).abs() < 1e-12, "{s}");
-    assert_eq!(classify::level_for_score(s, GradualFormat::Rgb32), Graduality::Low);
+    assert_eq!(
+        classify::level_for_score(s, GradualFormat::Rgb32),
+        Graduality::Low
+    );
 }
 
 #[test]
@@ -114,8 +125,14 @@ fn rgb16_uses_five_bit_channels_and_its_thresholds() {
     };
     assert_eq!(classify::graduality_score(&img), Some(-0.25));
     assert_eq!(classify::graduality(&img), Graduality::High);
-    assert_eq!(classify::level_for_score(-0.01, GradualFormat::Rgb16), Graduality::High);
-    assert_eq!(classify::level_for_score(-0.01, GradualFormat::Rgb32), Graduality::Medium);
+    assert_eq!(
+        classify::level_for_score(-0.01, GradualFormat::Rgb16),
+        Graduality::High
+    );
+    assert_eq!(
+        classify::level_for_score(-0.01, GradualFormat::Rgb32),
+        Graduality::Medium
+    );
 }
 
 #[test]
@@ -130,8 +147,14 @@ fn degenerate_and_chunked_images() {
     let p: Vec<u8> = (0..2u32)
         .flat_map(|y| (0..32u32).flat_map(move |x| [(x * 3 + y * 5) as u8, 9, 9, 0]))
         .collect();
-    assert_eq!(classify::graduality_score_chunked(&img32(&p, 32, 2), &[1, 1]), Some(1.0));
-    assert_eq!(classify::graduality_score_chunked(&img32(&p, 32, 2), &[2]), Some(-0.25));
+    assert_eq!(
+        classify::graduality_score_chunked(&img32(&p, 32, 2), &[1, 1]),
+        Some(1.0)
+    );
+    assert_eq!(
+        classify::graduality_score_chunked(&img32(&p, 32, 2), &[2]),
+        Some(-0.25)
+    );
 }
 
 // ---- choice table ----
@@ -167,10 +190,7 @@ fn choice_table() {
     use Codec::*;
     use ImageCompression as C;
     let rgb = bitmap(Rgb32, 100, 100);
-    let padded = BitmapDesc {
-        stride: 404,
-        ..rgb
-    };
+    let padded = BitmapDesc { stride: 404, ..rgb };
     let rgba = bitmap(Rgba, 100, 100);
     let plt = bitmap(EightBit, 100, 100);
     let a8 = bitmap(A8, 100, 100);
@@ -185,38 +205,207 @@ fn choice_table() {
         i
     };
     let cases: Vec<Case> = vec![
-        ("unix socket", with(&|i| i.unix_socket = true, input(C::AutoGlz, rgb)), None, Raw),
+        (
+            "unix socket",
+            with(&|i| i.unix_socket = true, input(C::AutoGlz, rgb)),
+            None,
+            Raw,
+        ),
         ("tiny", input(C::AutoGlz, bitmap(Rgb32, 13, 1)), None, Raw),
         ("off", input(C::Off, rgb), None, Raw),
         ("quic", input(C::Quic, rgb), None, Quic),
         ("quic palette", input(C::Quic, plt), None, Raw),
-        ("quic 2 rows", input(C::Quic, bitmap(Rgb32, 100, 2)), None, Raw),
-        ("quic lossy jpeg", with(&|i| { i.can_lossy = true; i.jpeg_enabled = true; }, input(C::Quic, rgb)), None, Jpeg),
-        ("quic lossy, jpeg off", with(&|i| i.can_lossy = true, input(C::Quic, rgb)), None, Quic),
-        ("quic rgba lossy", with(&|i| { i.can_lossy = true; i.jpeg_enabled = true; }, input(C::Quic, rgba)), None, JpegAlpha),
-        ("quic rgba padded lossy", with(&|i| { i.can_lossy = true; i.jpeg_enabled = true; i.bitmap.stride = 500; }, input(C::Quic, rgba)), None, Quic),
-        ("quic a8 lossy", with(&|i| { i.can_lossy = true; i.jpeg_enabled = true; }, input(C::Quic, a8)), None, Raw),
-        ("auto_glz photo", input(C::AutoGlz, rgb), Some(Graduality::High), Quic),
-        ("auto_glz desktop", input(C::AutoGlz, rgb), Some(Graduality::Low), Glz),
-        ("auto_glz medium", input(C::AutoGlz, rgb), Some(Graduality::Medium), Glz),
-        ("auto_lz desktop", input(C::AutoLz, rgb), Some(Graduality::Low), Lz),
-        ("auto_glz photo on WAN", with(&|i| { i.can_lossy = true; i.jpeg_enabled = true; }, input(C::AutoGlz, rgb)), Some(Graduality::High), Jpeg),
-        ("auto_glz no drawable", with(&|i| i.has_drawable = false, input(C::AutoGlz, rgb)), Some(Graduality::Low), Lz),
-        ("auto_glz cached high", with(&|i| i.cached_graduality = CachedGraduality::Level(Graduality::High), input(C::AutoGlz, rgb)), None, Quic),
-        ("auto_glz cached low", with(&|i| i.cached_graduality = CachedGraduality::Level(Graduality::Low), input(C::AutoGlz, rgb)), None, Glz),
-        ("auto_glz cached low padded", with(&|i| { i.cached_graduality = CachedGraduality::Level(Graduality::Low); i.bitmap = padded; }, input(C::AutoGlz, rgb)), None, Quic),
-        ("auto_glz not available padded", with(&|i| { i.cached_graduality = CachedGraduality::NotAvailable; i.bitmap = padded; }, input(C::AutoGlz, rgb)), None, Quic),
-        ("auto_glz fresh low padded", with(&|i| i.bitmap = padded, input(C::AutoGlz, rgb)), Some(Graduality::Low), Raw),
+        (
+            "quic 2 rows",
+            input(C::Quic, bitmap(Rgb32, 100, 2)),
+            None,
+            Raw,
+        ),
+        (
+            "quic lossy jpeg",
+            with(
+                &|i| {
+                    i.can_lossy = true;
+                    i.jpeg_enabled = true;
+                },
+                input(C::Quic, rgb),
+            ),
+            None,
+            Jpeg,
+        ),
+        (
+            "quic lossy, jpeg off",
+            with(&|i| i.can_lossy = true, input(C::Quic, rgb)),
+            None,
+            Quic,
+        ),
+        (
+            "quic rgba lossy",
+            with(
+                &|i| {
+                    i.can_lossy = true;
+                    i.jpeg_enabled = true;
+                },
+                input(C::Quic, rgba),
+            ),
+            None,
+            JpegAlpha,
+        ),
+        (
+            "quic rgba padded lossy",
+            with(
+                &|i| {
+                    i.can_lossy = true;
+                    i.jpeg_enabled = true;
+                    i.bitmap.stride = 500;
+                },
+                input(C::Quic, rgba),
+            ),
+            None,
+            Quic,
+        ),
+        (
+            "quic a8 lossy",
+            with(
+                &|i| {
+                    i.can_lossy = true;
+                    i.jpeg_enabled = true;
+                },
+                input(C::Quic, a8),
+            ),
+            None,
+            Raw,
+        ),
+        (
+            "auto_glz photo",
+            input(C::AutoGlz, rgb),
+            Some(Graduality::High),
+            Quic,
+        ),
+        (
+            "auto_glz desktop",
+            input(C::AutoGlz, rgb),
+            Some(Graduality::Low),
+            Glz,
+        ),
+        (
+            "auto_glz medium",
+            input(C::AutoGlz, rgb),
+            Some(Graduality::Medium),
+            Glz,
+        ),
+        (
+            "auto_lz desktop",
+            input(C::AutoLz, rgb),
+            Some(Graduality::Low),
+            Lz,
+        ),
+        (
+            "auto_glz photo on WAN",
+            with(
+                &|i| {
+                    i.can_lossy = true;
+                    i.jpeg_enabled = true;
+                },
+                input(C::AutoGlz, rgb),
+            ),
+            Some(Graduality::High),
+            Jpeg,
+        ),
+        (
+            "auto_glz no drawable",
+            with(&|i| i.has_drawable = false, input(C::AutoGlz, rgb)),
+            Some(Graduality::Low),
+            Lz,
+        ),
+        (
+            "auto_glz cached high",
+            with(
+                &|i| i.cached_graduality = CachedGraduality::Level(Graduality::High),
+                input(C::AutoGlz, rgb),
+            ),
+            None,
+            Quic,
+        ),
+        (
+            "auto_glz cached low",
+            with(
+                &|i| i.cached_graduality = CachedGraduality::Level(Graduality::Low),
+                input(C::AutoGlz, rgb),
+            ),
+            None,
+            Glz,
+        ),
+        (
+            "auto_glz cached low padded",
+            with(
+                &|i| {
+                    i.cached_graduality = CachedGraduality::Level(Graduality::Low);
+                    i.bitmap = padded;
+                },
+                input(C::AutoGlz, rgb),
+            ),
+            None,
+            Quic,
+        ),
+        (
+            "auto_glz not available padded",
+            with(
+                &|i| {
+                    i.cached_graduality = CachedGraduality::NotAvailable;
+                    i.bitmap = padded;
+                },
+                input(C::AutoGlz, rgb),
+            ),
+            None,
+            Quic,
+        ),
+        (
+            "auto_glz fresh low padded",
+            with(&|i| i.bitmap = padded, input(C::AutoGlz, rgb)),
+            Some(Graduality::Low),
+            Raw,
+        ),
         ("auto_glz palette", input(C::AutoGlz, plt), None, Lz),
         ("auto_glz a8", input(C::AutoGlz, a8), None, Lz),
-        ("glz too big for dictionary", with(&|i| i.glz_dictionary_pixels = 10_000, input(C::Glz, rgb)), None, Lz),
-        ("glz fits", with(&|i| i.glz_dictionary_pixels = 10_001, input(C::Glz, rgb)), None, Glz),
-        ("glz frozen", with(&|i| i.glz_frozen = true, input(C::Glz, rgb)), None, Lz),
-        ("lz unstable", with(&|i| i.bitmap.unstable = true, input(C::Lz, rgb)), None, Raw),
+        (
+            "glz too big for dictionary",
+            with(&|i| i.glz_dictionary_pixels = 10_000, input(C::Glz, rgb)),
+            None,
+            Lz,
+        ),
+        (
+            "glz fits",
+            with(&|i| i.glz_dictionary_pixels = 10_001, input(C::Glz, rgb)),
+            None,
+            Glz,
+        ),
+        (
+            "glz frozen",
+            with(&|i| i.glz_frozen = true, input(C::Glz, rgb)),
+            None,
+            Lz,
+        ),
+        (
+            "lz unstable",
+            with(&|i| i.bitmap.unstable = true, input(C::Lz, rgb)),
+            None,
+            Raw,
+        ),
         ("lz4", input(C::Lz4, rgb), None, Lz4),
-        ("lz4 without client cap", with(&|i| i.client_lz4 = false, input(C::Lz4, rgb)), None, Lz),
+        (
+            "lz4 without client cap",
+            with(&|i| i.client_lz4 = false, input(C::Lz4, rgb)),
+            None,
+            Lz,
+        ),
         ("lz4 palette", input(C::Lz4, plt), None, Lz),
-        ("lz4 a8 (rgb in the reference's sense)", input(C::Lz4, a8), None, Lz4),
+        (
+            "lz4 a8 (rgb in the reference's sense)",
+            input(C::Lz4, a8),
+            None,
+            Lz4,
+        ),
     ];
     for (name, inp, grad, want) in cases {
         let got = match grad {
@@ -234,7 +423,10 @@ fn wan_settings_and_wire_values() {
     assert!(classify::jpeg_enabled(WanCompression::Always, None));
     assert!(!classify::jpeg_enabled(WanCompression::Never, Some(1)));
     assert!(classify::jpeg_enabled(WanCompression::Auto, Some(5 << 20)));
-    assert!(!classify::jpeg_enabled(WanCompression::Auto, Some(100 << 20)));
+    assert!(!classify::jpeg_enabled(
+        WanCompression::Auto,
+        Some(100 << 20)
+    ));
     assert!(!classify::jpeg_enabled(WanCompression::Auto, None));
     for v in 1..=7u8 {
         assert_eq!(ImageCompression::from_u8(v).unwrap() as u8, v);

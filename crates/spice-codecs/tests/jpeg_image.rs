@@ -49,7 +49,13 @@ fn src(data: &[u8], w: u32, h: u32, stride: usize, format: JpegSourceFormat) -> 
 fn decode_bgrx(data: &[u8]) -> (jpeg::JpegInfo, Vec<u8>) {
     let info = jpeg::read_info(data, &JpegLimits::default()).unwrap();
     let mut out = vec![0u8; (info.width * info.height * 4) as usize];
-    jpeg::decode(data, &mut out, info.width as usize * 4, &JpegLimits::default()).unwrap();
+    jpeg::decode(
+        data,
+        &mut out,
+        info.width as usize * 4,
+        &JpegLimits::default(),
+    )
+    .unwrap();
     (info, out)
 }
 
@@ -58,8 +64,12 @@ fn bgrx_round_trip_quality_85_is_close() {
     let (w, h) = (97, 61);
     let img = photo(w, h);
     let mut enc = Vec::new();
-    let n = jpeg::encode(&src(&img, w, h, w as usize * 4, JpegSourceFormat::Bgrx32), 85, &mut enc)
-        .unwrap();
+    let n = jpeg::encode(
+        &src(&img, w, h, w as usize * 4, JpegSourceFormat::Bgrx32),
+        85,
+        &mut enc,
+    )
+    .unwrap();
     assert_eq!(n, enc.len());
     assert_eq!(&enc[..2], &[0xFF, 0xD8], "SOI marker");
     let (info, out) = decode_bgrx(&enc);
@@ -90,8 +100,12 @@ fn rgb16_bgr24_stride_and_bottom_up_sources_match_bgrx() {
     let (w, h) = (40u32, 30u32);
     let img = photo(w, h);
     let mut reference = Vec::new();
-    jpeg::encode(&src(&img, w, h, w as usize * 4, JpegSourceFormat::Bgrx32), 90, &mut reference)
-        .unwrap();
+    jpeg::encode(
+        &src(&img, w, h, w as usize * 4, JpegSourceFormat::Bgrx32),
+        90,
+        &mut reference,
+    )
+    .unwrap();
     let ref_px = decode_bgrx(&reference).1;
 
     // 24-bit with padded stride.
@@ -104,7 +118,12 @@ fn rgb16_bgr24_stride_and_bottom_up_sources_match_bgrx() {
         }
     }
     let mut e24 = Vec::new();
-    jpeg::encode(&src(&img24, w, h, stride24, JpegSourceFormat::Bgr24), 90, &mut e24).unwrap();
+    jpeg::encode(
+        &src(&img24, w, h, stride24, JpegSourceFormat::Bgr24),
+        90,
+        &mut e24,
+    )
+    .unwrap();
     assert!(psnr(&ref_px, &decode_bgrx(&e24).1) > 40.0);
 
     // Bottom-up 32-bit: rows stored backwards, the JPEG must still be top row first.
@@ -120,14 +139,22 @@ fn rgb16_bgr24_stride_and_bottom_up_sources_match_bgrx() {
     let mut img16 = Vec::new();
     let mut quant = Vec::new();
     for p in img.chunks_exact(4) {
-        let (b, g, r) = (u16::from(p[0] >> 3), u16::from(p[1] >> 3), u16::from(p[2] >> 3));
+        let (b, g, r) = (
+            u16::from(p[0] >> 3),
+            u16::from(p[1] >> 3),
+            u16::from(p[2] >> 3),
+        );
         img16.extend_from_slice(&(b | (g << 5) | (r << 10) | 0x8000).to_le_bytes());
         let e = |v: u16| ((v << 3) | (v >> 2)) as u8;
         quant.extend_from_slice(&[e(b), e(g), e(r), 0]);
     }
     let mut e16 = Vec::new();
-    jpeg::encode(&src(&img16, w, h, w as usize * 2, JpegSourceFormat::Rgb16), 90, &mut e16)
-        .unwrap();
+    jpeg::encode(
+        &src(&img16, w, h, w as usize * 2, JpegSourceFormat::Rgb16),
+        90,
+        &mut e16,
+    )
+    .unwrap();
     assert!(psnr(&quant, &decode_bgrx(&e16).1) > 35.0);
 }
 
@@ -142,7 +169,10 @@ fn decode_honours_destination_stride() {
     for y in 0..8 {
         assert!(out[y * 80 + 64..y * 80 + 80].iter().all(|&b| b == 0x11));
     }
-    let packed: Vec<u8> = out.chunks_exact(80).flat_map(|r| r[..64].to_vec()).collect();
+    let packed: Vec<u8> = out
+        .chunks_exact(80)
+        .flat_map(|r| r[..64].to_vec())
+        .collect();
     assert!(psnr(&img, &packed) > 30.0);
 }
 
@@ -151,7 +181,12 @@ fn caps_and_malformed_inputs_are_errors() {
     let (w, h) = (64u32, 48u32);
     let img = photo(w, h);
     let mut enc = Vec::new();
-    jpeg::encode(&src(&img, w, h, 256, JpegSourceFormat::Bgrx32), 85, &mut enc).unwrap();
+    jpeg::encode(
+        &src(&img, w, h, 256, JpegSourceFormat::Bgrx32),
+        85,
+        &mut enc,
+    )
+    .unwrap();
     let small = JpegLimits {
         max_width: 32,
         max_height: 1000,
@@ -183,11 +218,19 @@ fn caps_and_malformed_inputs_are_errors() {
         Err(JpegError::EmptyImage { .. })
     ));
     assert!(matches!(
-        jpeg::encode(&src(&img, 70000, 1, 280000, JpegSourceFormat::Bgrx32), 85, &mut e),
+        jpeg::encode(
+            &src(&img, 70000, 1, 280000, JpegSourceFormat::Bgrx32),
+            85,
+            &mut e
+        ),
         Err(JpegError::TooLarge { .. })
     ));
     assert!(matches!(
-        jpeg::encode(&src(&img[..100], 64, 48, 256, JpegSourceFormat::Bgrx32), 85, &mut e),
+        jpeg::encode(
+            &src(&img[..100], 64, 48, 256, JpegSourceFormat::Bgrx32),
+            85,
+            &mut e
+        ),
         Err(JpegError::SourceTooSmall { .. })
     ));
 }
@@ -273,8 +316,16 @@ fn jpeg_alpha_round_trip_both_orientations() {
         assert_eq!(parts.alpha[8], u8::from(top_down));
 
         let mut out = vec![0u8; row * h as usize];
-        jpeg::decode_jpeg_alpha(&body, w, h, &mut out, row, &JpegLimits::default(), rle_decode)
-            .unwrap();
+        jpeg::decode_jpeg_alpha(
+            &body,
+            w,
+            h,
+            &mut out,
+            row,
+            &JpegLimits::default(),
+            rle_decode,
+        )
+        .unwrap();
         // Alpha is lossless and in visual order; colour is close.
         let alpha_out: Vec<u8> = out.chunks_exact(4).map(|p| p[3]).collect();
         let alpha_in: Vec<u8> = img.chunks_exact(4).map(|p| p[3]).collect();
@@ -327,16 +378,25 @@ fn jpeg_alpha_malformed_bodies() {
     let mut out = vec![0u8; 256];
     let lim = JpegLimits::default();
     assert!(matches!(
-        jpeg::decode_jpeg_alpha(&body, w, h, &mut out, 32, &lim, |_, _, _, _| Err::<Vec<u8>, _>(
+        jpeg::decode_jpeg_alpha(&body, w, h, &mut out, 32, &lim, |_, _, _, _| Err::<
+            Vec<u8>,
+            _,
+        >(
             AlphaErr("bad")
         )),
         Err(JpegError::Alpha(_))
     ));
     assert!(matches!(
-        jpeg::decode_jpeg_alpha(&body, w, h, &mut out, 32, &lim, |_, _, _, _| Ok::<_, AlphaErr>(
+        jpeg::decode_jpeg_alpha(&body, w, h, &mut out, 32, &lim, |_, _, _, _| Ok::<
+            _,
+            AlphaErr,
+        >(
             vec![0; 3]
         )),
-        Err(JpegError::AlphaPlaneSize { got: 3, expected: 64 })
+        Err(JpegError::AlphaPlaneSize {
+            got: 3,
+            expected: 64
+        })
     ));
 }
 
@@ -359,11 +419,19 @@ fn fuzz_corpus_replays() {
 fn write_seed_corpus() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/jpeg_decode");
     std::fs::create_dir_all(dir).unwrap();
-    for (name, w, h, q) in [("q85_16x16", 16, 16, 85u8), ("q20_33x17", 33, 17, 20), ("q80_8x40", 8, 40, 80)] {
+    for (name, w, h, q) in [
+        ("q85_16x16", 16, 16, 85u8),
+        ("q20_33x17", 33, 17, 20),
+        ("q80_8x40", 8, 40, 80),
+    ] {
         let img = photo(w, h);
         let mut enc = Vec::new();
-        jpeg::encode(&src(&img, w, h, w as usize * 4, JpegSourceFormat::Bgrx32), q, &mut enc)
-            .unwrap();
+        jpeg::encode(
+            &src(&img, w, h, w as usize * 4, JpegSourceFormat::Bgrx32),
+            q,
+            &mut enc,
+        )
+        .unwrap();
         std::fs::write(format!("{dir}/{name}"), &enc).unwrap();
         if name == "q85_16x16" {
             std::fs::write(format!("{dir}/truncated"), &enc[..enc.len() / 2]).unwrap();

@@ -114,11 +114,23 @@ fn later_blocks_use_earlier_output_as_history() {
     let row = pattern(w as usize * 4, 3);
     let img: Vec<u8> = (0..h).flat_map(|_| row.clone()).collect();
     let mut enc = Vec::new();
-    lz4::encode(&img, w, h, w as usize * 4, hdr(Lz4Format::Rgb32, true), 8, &mut enc).unwrap();
+    lz4::encode(
+        &img,
+        w,
+        h,
+        w as usize * 4,
+        hdr(Lz4Format::Rgb32, true),
+        8,
+        &mut enc,
+    )
+    .unwrap();
     let first = u32::from_be_bytes(enc[2..6].try_into().unwrap()) as usize;
     let second_at = 6 + first;
     let second = u32::from_be_bytes(enc[second_at..second_at + 4].try_into().unwrap()) as usize;
-    assert!(second < 64, "second block is {second} bytes, expected a few matches");
+    assert!(
+        second < 64,
+        "second block is {second} bytes, expected a few matches"
+    );
     assert_eq!(decode_native(&enc, w, h, 4).unwrap(), img);
 }
 
@@ -133,7 +145,16 @@ fn stride_padding_is_dropped_and_output_stride_honoured() {
     let mut enc = Vec::new();
     lz4::encode(&img, w, h, stride, hdr(Lz4Format::Rgb32, true), 2, &mut enc).unwrap();
     let mut out = vec![0x55u8; 32 * h as usize];
-    lz4::decode(&enc, w, h, &mut out, 32, Lz4Output::Native, &Lz4Limits::default()).unwrap();
+    lz4::decode(
+        &enc,
+        w,
+        h,
+        &mut out,
+        32,
+        Lz4Output::Native,
+        &Lz4Limits::default(),
+    )
+    .unwrap();
     for r in 0..h as usize {
         assert_eq!(&out[r * 32..r * 32 + 20], &img[r * stride..r * stride + 20]);
         assert!(out[r * 32 + 20..r * 32 + 32].iter().all(|&b| b == 0x55));
@@ -147,16 +168,31 @@ fn bgrx_output_expands_16_and_24_bit() {
     let mut enc = Vec::new();
     lz4::encode(&img16, 3, 1, 6, hdr(Lz4Format::Rgb16, true), 1, &mut enc).unwrap();
     let mut out = vec![0u8; 12];
-    lz4::decode(&enc, 3, 1, &mut out, 12, Lz4Output::Bgrx, &Lz4Limits::default()).unwrap();
-    assert_eq!(
-        out,
-        [255, 255, 255, 255, 255, 0, 0, 255, 0, 0, 255, 255]
-    );
+    lz4::decode(
+        &enc,
+        3,
+        1,
+        &mut out,
+        12,
+        Lz4Output::Bgrx,
+        &Lz4Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(out, [255, 255, 255, 255, 255, 0, 0, 255, 0, 0, 255, 255]);
     let img24 = [1, 2, 3, 4, 5, 6];
     enc.clear();
     lz4::encode(&img24, 2, 1, 6, hdr(Lz4Format::Rgb24, false), 1, &mut enc).unwrap();
     let mut out = vec![0u8; 8];
-    lz4::decode(&enc, 2, 1, &mut out, 8, Lz4Output::Bgrx, &Lz4Limits::default()).unwrap();
+    lz4::decode(
+        &enc,
+        2,
+        1,
+        &mut out,
+        8,
+        Lz4Output::Bgrx,
+        &Lz4Limits::default(),
+    )
+    .unwrap();
     assert_eq!(out, [1, 2, 3, 255, 4, 5, 6, 255]);
 }
 
@@ -168,7 +204,10 @@ fn malformed_inputs_are_typed_errors() {
         lz4::decode(p, w, h, out, w as usize * 4, Lz4Output::Native, &lim)
     };
     assert_eq!(dec(&[1], 1, 1, &mut out), Err(Lz4Error::MissingHeader(1)));
-    assert_eq!(dec(&[1, 5], 1, 1, &mut out), Err(Lz4Error::UnsupportedFormat(5)));
+    assert_eq!(
+        dec(&[1, 5], 1, 1, &mut out),
+        Err(Lz4Error::UnsupportedFormat(5))
+    );
     assert_eq!(
         dec(&[1, 8], 1, 1, &mut out),
         Err(Lz4Error::TruncatedBlockLength { offset: 2 })
@@ -195,7 +234,12 @@ fn malformed_inputs_are_typed_errors() {
     );
     // More output than the image holds.
     assert!(matches!(
-        dec(&[1, 8, 0, 0, 0, 9, 0x80, 1, 2, 3, 4, 5, 6, 7, 8], 1, 1, &mut out),
+        dec(
+            &[1, 8, 0, 0, 0, 9, 0x80, 1, 2, 3, 4, 5, 6, 7, 8],
+            1,
+            1,
+            &mut out
+        ),
         Err(Lz4Error::CorruptBlock { .. })
     ));
     // Empty block: zero bytes of output is a format error in the C client too.
@@ -218,7 +262,15 @@ fn malformed_inputs_are_typed_errors() {
         })
     );
     assert!(matches!(
-        lz4::decode(&[1, 8, 0, 0, 0, 1, 0x40], 100, 100, &mut out, 400, Lz4Output::Native, &lim),
+        lz4::decode(
+            &[1, 8, 0, 0, 0, 1, 0x40],
+            100,
+            100,
+            &mut out,
+            400,
+            Lz4Output::Native,
+            &lim
+        ),
         Err(Lz4Error::DestinationTooSmall { .. })
     ));
 }

@@ -39,7 +39,13 @@ fn size_at(quality: u8) -> u64 {
 }
 
 /// Offers frames every `interval_ms` in [from, to); returns (frames sent, bytes sent).
-fn run(enc: &mut MjpegEncoder, from: u64, to: u64, interval_ms: u64, frames: &[Vec<u8>]) -> (u32, u64) {
+fn run(
+    enc: &mut MjpegEncoder,
+    from: u64,
+    to: u64,
+    interval_ms: u64,
+    frames: &[Vec<u8>],
+) -> (u32, u64) {
     let (mut n, mut bytes) = (0, 0);
     let mut t = from;
     let mut i = 0usize;
@@ -133,7 +139,12 @@ fn quality_drops_when_the_budget_is_tight() {
         0,
     );
     run(&mut rich, 0, 3000, 40, &fr);
-    assert!(rich.quality() > enc.quality(), "{} vs {}", rich.quality(), enc.quality());
+    assert!(
+        rich.quality() > enc.quality(),
+        "{} vs {}",
+        rich.quality(),
+        enc.quality()
+    );
 }
 
 #[test]
@@ -186,8 +197,16 @@ fn negative_reports_lower_and_positive_reports_raise_the_rate() {
         );
     }
     run(&mut enc, t, t + 2000, 10, &fr);
-    assert!(enc.bit_rate() > rate_low, "rate {} !> {rate_low}", enc.bit_rate());
-    assert!(enc.quality() > q_low, "quality {} !> {q_low}", enc.quality());
+    assert!(
+        enc.bit_rate() > rate_low,
+        "rate {} !> {rate_low}",
+        enc.bit_rate()
+    );
+    assert!(
+        enc.quality() > q_low,
+        "quality {} !> {q_low}",
+        enc.quality()
+    );
 }
 
 fn late_report(start_mm: u64, end_mm: u64) -> StreamReport {
@@ -229,8 +248,17 @@ fn frames_decode_with_the_jpeg_codec() {
     let e = enc.encode_frame(&source(&fr[0]), 1, 0).unwrap().unwrap();
     assert_eq!(e.quality, 50);
     let mut out = vec![0u8; (W * H * 4) as usize];
-    let info = mjpeg::decode_frame(&e.data, &mut out, W as usize * 4, &JpegLimits::default()).unwrap();
+    let info =
+        mjpeg::decode_frame(&e.data, &mut out, W as usize * 4, &JpegLimits::default()).unwrap();
     assert_eq!((info.width, info.height), (W, H));
-    assert!(mjpeg::decode_frame(&e.data[..10], &mut out, W as usize * 4, &JpegLimits::default()).is_err());
+    assert!(
+        mjpeg::decode_frame(
+            &e.data[..10],
+            &mut out,
+            W as usize * 4,
+            &JpegLimits::default()
+        )
+        .is_err()
+    );
     assert!(enc.take_playback_delay().is_none());
 }

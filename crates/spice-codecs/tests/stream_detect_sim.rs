@@ -2,7 +2,7 @@
 
 use spice_codecs::classify::Graduality;
 use spice_codecs::stream_detect::{
-    DrawCandidate, Detection, Rect, StreamDetector, StreamingVideo, MAX_STREAMS,
+    Detection, DrawCandidate, MAX_STREAMS, Rect, StreamDetector, StreamingVideo,
 };
 
 fn cand(x: i32, y: i32, w: u32, h: u32) -> DrawCandidate {
@@ -62,7 +62,10 @@ fn stream_starts_at_the_21st_update() {
     assert_eq!(info.input_fps, 25); // 20 frames in 800 ms
     assert_eq!(d.streams().count(), 1);
     // Next frame belongs to the stream.
-    assert_eq!(d.on_draw(&c, 1000 + 21 * 40, high), Detection::StreamFrame { id: 0 });
+    assert_eq!(
+        d.on_draw(&c, 1000 + 21 * 40, high),
+        Detection::StreamFrame { id: 0 }
+    );
 }
 
 #[test]
@@ -126,22 +129,44 @@ fn filter_needs_size_and_gradual_frames() {
     let mut d = StreamDetector::new(StreamingVideo::Filter);
     // 95x96 is below the minimum area.
     let small = cand(0, 0, 95, 96);
-    assert!(feed(&mut d, &small, 0, 40, 30, |_| high())
-        .iter()
-        .all(|x| *x == Detection::NotStreamable));
+    assert!(
+        feed(&mut d, &small, 0, 40, 30, |_| high())
+            .iter()
+            .all(|x| *x == Detection::NotStreamable)
+    );
     // Desktop-like (Low) frames never start a stream.
     let c = cand(0, 0, 96, 96);
     let dets = feed(&mut d, &c, 0, 40, 60, |_| Some(Graduality::Low));
-    assert!(dets.iter().all(|x| matches!(x, Detection::Candidate { gradual_frames: 0, .. })));
+    assert!(dets.iter().all(|x| matches!(
+        x,
+        Detection::Candidate {
+            gradual_frames: 0,
+            ..
+        }
+    )));
     // Exactly 20 % gradual (every 5th counted frame) starts it at frame 20.
     let mut d = StreamDetector::new(StreamingVideo::Filter);
     let dets = feed(&mut d, &c, 0, 40, 21, |i| {
-        if i % 5 == 0 { high() } else { Some(Graduality::Low) }
+        if i % 5 == 0 {
+            high()
+        } else {
+            Some(Graduality::Low)
+        }
     });
-    assert!(matches!(dets[20], Detection::StreamCreated(_)), "{:?}", dets[20]);
+    assert!(
+        matches!(dets[20], Detection::StreamCreated(_)),
+        "{:?}",
+        dets[20]
+    );
     // Unclassifiable bitmaps (None) count as gradual; Medium too.
     let mut d = StreamDetector::new(StreamingVideo::Filter);
-    let dets = feed(&mut d, &c, 0, 40, 21, |i| if i % 2 == 0 { None } else { Some(Graduality::Medium) });
+    let dets = feed(&mut d, &c, 0, 40, 21, |i| {
+        if i % 2 == 0 {
+            None
+        } else {
+            Some(Graduality::Medium)
+        }
+    });
     assert!(matches!(dets[20], Detection::StreamCreated(_)));
 }
 
@@ -151,24 +176,50 @@ fn long_runs_without_gradual_frames_restart_the_counts() {
     let c = cand(0, 0, 100, 100);
     // One gradual frame (count 1), then 100 Low frames, then a gradual one at count 102.
     let dets = feed(&mut d, &c, 0, 40, 103, |i| {
-        if i == 1 || i == 102 { high() } else { Some(Graduality::Low) }
+        if i == 1 || i == 102 {
+            high()
+        } else {
+            Some(Graduality::Low)
+        }
     });
-    assert_eq!(dets[1], Detection::Candidate { frames: 1, gradual_frames: 1 });
-    assert_eq!(dets[101], Detection::Candidate { frames: 101, gradual_frames: 1 });
-    assert_eq!(dets[102], Detection::Candidate { frames: 1, gradual_frames: 1 });
+    assert_eq!(
+        dets[1],
+        Detection::Candidate {
+            frames: 1,
+            gradual_frames: 1
+        }
+    );
+    assert_eq!(
+        dets[101],
+        Detection::Candidate {
+            frames: 101,
+            gradual_frames: 1
+        }
+    );
+    assert_eq!(
+        dets[102],
+        Detection::Candidate {
+            frames: 1,
+            gradual_frames: 1
+        }
+    );
 }
 
 #[test]
 fn all_mode_ignores_size_and_content_off_mode_streams_nothing() {
     let mut d = StreamDetector::new(StreamingVideo::All);
     let c = cand(0, 0, 20, 20);
-    let dets = feed(&mut d, &c, 0, 40, 21, |_| panic!("no graduality in All mode"));
+    let dets = feed(&mut d, &c, 0, 40, 21, |_| {
+        panic!("no graduality in All mode")
+    });
     assert!(matches!(dets[20], Detection::StreamCreated(_)));
 
     let mut d = StreamDetector::new(StreamingVideo::Off);
-    assert!(feed(&mut d, &cand(0, 0, 300, 300), 0, 40, 40, |_| high())
-        .iter()
-        .all(|x| *x == Detection::NotStreamable));
+    assert!(
+        feed(&mut d, &cand(0, 0, 300, 300), 0, 40, 40, |_| high())
+            .iter()
+            .all(|x| *x == Detection::NotStreamable)
+    );
 }
 
 #[test]
@@ -179,14 +230,23 @@ fn existing_streams_accept_close_frames_and_time_out() {
     let t = 20 * 40;
     // Larger rectangle containing the stream, up to twice its area: same stream.
     let bigger = cand(100, 100, 200, 400);
-    assert_eq!(d.on_draw(&bigger, t + 900, high), Detection::StreamFrame { id: 0 });
+    assert_eq!(
+        d.on_draw(&bigger, t + 900, high),
+        Detection::StreamFrame { id: 0 }
+    );
     // More than twice the area: not this stream.
     let huge = cand(50, 50, 400, 400);
-    assert!(matches!(d.on_draw(&huge, t + 950, high), Detection::Candidate { .. }));
+    assert!(matches!(
+        d.on_draw(&huge, t + 950, high),
+        Detection::Candidate { .. }
+    ));
     // Different row order: not this stream.
     let mut flipped = c;
     flipped.top_down = false;
-    assert!(matches!(d.on_draw(&flipped, t + 960, high), Detection::Candidate { .. }));
+    assert!(matches!(
+        d.on_draw(&flipped, t + 960, high),
+        Detection::Candidate { .. }
+    ));
     assert_eq!(d.next_timeout(), Some(t + 900 + 1000));
     assert!(d.poll_timeouts(t + 1899).is_empty());
     assert_eq!(d.poll_timeouts(t + 1900), vec![0]);
@@ -203,7 +263,10 @@ fn input_fps_is_remeasured_every_five_seconds() {
     // 10 fps for 5 s.
     let start = 20 * 40;
     for i in 1..=50u64 {
-        assert_eq!(d.on_draw(&c, start + i * 100, high), Detection::StreamFrame { id: 0 });
+        assert_eq!(
+            d.on_draw(&c, start + i * 100, high),
+            Detection::StreamFrame { id: 0 }
+        );
     }
     assert_eq!(d.streams().next().unwrap().input_fps, 10);
 }
