@@ -1,0 +1,1 @@
+pub fn fuzz_commands(_d: &[u8]) {}

@@ -1,0 +1,4 @@
+//! x
+pub struct GuestDriver;
+#[derive(Debug)]
+pub struct GuestError;
