@@ -20,7 +20,7 @@ pub struct FuzzSummary {
     pub commands: usize,
     /// Of those, parsed without error (native layouts).
     pub parsed: usize,
-    /// Whether the device ended in the guest-bug state.
+    /// Whether the device was in the guest-bug state after the rings were processed.
     pub guest_bug: bool,
 }
 
@@ -37,17 +37,27 @@ pub fn fuzz_bars() -> BarLayout {
 pub fn fuzz_commands(data: &[u8]) -> FuzzSummary {
     let bars = fuzz_bars();
     let mut cfg = DeviceConfig::new(bars);
-    cfg.limits = ParseLimits { max_chunks: 64, max_command_bytes: 256 * 1024 };
+    cfg.limits = ParseLimits {
+        max_chunks: 64,
+        max_command_bytes: 256 * 1024,
+    };
     cfg.modes = vec![(16, 16)];
     let mem = VecMemory::new(bars.total_size() as usize);
     let mut summary = FuzzSummary::default();
-    let Ok(mut dev) = QxlDevice::new(mem, cfg) else { return summary };
+    let Ok(mut dev) = QxlDevice::new(mem, cfg) else {
+        return summary;
+    };
     let slots = [
         (FUZZ_SLOT, bars.ram_offset, bars.ram_size),
         (FUZZ_SLOT + 1, bars.vram_offset, bars.vram_size),
     ];
     for (id, start, size) in slots {
-        let slot = MemSlot { generation: 0, virt_start: start, virt_end: start + size, addr_delta: start };
+        let slot = MemSlot {
+            generation: 0,
+            virt_start: start,
+            virt_end: start + size,
+            addr_delta: start,
+        };
         if dev.slots_mut().add(memslot_group::GUEST, id, slot).is_err() {
             return summary;
         }
@@ -58,7 +68,11 @@ pub fn fuzz_commands(data: &[u8]) -> FuzzSummary {
     }
     for cursor in [false, true] {
         for _ in 0..64 {
-            let ext = if cursor { dev.get_cursor_command() } else { dev.get_command() };
+            let ext = if cursor {
+                dev.get_cursor_command()
+            } else {
+                dev.get_command()
+            };
             let Some(ext) = ext else { break };
             summary.commands += 1;
             let compat = crate::parse::CommandExt {
@@ -77,13 +91,22 @@ pub fn fuzz_commands(data: &[u8]) -> FuzzSummary {
                 dev.release_resource(r);
             }
         }
-        let _ = if cursor { dev.req_cursor_notification() } else { dev.req_cmd_notification() };
+        let _ = if cursor {
+            dev.req_cursor_notification()
+        } else {
+            dev.req_cmd_notification()
+        };
     }
     dev.flush_resources();
-    for port in [abi::io::UPDATE_AREA, abi::io::CREATE_PRIMARY, abi::io::MONITORS_CONFIG_ASYNC, abi::io::LOG] {
+    summary.guest_bug = dev.guest_bug();
+    for port in [
+        abi::io::UPDATE_AREA,
+        abi::io::CREATE_PRIMARY,
+        abi::io::MONITORS_CONFIG_ASYNC,
+        abi::io::LOG,
+    ] {
         let _ = dev.io_write(port, 0);
     }
     let _ = dev.irq_level();
-    summary.guest_bug = dev.guest_bug();
     summary
 }

@@ -73,7 +73,14 @@ impl Allocator {
     /// An allocator over `[start, end)`.
     pub fn new(start: u64, end: u64) -> Self {
         let start = start.next_multiple_of(8);
-        Allocator { free: if end > start { vec![(start, end - start)] } else { Vec::new() }, used: 0 }
+        Allocator {
+            free: if end > start {
+                vec![(start, end - start)]
+            } else {
+                Vec::new()
+            },
+            used: 0,
+        }
     }
 
     /// Allocate `size` bytes.
@@ -147,12 +154,19 @@ impl GuestDriver {
     /// Set the driver up on a device as a qxl-2+ driver does: register memory slot `slot_id`
     /// over the RAM BAR below the RAM header (`QXL_IO_MEMSLOT_ADD`), read the slot generation
     /// and address bits from the ROM, and enable every interrupt.
-    pub fn attach<M: GuestMemory>(dev: &mut QxlDevice<M>, slot_id: u32) -> Result<Self, GuestError> {
+    pub fn attach<M: GuestMemory>(
+        dev: &mut QxlDevice<M>,
+        slot_id: u32,
+    ) -> Result<Self, GuestError> {
         let bars = dev.config().bars;
         let h = dev.ram_header_offset();
         let slot_len = bars.ram_header_offset();
-        let ms = abi::QxlMemSlot { mem_start: bars.ram_guest_phys.into(), mem_end: (bars.ram_guest_phys + slot_len).into() };
-        dev.memory_mut().write(h + ram_offsets::MEM_SLOT, ms.as_bytes())?;
+        let ms = abi::QxlMemSlot {
+            mem_start: bars.ram_guest_phys.into(),
+            mem_end: (bars.ram_guest_phys + slot_len).into(),
+        };
+        dev.memory_mut()
+            .write(h + ram_offsets::MEM_SLOT, ms.as_bytes())?;
         dev.io_write(io::MEMSLOT_ADD, slot_id)?;
         let rom = dev.rom()?;
         let layout = SlotLayout {
@@ -204,7 +218,12 @@ impl GuestDriver {
         self.alloc.used()
     }
 
-    fn alloc_write<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, data: &[u8], allocs: &mut Vec<Alloc>) -> Result<Alloc, GuestError> {
+    fn alloc_write<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        data: &[u8],
+        allocs: &mut Vec<Alloc>,
+    ) -> Result<Alloc, GuestError> {
         let a = match self.alloc.alloc(data.len() as u64) {
             Some(a) => a,
             None => {
@@ -226,8 +245,16 @@ impl GuestDriver {
         }
     }
 
-    fn ring_full<M: GuestMemory + ?Sized>(&self, mem: &mut M, ring: Ring) -> Result<bool, GuestError> {
-        let r = if ring == Ring::Cmd { self.cmd_ring } else { self.cursor_ring };
+    fn ring_full<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &mut M,
+        ring: Ring,
+    ) -> Result<bool, GuestError> {
+        let r = if ring == Ring::Cmd {
+            self.cmd_ring
+        } else {
+            self.cursor_ring
+        };
         let i = r.indices(mem)?;
         if i.prod.wrapping_sub(i.cons) == r.num_items {
             // Ask for a notification when the device consumes (SPICE_RING_PROD_WAIT).
@@ -252,11 +279,25 @@ impl GuestDriver {
             self.free_all(&mut allocs);
             return Err(e.into());
         }
-        let r = if ring == Ring::Cmd { self.cmd_ring } else { self.cursor_ring };
-        let cmd = abi::QxlCommand { data: id.into(), ty: ty.into(), padding: 0.into() };
+        let r = if ring == Ring::Cmd {
+            self.cmd_ring
+        } else {
+            self.cursor_ring
+        };
+        let cmd = abi::QxlCommand {
+            data: id.into(),
+            ty: ty.into(),
+            padding: 0.into(),
+        };
         match r.push(mem, cmd.as_bytes()) {
             Ok(_notify) => {
-                self.outstanding.insert(id, Resource { allocs, frees_surface });
+                self.outstanding.insert(
+                    id,
+                    Resource {
+                        allocs,
+                        frees_surface,
+                    },
+                );
                 Ok(id)
             }
             Err(e) => {
@@ -275,11 +316,19 @@ impl GuestDriver {
         chunk_size: usize,
         allocs: &mut Vec<Alloc>,
     ) -> Result<u64, GuestError> {
-        let pieces: Vec<&[u8]> = if data.is_empty() { vec![data] } else { data.chunks(chunk_size.max(1)).collect() };
+        let pieces: Vec<&[u8]> = if data.is_empty() {
+            vec![data]
+        } else {
+            data.chunks(chunk_size.max(1)).collect()
+        };
         let mut next = 0u64;
         let mut first = 0;
         for piece in pieces.iter().rev() {
-            let hdr = abi::QxlDataChunk { data_size: (piece.len() as u32).into(), prev_chunk: 0.into(), next_chunk: next.into() };
+            let hdr = abi::QxlDataChunk {
+                data_size: (piece.len() as u32).into(),
+                prev_chunk: 0.into(),
+                next_chunk: next.into(),
+            };
             let mut buf = hdr.as_bytes().to_vec();
             buf.extend_from_slice(piece);
             let a = self.alloc_write(mem, &buf, allocs)?;
@@ -289,7 +338,13 @@ impl GuestDriver {
         Ok(first)
     }
 
-    fn drawable(surface_id: u32, ty: u8, bbox: Rect, clip: abi::QxlClip, u: &[u8]) -> abi::QxlDrawable {
+    fn drawable(
+        surface_id: u32,
+        ty: u8,
+        bbox: Rect,
+        clip: abi::QxlClip,
+        u: &[u8],
+    ) -> abi::QxlDrawable {
         let mut d = abi::QxlDrawable::new_zeroed();
         d.surface_id = surface_id.into();
         d.effect = 1; // QXL_EFFECT_OPAQUE
@@ -308,17 +363,27 @@ impl GuestDriver {
         allocs: &mut Vec<Alloc>,
     ) -> Result<abi::QxlClip, GuestError> {
         let Some(rects) = clip else {
-            return Ok(abi::QxlClip { ty: abi::clip_type::NONE.into(), data: 0.into() });
+            return Ok(abi::QxlClip {
+                ty: abi::clip_type::NONE.into(),
+                data: 0.into(),
+            });
         };
         let mut buf = Vec::new();
         buf.extend_from_slice(&(rects.len() as u32).to_le_bytes());
-        let hdr = abi::QxlDataChunk { data_size: ((rects.len() * 16) as u32).into(), prev_chunk: 0.into(), next_chunk: 0.into() };
+        let hdr = abi::QxlDataChunk {
+            data_size: ((rects.len() * 16) as u32).into(),
+            prev_chunk: 0.into(),
+            next_chunk: 0.into(),
+        };
         buf.extend_from_slice(hdr.as_bytes());
         for r in rects {
             buf.extend_from_slice(abi::QxlRect::new(r.top, r.left, r.bottom, r.right).as_bytes());
         }
         let a = self.alloc_write(mem, &buf, allocs)?;
-        Ok(abi::QxlClip { ty: abi::clip_type::RECTS.into(), data: self.addr(a.offset).into() })
+        Ok(abi::QxlClip {
+            ty: abi::clip_type::RECTS.into(),
+            data: self.addr(a.offset).into(),
+        })
     }
 
     /// Push a solid fill of `bbox` on `surface_id`, optionally clipped. Returns the release id.
@@ -383,14 +448,23 @@ impl GuestDriver {
         c.src_bitmap = self.addr(img_a.offset).into();
         c.src_area = abi::QxlRect::new(0, 0, height as i32, width as i32);
         c.rop_descriptor = (1u16 << 3).into();
-        let none = abi::QxlClip { ty: abi::clip_type::NONE.into(), data: 0.into() };
+        let none = abi::QxlClip {
+            ty: abi::clip_type::NONE.into(),
+            data: 0.into(),
+        };
         let d = Self::drawable(surface_id, abi::draw_type::COPY, bbox, none, c.as_bytes());
         mem.write(self.host(cmd.offset), d.as_bytes())?;
         self.submit(mem, Ring::Cmd, cmd_type::DRAW, allocs, None)
     }
 
     /// Push an update command for `area`.
-    pub fn update<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, surface_id: u32, area: Rect, update_id: u32) -> Result<u64, GuestError> {
+    pub fn update<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        surface_id: u32,
+        area: Rect,
+        update_id: u32,
+    ) -> Result<u64, GuestError> {
         if self.ring_full(mem, Ring::Cmd)? {
             return Err(GuestError::RingFull);
         }
@@ -406,7 +480,11 @@ impl GuestDriver {
     }
 
     /// Push a debug message.
-    pub fn message<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, text: &str) -> Result<u64, GuestError> {
+    pub fn message<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        text: &str,
+    ) -> Result<u64, GuestError> {
         if self.ring_full(mem, Ring::Cmd)? {
             return Err(GuestError::RingFull);
         }
@@ -431,7 +509,10 @@ impl GuestDriver {
             return Err(GuestError::RingFull);
         }
         let size = u64::from(width) * u64::from(height) * 4;
-        let pixels = self.alloc.alloc(size).ok_or(GuestError::OutOfMemory(size))?;
+        let pixels = self
+            .alloc
+            .alloc(size)
+            .ok_or(GuestError::OutOfMemory(size))?;
         let s = abi::QxlSurfaceCmd {
             release_info: abi::QxlReleaseInfo { id: 0.into() },
             surface_id: surface_id.into(),
@@ -465,7 +546,11 @@ impl GuestDriver {
     }
 
     /// Push a surface destruction; the surface's pixel memory is freed when it is released.
-    pub fn surface_destroy<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, surface_id: u32) -> Result<u64, GuestError> {
+    pub fn surface_destroy<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        surface_id: u32,
+    ) -> Result<u64, GuestError> {
         if self.ring_full(mem, Ring::Cmd)? {
             return Err(GuestError::RingFull);
         }
@@ -504,7 +589,11 @@ impl GuestDriver {
                 hot_spot_y: 0.into(),
             },
             data_size: (data.len() as u32).into(),
-            chunk: abi::QxlDataChunk { data_size: (data.len() as u32).into(), prev_chunk: 0.into(), next_chunk: 0.into() },
+            chunk: abi::QxlDataChunk {
+                data_size: (data.len() as u32).into(),
+                prev_chunk: 0.into(),
+                next_chunk: 0.into(),
+            },
         };
         let mut buf = cur.as_bytes().to_vec();
         buf.extend_from_slice(data);
@@ -512,7 +601,10 @@ impl GuestDriver {
         let mut c = abi::QxlCursorCmd::new_zeroed();
         c.ty = abi::cursor_cmd::SET;
         let set = abi::QxlCursorSet {
-            position: abi::QxlPoint16 { x: x.into(), y: y.into() },
+            position: abi::QxlPoint16 {
+                x: x.into(),
+                y: y.into(),
+            },
             visible: 1,
             shape: self.addr(shape.offset).into(),
         };
@@ -522,13 +614,24 @@ impl GuestDriver {
     }
 
     /// Push a cursor move.
-    pub fn cursor_move<M: GuestMemory + ?Sized>(&mut self, mem: &mut M, x: i16, y: i16) -> Result<u64, GuestError> {
+    pub fn cursor_move<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        x: i16,
+        y: i16,
+    ) -> Result<u64, GuestError> {
         if self.ring_full(mem, Ring::Cursor)? {
             return Err(GuestError::RingFull);
         }
         let mut c = abi::QxlCursorCmd::new_zeroed();
         c.ty = abi::cursor_cmd::MOVE;
-        c.u[..4].copy_from_slice(abi::QxlPoint16 { x: x.into(), y: y.into() }.as_bytes());
+        c.u[..4].copy_from_slice(
+            abi::QxlPoint16 {
+                x: x.into(),
+                y: y.into(),
+            }
+            .as_bytes(),
+        );
         let mut allocs = Vec::new();
         self.alloc_write(mem, c.as_bytes(), &mut allocs)?;
         self.submit(mem, Ring::Cursor, cmd_type::CURSOR, allocs, None)
@@ -542,7 +645,10 @@ impl GuestDriver {
         height: u32,
     ) -> Result<crate::device::IoRequest, GuestError> {
         let size = u64::from(width) * u64::from(height) * 4;
-        let pixels = self.alloc.alloc(size).ok_or(GuestError::OutOfMemory(size))?;
+        let pixels = self
+            .alloc
+            .alloc(size)
+            .ok_or(GuestError::OutOfMemory(size))?;
         let c = abi::QxlSurfaceCreate {
             width: width.into(),
             height: height.into(),
@@ -554,7 +660,8 @@ impl GuestDriver {
             ty: abi::QXL_SURF_TYPE_PRIMARY.into(),
             mem: self.addr(pixels.offset).into(),
         };
-        dev.memory_mut().write(self.ram_header + ram_offsets::CREATE_SURFACE, c.as_bytes())?;
+        dev.memory_mut()
+            .write(self.ram_header + ram_offsets::CREATE_SURFACE, c.as_bytes())?;
         match dev.io_write(io::CREATE_PRIMARY, 0) {
             Ok(r) => {
                 if let Some(old) = self.primary.replace(pixels) {
@@ -572,7 +679,10 @@ impl GuestDriver {
     /// Collect everything on the release ring: pop each chain head, follow the chain through
     /// the release infos' `next` fields, free each resource. Returns the released ids in order.
     /// An id that is not outstanding (a double release) is an error.
-    pub fn collect_releases<M: GuestMemory + ?Sized>(&mut self, mem: &mut M) -> Result<Vec<u64>, GuestError> {
+    pub fn collect_releases<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<Vec<u64>, GuestError> {
         let mut ids = Vec::new();
         let mut head = [0u8; 8];
         while self.release_ring.pop(mem, &mut head)?.is_some() {
@@ -580,8 +690,13 @@ impl GuestDriver {
             // A chain can never be longer than what is outstanding.
             let mut budget = self.outstanding.len() + 1;
             while id != 0 {
-                budget = budget.checked_sub(1).ok_or(GuestError::UnknownRelease(id))?;
-                let res = self.outstanding.remove(&id).ok_or(GuestError::UnknownRelease(id))?;
+                budget = budget
+                    .checked_sub(1)
+                    .ok_or(GuestError::UnknownRelease(id))?;
+                let res = self
+                    .outstanding
+                    .remove(&id)
+                    .ok_or(GuestError::UnknownRelease(id))?;
                 let next = read_u64(mem, self.host(res.allocs[0].offset))?;
                 for a in &res.allocs {
                     self.alloc.free(*a);
@@ -600,13 +715,19 @@ impl GuestDriver {
     }
 
     /// Ask the device to push the release chain it is building (`QXL_IO_FLUSH_RELEASE`).
-    pub fn flush_release<M: GuestMemory>(&mut self, dev: &mut QxlDevice<M>) -> Result<(), GuestError> {
+    pub fn flush_release<M: GuestMemory>(
+        &mut self,
+        dev: &mut QxlDevice<M>,
+    ) -> Result<(), GuestError> {
         dev.io_write(io::FLUSH_RELEASE, 0)?;
         Ok(())
     }
 
     /// The pending interrupt bits, cleared (what the guest's interrupt handler does).
-    pub fn take_interrupts<M: GuestMemory + ?Sized>(&mut self, mem: &mut M) -> Result<u32, GuestError> {
+    pub fn take_interrupts<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<u32, GuestError> {
         let off = self.ram_header + ram_offsets::INT_PENDING;
         let ram: u32 = read_struct::<zerocopy::little_endian::U32, M>(mem, off)?.get();
         write_u32(mem, off, 0)?;

@@ -87,21 +87,42 @@ fn rom_offsets() {
 
 #[test]
 fn ram_offsets_match_the_header() {
-    assert_eq!(offset_of!(QxlRam, int_pending) as u64, ram_offsets::INT_PENDING);
+    assert_eq!(
+        offset_of!(QxlRam, int_pending) as u64,
+        ram_offsets::INT_PENDING
+    );
     assert_eq!(offset_of!(QxlRam, int_mask) as u64, ram_offsets::INT_MASK);
     assert_eq!(offset_of!(QxlRam, log_buf) as u64, ram_offsets::LOG_BUF);
     assert_eq!(offset_of!(QxlRam, cmd_ring) as u64, ram_offsets::CMD_RING);
     assert_eq!(ram_offsets::CMD_RING, 4108);
-    assert_eq!(offset_of!(QxlRam, cursor_ring) as u64, ram_offsets::CURSOR_RING);
+    assert_eq!(
+        offset_of!(QxlRam, cursor_ring) as u64,
+        ram_offsets::CURSOR_RING
+    );
     assert_eq!(ram_offsets::CURSOR_RING, 4640);
-    assert_eq!(offset_of!(QxlRam, release_ring) as u64, ram_offsets::RELEASE_RING);
+    assert_eq!(
+        offset_of!(QxlRam, release_ring) as u64,
+        ram_offsets::RELEASE_RING
+    );
     assert_eq!(ram_offsets::RELEASE_RING, 5172);
-    assert_eq!(offset_of!(QxlRam, update_area) as u64, ram_offsets::UPDATE_AREA);
-    assert_eq!(offset_of!(QxlRam, update_surface) as u64, ram_offsets::UPDATE_SURFACE);
+    assert_eq!(
+        offset_of!(QxlRam, update_area) as u64,
+        ram_offsets::UPDATE_AREA
+    );
+    assert_eq!(
+        offset_of!(QxlRam, update_surface) as u64,
+        ram_offsets::UPDATE_SURFACE
+    );
     assert_eq!(offset_of!(QxlRam, mem_slot) as u64, ram_offsets::MEM_SLOT);
-    assert_eq!(offset_of!(QxlRam, create_surface) as u64, ram_offsets::CREATE_SURFACE);
+    assert_eq!(
+        offset_of!(QxlRam, create_surface) as u64,
+        ram_offsets::CREATE_SURFACE
+    );
     assert_eq!(offset_of!(QxlRam, flags) as u64, ram_offsets::FLAGS);
-    assert_eq!(offset_of!(QxlRam, monitors_config) as u64, ram_offsets::MONITORS_CONFIG);
+    assert_eq!(
+        offset_of!(QxlRam, monitors_config) as u64,
+        ram_offsets::MONITORS_CONFIG
+    );
     assert_eq!(offset_of!(QxlCommandRing, items), 20);
     assert_eq!(offset_of!(QxlReleaseRing, items), 20);
 }

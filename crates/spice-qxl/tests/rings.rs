@@ -5,8 +5,12 @@
 use std::collections::{HashMap, HashSet};
 
 use spice_qxl::abi;
-use spice_qxl::parse::{CursorOp, DrawOp, ImageKind, ParsedCommand, Rect, ReleaseInfoExt, SurfaceOp};
-use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, GuestError, IoRequest, QxlDevice, QxlInterface, VecMemory};
+use spice_qxl::parse::{
+    CursorOp, DrawOp, ImageKind, ParsedCommand, Rect, ReleaseInfoExt, SurfaceOp,
+};
+use spice_qxl::{
+    BarLayout, DeviceConfig, GuestDriver, GuestError, IoRequest, QxlDevice, QxlInterface, VecMemory,
+};
 
 /// xorshift64*: a small deterministic generator for the model.
 struct Rng(u64);
@@ -45,7 +49,10 @@ enum Expect {
 fn check(cmd: &ParsedCommand, want: &Expect) {
     match (cmd, want) {
         (ParsedCommand::Draw(d), Expect::Fill(color)) => match &d.op {
-            DrawOp::Fill { brush: spice_qxl::Brush::Solid(c), .. } => assert_eq!(c, color),
+            DrawOp::Fill {
+                brush: spice_qxl::Brush::Solid(c),
+                ..
+            } => assert_eq!(c, color),
             other => panic!("expected fill, got {other:?}"),
         },
         (ParsedCommand::Draw(d), Expect::Copy(w, h, seed)) => match &d.op {
@@ -76,14 +83,21 @@ fn check(cmd: &ParsedCommand, want: &Expect) {
             other => panic!("expected cursor set, got {other:?}"),
         },
         (ParsedCommand::Cursor(c), Expect::CursorMove(x, y)) => {
-            assert_eq!(c.op, CursorOp::Move { position: spice_qxl::parse::Point16 { x: *x, y: *y } })
+            assert_eq!(
+                c.op,
+                CursorOp::Move {
+                    position: spice_qxl::parse::Point16 { x: *x, y: *y }
+                }
+            )
         }
         (cmd, want) => panic!("expected {want:?}, got {cmd:?}"),
     }
 }
 
 fn pixels(w: u32, h: u32, seed: u8) -> Vec<u8> {
-    (0..w * h * 4).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
+    (0..w * h * 4)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+        .collect()
 }
 
 /// Push one random command; returns its id and expectation, or the error.
@@ -95,19 +109,43 @@ fn push_random(
     next_surface: &mut u32,
 ) -> Result<(u64, Expect), GuestError> {
     let m = dev.memory_mut();
-    let r = Rect { top: 0, left: 0, bottom: 8, right: 8 };
+    let r = Rect {
+        top: 0,
+        left: 0,
+        bottom: 8,
+        right: 8,
+    };
     match rng.below(9) {
         0 | 1 => {
             let color = rng.next() as u32;
-            let clip = [Rect { top: 1, left: 1, bottom: 4, right: 4 }, Rect { top: 5, left: 5, bottom: 7, right: 7 }];
-            let clip = if rng.below(2) == 0 { Some(&clip[..]) } else { None };
-            g.fill(m, 0, r, color, clip).map(|id| (id, Expect::Fill(color)))
+            let clip = [
+                Rect {
+                    top: 1,
+                    left: 1,
+                    bottom: 4,
+                    right: 4,
+                },
+                Rect {
+                    top: 5,
+                    left: 5,
+                    bottom: 7,
+                    right: 7,
+                },
+            ];
+            let clip = if rng.below(2) == 0 {
+                Some(&clip[..])
+            } else {
+                None
+            };
+            g.fill(m, 0, r, color, clip)
+                .map(|id| (id, Expect::Fill(color)))
         }
         2 | 3 => {
             let (w, h) = (1 + rng.below(12) as u32, 1 + rng.below(12) as u32);
             let seed = rng.next() as u8;
             let chunk = 1 + rng.below(200) as usize;
-            g.copy_bitmap(m, 0, r, w, h, &pixels(w, h, seed), chunk).map(|id| (id, Expect::Copy(w, h, seed)))
+            g.copy_bitmap(m, 0, r, w, h, &pixels(w, h, seed), chunk)
+                .map(|id| (id, Expect::Copy(w, h, seed)))
         }
         4 => {
             let uid = rng.next() as u32;
@@ -121,14 +159,18 @@ fn push_random(
             if !live_surfaces.is_empty() && rng.below(2) == 0 {
                 let i = rng.below(live_surfaces.len() as u64) as usize;
                 let s = live_surfaces[i];
-                let res = g.surface_destroy(m, s).map(|id| (id, Expect::SurfaceDestroy(s)));
+                let res = g
+                    .surface_destroy(m, s)
+                    .map(|id| (id, Expect::SurfaceDestroy(s)));
                 if res.is_ok() {
                     live_surfaces.swap_remove(i);
                 }
                 res
             } else {
                 let s = *next_surface;
-                let res = g.surface_create(m, s, 4, 4).map(|id| (id, Expect::SurfaceCreate(s)));
+                let res = g
+                    .surface_create(m, s, 4, 4)
+                    .map(|id| (id, Expect::SurfaceCreate(s)));
                 if res.is_ok() {
                     *next_surface += 1;
                     live_surfaces.push(s);
@@ -139,11 +181,13 @@ fn push_random(
         7 => {
             let w = 1 + rng.below(8) as u16;
             let data = vec![0xab; usize::from(w) * usize::from(w) * 4];
-            g.cursor_set(m, 3, 4, 0, w, w, &data).map(|id| (id, Expect::CursorSet(w)))
+            g.cursor_set(m, 3, 4, 0, w, w, &data)
+                .map(|id| (id, Expect::CursorSet(w)))
         }
         _ => {
             let (x, y) = (rng.below(100) as i16, rng.below(100) as i16);
-            g.cursor_move(m, x, y).map(|id| (id, Expect::CursorMove(x, y)))
+            g.cursor_move(m, x, y)
+                .map(|id| (id, Expect::CursorMove(x, y)))
         }
     }
 }
@@ -151,7 +195,10 @@ fn push_random(
 fn run_model(seed: u64, steps: usize) {
     let mut rng = Rng(seed);
     let (mut dev, mut g) = setup(1 << 20);
-    assert!(matches!(g.create_primary(&mut dev, 64, 48).unwrap(), IoRequest::CreatePrimary { .. }));
+    assert!(matches!(
+        g.create_primary(&mut dev, 64, 48).unwrap(),
+        IoRequest::CreatePrimary { .. }
+    ));
     let mut expect: HashMap<u64, Expect> = HashMap::new();
     let mut pushed = 0u64;
     let mut released: HashSet<u64> = HashSet::new();
@@ -163,9 +210,18 @@ fn run_model(seed: u64, steps: usize) {
     for step in 0..steps {
         // Guest: push a burst.
         for _ in 0..rng.below(6) {
-            match push_random(&mut rng, &mut dev, &mut g, &mut live_surfaces, &mut next_surface) {
+            match push_random(
+                &mut rng,
+                &mut dev,
+                &mut g,
+                &mut live_surfaces,
+                &mut next_surface,
+            ) {
                 Ok((id, e)) => {
-                    assert!(expect.insert(id, e).is_none(), "id {id:#x} reused while outstanding");
+                    assert!(
+                        expect.insert(id, e).is_none(),
+                        "id {id:#x} reused while outstanding"
+                    );
                     pushed += 1;
                 }
                 Err(GuestError::RingFull) => {
@@ -179,14 +235,23 @@ fn run_model(seed: u64, steps: usize) {
                 Err(e) => panic!("guest push failed: {e}"),
             }
         }
-        // Server: sometimes stalls, so rings fill up.
-        if rng.below(4) != 0 {
+        // Server: stalls for a while every so often, so the rings fill up.
+        let stalled = (step / 40) % 4 == 3;
+        if !stalled && rng.below(4) != 0 {
             for _ in 0..rng.below(12) {
-                let ext = if rng.below(3) == 0 { dev.get_cursor_command() } else { dev.get_command() };
+                let ext = if rng.below(3) == 0 {
+                    dev.get_cursor_command()
+                } else {
+                    dev.get_command()
+                };
                 let Some(ext) = ext else { continue };
                 let cmd = dev.parse_command(&ext).unwrap();
                 let rel = cmd.release_info();
-                let id = u64::from_le_bytes(dev.memory().as_bytes()[rel.info_offset as usize..][..8].try_into().unwrap());
+                let id = u64::from_le_bytes(
+                    dev.memory().as_bytes()[rel.info_offset as usize..][..8]
+                        .try_into()
+                        .unwrap(),
+                );
                 check(&cmd, expect.get(&id).expect("command with unknown id"));
                 held.push((step + rng.below(40) as usize, rel));
             }
@@ -225,7 +290,10 @@ fn run_model(seed: u64, steps: usize) {
         for _ in 0..100 {
             dev.flush_resources();
             for id in g.collect_releases(dev.memory_mut()).unwrap() {
-                assert!(expect.remove(&id).is_some(), "released twice or unknown: {id:#x}");
+                assert!(
+                    expect.remove(&id).is_some(),
+                    "released twice or unknown: {id:#x}"
+                );
             }
             if g.outstanding() == 0 {
                 break;
@@ -262,24 +330,46 @@ fn model_with_other_seeds() {
 #[test]
 fn full_command_ring_pushes_back_and_asks_for_notification() {
     let (mut dev, mut g) = setup(1 << 20);
-    let r = Rect { top: 0, left: 0, bottom: 1, right: 1 };
+    let r = Rect {
+        top: 0,
+        left: 0,
+        bottom: 1,
+        right: 1,
+    };
     let mut ids = Vec::new();
     for i in 0..32 {
         ids.push(g.fill(dev.memory_mut(), 0, r, i, None).unwrap());
     }
     let before = dev.memory().as_bytes().to_vec();
-    assert_eq!(g.fill(dev.memory_mut(), 0, r, 99, None), Err(GuestError::RingFull));
+    assert_eq!(
+        g.fill(dev.memory_mut(), 0, r, 99, None),
+        Err(GuestError::RingFull)
+    );
     // Only notify_on_cons changed: no item was overwritten.
     let ring = dev.cmd_ring();
-    let diff: Vec<usize> =
-        before.iter().zip(dev.memory().as_bytes()).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
+    let diff: Vec<usize> = before
+        .iter()
+        .zip(dev.memory().as_bytes())
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i)
+        .collect();
     let noc = (ring.offset + 16) as usize;
-    assert!(diff.iter().all(|&i| (noc..noc + 4).contains(&i)), "{diff:?}");
-    assert_eq!(u32::from_le_bytes(dev.memory().as_bytes()[noc..noc + 4].try_into().unwrap()), 1);
+    assert!(
+        diff.iter().all(|&i| (noc..noc + 4).contains(&i)),
+        "{diff:?}"
+    );
+    assert_eq!(
+        u32::from_le_bytes(dev.memory().as_bytes()[noc..noc + 4].try_into().unwrap()),
+        1
+    );
     // Popping the first item reaches notify_on_cons: the device raises the display interrupt.
     let first = dev.get_command().unwrap();
     assert_eq!(first.addr, ids[0]);
-    assert_ne!(g.take_interrupts(dev.memory_mut()).unwrap() & abi::interrupt::DISPLAY, 0);
+    assert_ne!(
+        g.take_interrupts(dev.memory_mut()).unwrap() & abi::interrupt::DISPLAY,
+        0
+    );
     // Now there is room again.
     g.fill(dev.memory_mut(), 0, r, 99, None).unwrap();
 }
@@ -291,7 +381,11 @@ fn consumer_notification_semantics() {
     assert!(dev.req_cmd_notification());
     let ring = dev.cmd_ring();
     let nop = |d: &QxlDevice<VecMemory>| {
-        u32::from_le_bytes(d.memory().as_bytes()[(ring.offset + 8) as usize..][..4].try_into().unwrap())
+        u32::from_le_bytes(
+            d.memory().as_bytes()[(ring.offset + 8) as usize..][..4]
+                .try_into()
+                .unwrap(),
+        )
     };
     assert_eq!(nop(&dev), 1);
     g.message(dev.memory_mut(), "x").unwrap();
@@ -317,17 +411,25 @@ fn indices_wrap_around_u32() {
             spice_qxl::memory::write_u32(m, ring.offset + field, start).unwrap();
         }
     }
-    let r = Rect { top: 0, left: 0, bottom: 1, right: 1 };
+    let r = Rect {
+        top: 0,
+        left: 0,
+        bottom: 1,
+        right: 1,
+    };
     let mut total = 0;
     for round in 0..10 {
         for i in 0..20 {
-            g.fill(dev.memory_mut(), 0, r, round * 100 + i, None).unwrap();
+            g.fill(dev.memory_mut(), 0, r, round * 100 + i, None)
+                .unwrap();
         }
         for i in 0..20 {
             let ext = dev.get_command().unwrap();
             match dev.parse_command(&ext).unwrap() {
                 ParsedCommand::Draw(d) => {
-                    assert!(matches!(d.op, DrawOp::Fill { brush: spice_qxl::Brush::Solid(c), .. } if c == round * 100 + i));
+                    assert!(
+                        matches!(d.op, DrawOp::Fill { brush: spice_qxl::Brush::Solid(c), .. } if c == round * 100 + i)
+                    );
                     dev.release_resource(d.release);
                 }
                 other => panic!("{other:?}"),
@@ -345,9 +447,21 @@ fn indices_wrap_around_u32() {
 #[test]
 fn release_chains_link_through_next() {
     let (mut dev, mut g) = setup(1 << 20);
-    let r = Rect { top: 0, left: 0, bottom: 1, right: 1 };
-    let ids: Vec<u64> = (0..5).map(|i| g.fill(dev.memory_mut(), 0, r, i, None).unwrap()).collect();
-    let rels: Vec<_> = (0..5).map(|_| dev.parse_command(&dev.get_command().unwrap()).unwrap().release_info()).collect();
+    let r = Rect {
+        top: 0,
+        left: 0,
+        bottom: 1,
+        right: 1,
+    };
+    let ids: Vec<u64> = (0..5)
+        .map(|i| g.fill(dev.memory_mut(), 0, r, i, None).unwrap())
+        .collect();
+    let rels: Vec<_> = (0..5)
+        .map(|_| {
+            let ext = dev.get_command().unwrap();
+            dev.parse_command(&ext).unwrap().release_info()
+        })
+        .collect();
     for r in &rels {
         dev.release_resource(*r);
     }
@@ -369,11 +483,17 @@ fn release_chains_link_through_next() {
 #[test]
 fn release_bunches_push_automatically() {
     let (mut dev, mut g) = setup(1 << 20);
-    let r = Rect { top: 0, left: 0, bottom: 1, right: 1 };
+    let r = Rect {
+        top: 0,
+        left: 0,
+        bottom: 1,
+        right: 1,
+    };
     let mut n = 0;
     for round in 0..4 {
         for i in 0..16 {
-            g.fill(dev.memory_mut(), 0, r, round * 16 + i, None).unwrap();
+            g.fill(dev.memory_mut(), 0, r, round * 16 + i, None)
+                .unwrap();
         }
         while let Some(ext) = dev.get_command() {
             let rel = dev.parse_command(&ext).unwrap().release_info();
