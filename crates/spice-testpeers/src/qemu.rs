@@ -41,6 +41,7 @@ pub struct QemuBuilder {
     extra_args: Vec<String>,
     memory_mib: u32,
     start_timeout: Duration,
+    port: Option<u16>,
 }
 
 impl Default for QemuBuilder {
@@ -62,6 +63,7 @@ impl QemuBuilder {
             extra_args: Vec::new(),
             memory_mib: 128,
             start_timeout: Duration::from_secs(60),
+            port: None,
         }
     }
 
@@ -143,6 +145,13 @@ impl QemuBuilder {
         self
     }
 
+    /// Use this plain SPICE port instead of a free one picked at run time (no retry when it is
+    /// taken: [`Self::spawn`] then fails with [`PeerError::EarlyExit`]).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// How long [`Self::spawn`] waits for QMP and the SPICE port (default 60 s).
     pub fn start_timeout(mut self, limit: Duration) -> Self {
         self.start_timeout = limit;
@@ -220,7 +229,10 @@ impl QemuBuilder {
             .prefix("spice-testpeers-qemu-")
             .tempdir()
             .map_err(|e| PeerError::io("creating QEMU temp dir", e))?;
-        let port = free_port()?;
+        let port = match self.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
         let tls_port = match self.x509_dir {
             Some(_) => Some(free_port()?),
             None => None,
@@ -252,6 +264,7 @@ impl QemuBuilder {
             Err(e) => {
                 let log = qemu.log();
                 if log.contains("-spice: invalid option")
+                    || log.contains("no option group 'spice'")
                     || log.contains("spice is not supported")
                     || log.contains("'qxl' is not a valid")
                     || log.contains("QXL VGA not available")
@@ -261,7 +274,9 @@ impl QemuBuilder {
                          qemu-system-gui); {INSTALL_HINT}. Real-peer tests never skip.\nQEMU said:\n{log}"
                     );
                 }
-                if log.contains("Address already in use") || log.contains("Failed to listen") {
+                let clash = log.contains("Failed to open SPICE sockets")
+                    || log.contains("Address already in use");
+                if clash && self.port.is_none() {
                     tracing::warn!(port, "QEMU could not bind, retrying: {log}");
                     return Ok(Err(e));
                 }

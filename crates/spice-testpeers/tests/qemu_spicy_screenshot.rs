@@ -58,3 +58,22 @@ fn ticketing_rejects_a_wrong_password_and_accepts_the_right_one() {
     assert!(run.success(), "the right password was rejected: {run:?}");
     assert_ppm_eq(&truth, &Ppm::read(&good).unwrap());
 }
+
+#[test]
+fn a_taken_port_is_reported_with_qemus_own_words() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = QemuBuilder::new()
+        .port(port)
+        .spawn()
+        .expect_err("QEMU cannot bind a port that is taken");
+    match err {
+        spice_testpeers::PeerError::EarlyExit {
+            program, stderr, ..
+        } => {
+            assert_eq!(program, "qemu-system-x86_64");
+            assert!(stderr.contains("Failed to open SPICE sockets"), "{stderr}");
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+}
