@@ -1,0 +1,30 @@
+//! Test-only helpers that drive **real** SPICE peers.
+//!
+//! Everything here runs on `127.0.0.1` with ports picked free at run time; every process started
+//! is killed when its handle is dropped and every temporary directory is removed.
+//!
+//! * [`qemu::Qemu`] / [`qemu::QemuBuilder`]: QEMU with the real spice-server, plus a QMP client
+//!   ([`qmp::Qmp`]) for `stop`, `cont`, `screendump` and `send-key`.
+//! * [`spicy::spicy_screenshot`]: spice-gtk's `spicy-screenshot` with a time limit.
+//! * [`ppm`]: P6 parsing and pixel-exact comparison with a readable diff.
+//! * [`proxy::RecordingProxy`]: a TCP proxy that records both directions of every connection
+//!   into a [`recording::Recording`], which can be saved to and loaded from a simple file format.
+//!
+//! # The "peer missing" rule
+//!
+//! A real-peer test never skips and never passes silently. Every helper that needs an external
+//! program calls [`require_program`], which **panics** with the program's name, its Debian
+//! package and the install command when it is missing.
+
+pub mod error;
+pub mod net;
+pub mod ppm;
+pub mod process;
+pub mod proxy;
+pub mod qemu;
+pub mod qmp;
+pub mod recording;
+pub mod spicy;
+
+pub use error::PeerError;
+pub use process::{find_program, require_program};
