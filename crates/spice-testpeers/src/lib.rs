@@ -16,6 +16,7 @@
 //! program calls [`require_program`], which **panics** with the program's name, its Debian
 //! package and the install command when it is missing.
 
+pub mod analyse;
 pub mod error;
 pub mod net;
 pub mod ppm;
