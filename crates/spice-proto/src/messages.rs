@@ -21,6 +21,9 @@ macro_rules! dispatch_enum {
         $( $variant:ident ( $ty:ty ) => $chan:pat ),* $(,)?
     ) => {
         $(#[$meta])*
+        // Display messages are large (draw operations carry their descriptors inline); boxing
+        // them would cost an allocation per message on the hot path, so the size is accepted.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         #[non_exhaustive]
         pub enum $name<'a> {
@@ -135,6 +138,7 @@ dispatch_enum! {
 
 /// Decodes a message from `direction`'s sender, for callers that handle both sides
 /// (proxies, analysers).
+#[allow(clippy::large_enum_variant)] // see ServerMessage
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyMessage<'a> {
     /// Sent by the server.
@@ -152,8 +156,12 @@ impl<'a> AnyMessage<'a> {
         body: &'a [u8],
     ) -> Result<Self, MessageError> {
         match direction {
-            Direction::ServerToClient => ServerMessage::decode(channel, msg_type, body).map(Self::Server),
-            Direction::ClientToServer => ClientMessage::decode(channel, msg_type, body).map(Self::Client),
+            Direction::ServerToClient => {
+                ServerMessage::decode(channel, msg_type, body).map(Self::Server)
+            }
+            Direction::ClientToServer => {
+                ClientMessage::decode(channel, msg_type, body).map(Self::Client)
+            }
         }
     }
 

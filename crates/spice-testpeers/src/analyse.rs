@@ -43,22 +43,38 @@ pub fn analyse(conn: &Connection) -> Result<ConnectionSummary, String> {
     let ctx = |what: &str| format!("connection {}: {what}", conn.index);
 
     // Client: link header + SpiceLinkMess.
-    let hdr = LinkHeader::parse(c2s.get(..LinkHeader::SIZE).ok_or_else(|| ctx("short link header"))?)
-        .map_err(|e| ctx(&format!("client link header: {e}")))?;
+    let hdr = LinkHeader::parse(
+        c2s.get(..LinkHeader::SIZE)
+            .ok_or_else(|| ctx("short link header"))?,
+    )
+    .map_err(|e| ctx(&format!("client link header: {e}")))?;
     let mess_end = LinkHeader::SIZE + hdr.size as usize;
-    let mess = LinkMess::decode_body(c2s.get(LinkHeader::SIZE..mess_end).ok_or_else(|| ctx("short link message"))?)
-        .map_err(|e| ctx(&format!("link message: {e}")))?;
-    let re = mess.to_link_bytes().map_err(|e| ctx(&format!("link message encode: {e}")))?;
+    let mess = LinkMess::decode_body(
+        c2s.get(LinkHeader::SIZE..mess_end)
+            .ok_or_else(|| ctx("short link message"))?,
+    )
+    .map_err(|e| ctx(&format!("link message: {e}")))?;
+    let re = mess
+        .to_link_bytes()
+        .map_err(|e| ctx(&format!("link message encode: {e}")))?;
     if re != c2s[..mess_end] {
         return Err(ctx("link message re-encodes differently"));
     }
     // Server: link header + SpiceLinkReply.
-    let rhdr = LinkHeader::parse(s2c.get(..LinkHeader::SIZE).ok_or_else(|| ctx("short reply header"))?)
-        .map_err(|e| ctx(&format!("server link header: {e}")))?;
+    let rhdr = LinkHeader::parse(
+        s2c.get(..LinkHeader::SIZE)
+            .ok_or_else(|| ctx("short reply header"))?,
+    )
+    .map_err(|e| ctx(&format!("server link header: {e}")))?;
     let reply_end = LinkHeader::SIZE + rhdr.size as usize;
-    let reply = LinkReply::decode_body(s2c.get(LinkHeader::SIZE..reply_end).ok_or_else(|| ctx("short link reply"))?)
-        .map_err(|e| ctx(&format!("link reply: {e}")))?;
-    let re = reply.to_link_bytes().map_err(|e| ctx(&format!("link reply encode: {e}")))?;
+    let reply = LinkReply::decode_body(
+        s2c.get(LinkHeader::SIZE..reply_end)
+            .ok_or_else(|| ctx("short link reply"))?,
+    )
+    .map_err(|e| ctx(&format!("link reply: {e}")))?;
+    let re = reply
+        .to_link_bytes()
+        .map_err(|e| ctx(&format!("link reply encode: {e}")))?;
     if re != s2c[..reply_end] {
         return Err(ctx("link reply re-encodes differently"));
     }
@@ -82,7 +98,8 @@ pub fn analyse(conn: &Connection) -> Result<ConnectionSummary, String> {
         return Err(ctx(&format!("link result {result}")));
     }
     let s_pos = reply_end + 4;
-    let mini = mess.common_caps.has(common::MINI_HEADER) && reply.common_caps.has(common::MINI_HEADER);
+    let mini =
+        mess.common_caps.has(common::MINI_HEADER) && reply.common_caps.has(common::MINI_HEADER);
     let kind = HeaderKind::from_mini(mini);
 
     let mut messages = Vec::new();
@@ -94,7 +111,10 @@ pub fn analyse(conn: &Connection) -> Result<ConnectionSummary, String> {
         let mut pos = start.min(stream.len());
         while pos < stream.len() {
             let rest = &stream[pos..];
-            let info = match framer.next_frame(rest).map_err(|e| ctx(&format!("{direction} at {pos}: {e}")))? {
+            let info = match framer
+                .next_frame(rest)
+                .map_err(|e| ctx(&format!("{direction} at {pos}: {e}")))?
+            {
                 Frame::Complete(info) => info,
                 // The recording stops where the connection was closed; a cut-off last message
                 // is the only thing that may be incomplete.
@@ -105,8 +125,11 @@ pub fn analyse(conn: &Connection) -> Result<ConnectionSummary, String> {
                 .map_err(|e| ctx(&format!("{direction} at {pos}: {e}")))?;
             let mut out = Vec::with_capacity(info.total_len);
             match kind {
-                HeaderKind::Mini => MiniHeader { msg_type: info.msg_type, size: body.len() as u32 }
-                    .encode(&mut WriteBuf::new(&mut out)),
+                HeaderKind::Mini => MiniHeader {
+                    msg_type: info.msg_type,
+                    size: body.len() as u32,
+                }
+                .encode(&mut WriteBuf::new(&mut out)),
                 HeaderKind::Full => DataHeader {
                     serial: info.serial,
                     msg_type: info.msg_type,
@@ -119,7 +142,10 @@ pub fn analyse(conn: &Connection) -> Result<ConnectionSummary, String> {
             msg.encode_body(&mut WriteBuf::new(&mut out))
                 .map_err(|e| ctx(&format!("{direction} {} at {pos}: encode: {e}", msg.name())))?;
             if out != rest[..info.total_len] {
-                let diff = out.iter().zip(&rest[..info.total_len]).position(|(a, b)| a != b);
+                let diff = out
+                    .iter()
+                    .zip(&rest[..info.total_len])
+                    .position(|(a, b)| a != b);
                 return Err(ctx(&format!(
                     "{direction} {} ({} bytes) at {pos} re-encodes differently ({} bytes, first difference at {diff:?})",
                     msg.name(),

@@ -9,7 +9,9 @@ use std::time::Duration;
 use spice_proto::caps::{Caps, common, default_client_common_caps};
 use spice_proto::framer::{Frame, Framer};
 use spice_proto::header::HeaderKind;
-use spice_proto::link::{ClientLink, ClientLinkConfig, ClientLinkStatus, LinkErr, LinkError, LinkOutcome};
+use spice_proto::link::{
+    ClientLink, ClientLinkConfig, ClientLinkStatus, LinkErr, LinkError, LinkOutcome,
+};
 use spice_proto::messages::ServerMessage;
 use spice_proto::{ChannelType, main};
 use spice_testpeers::qemu::QemuBuilder;
@@ -18,9 +20,13 @@ const PASSWORD: &str = "s3cret-Pa55";
 
 /// Links the main channel over a real socket with our sans-IO `ClientLink`; returns the
 /// outcome and the socket (positioned right after the link result).
-fn link_main(addr: std::net::SocketAddr, password: &str) -> Result<(LinkOutcome, TcpStream, Vec<u8>), LinkError> {
+fn link_main(
+    addr: std::net::SocketAddr,
+    password: &str,
+) -> Result<(LinkOutcome, TcpStream, Vec<u8>), LinkError> {
     let mut sock = TcpStream::connect(addr).expect("connect to spice-server");
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut link = ClientLink::new(ClientLinkConfig {
         connection_id: 0,
         channel_type: ChannelType::MAIN,
@@ -36,7 +42,10 @@ fn link_main(addr: std::net::SocketAddr, password: &str) -> Result<(LinkOutcome,
             sock.write_all(&out).expect("send link bytes");
         }
         let n = sock.read(&mut buf).expect("read from spice-server");
-        assert!(n > 0, "spice-server closed the connection during the link stage");
+        assert!(
+            n > 0,
+            "spice-server closed the connection during the link stage"
+        );
         let mut data = &buf[..n];
         while !data.is_empty() {
             let (used, status) = link.handle_input(data)?;
@@ -54,7 +63,10 @@ fn link_main(addr: std::net::SocketAddr, password: &str) -> Result<(LinkOutcome,
 
 #[test]
 fn ticket_right_password_links_and_wrong_one_is_denied() {
-    let qemu = QemuBuilder::new().password(PASSWORD).spawn().expect("start QEMU");
+    let qemu = QemuBuilder::new()
+        .password(PASSWORD)
+        .spawn()
+        .expect("start QEMU");
     let addr = qemu.spice_addr();
 
     // Right password: linked, mini header negotiated (QEMU advertises it), MAIN_INIT decodes.
@@ -73,7 +85,12 @@ fn ticket_right_password_links_and_wrong_one_is_denied() {
             }
         }
     };
-    let msg = ServerMessage::decode(ChannelType::MAIN, info.msg_type, &pending[info.body.clone()]).expect("decode");
+    let msg = ServerMessage::decode(
+        ChannelType::MAIN,
+        info.msg_type,
+        &pending[info.body.clone()],
+    )
+    .expect("decode");
     match msg {
         ServerMessage::Main(main::ServerMessage::Init(init)) => {
             assert_ne!(init.session_id, 0, "session id");
@@ -107,7 +124,10 @@ fn ticket_right_password_links_and_wrong_one_is_denied() {
 
 #[test]
 fn without_ticketing_any_password_links() {
-    let qemu = QemuBuilder::new().disable_ticketing().spawn().expect("start QEMU");
+    let qemu = QemuBuilder::new()
+        .disable_ticketing()
+        .spawn()
+        .expect("start QEMU");
     let (outcome, _sock, _) = link_main(qemu.spice_addr(), "anything").expect("links");
     assert!(outcome.mini_header);
 }

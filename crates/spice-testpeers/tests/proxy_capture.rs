@@ -167,22 +167,36 @@ fn decode_recording(rec: &Recording) {
     for c in &rec.connections {
         let summary = analyse(c).unwrap_or_else(|e| panic!("{e}"));
         let names: BTreeSet<&str> = summary.messages.iter().map(|m| m.2).collect();
-        let server = summary.messages.iter().filter(|m| m.0 == Direction::ServerToClient).count();
+        let server = summary
+            .messages
+            .iter()
+            .filter(|m| m.0 == Direction::ServerToClient)
+            .count();
         let client = summary.messages.len() - server;
         eprintln!(
             "connection {} ({} {}): {server} server and {client} client messages: {names:?}",
             c.index, summary.channel, summary.channel_id
         );
-        assert!(server > 0, "connection {}: no server messages decoded", c.index);
+        assert!(
+            server > 0,
+            "connection {}: no server messages decoded",
+            c.index
+        );
         match summary.channel.0 {
             CHANNEL_MAIN => {
-                assert!(names.contains("init") && names.contains("channels_list"), "{names:?}");
+                assert!(
+                    names.contains("init") && names.contains("channels_list"),
+                    "{names:?}"
+                );
                 assert!(names.contains("attach_channels"), "{names:?}");
             }
             CHANNEL_DISPLAY => {
                 assert!(names.contains("surface_create"), "{names:?}");
                 assert!(names.iter().any(|n| n.starts_with("draw_")), "{names:?}");
-                assert!(names.contains("init"), "display init from the client: {names:?}");
+                assert!(
+                    names.contains("init"),
+                    "display init from the client: {names:?}"
+                );
             }
             _ => {}
         }
