@@ -135,7 +135,7 @@ pub mod cmd_type {
 /// `QXL_COMMAND_FLAG_COMPAT`: the command uses the qxl-1 (compat) layouts.
 pub const QXL_COMMAND_FLAG_COMPAT: u32 = 1 << 0;
 /// `QXL_COMMAND_FLAG_COMPAT_16BPP`: colours are 16 bpp (x1r5g5b5) and must be widened.
-pub const QXL_COMMAND_FLAG_COMPAT_16BPP: u32 = 2 << 0;
+pub const QXL_COMMAND_FLAG_COMPAT_16BPP: u32 = 2;
 
 /// Draw types of `QXLDrawable::type` (`QXL_DRAW_*`).
 pub mod draw_type {

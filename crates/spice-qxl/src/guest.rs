@@ -412,6 +412,7 @@ impl GuestDriver {
 
     /// Push a copy of a 32-bit xRGB bitmap (`width * height * 4` bytes of `pixels`, top-down)
     /// to `bbox`, its pixels in a chain of chunks of at most `chunk_size` bytes.
+    #[allow(clippy::too_many_arguments)]
     pub fn copy_bitmap<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &mut M,
