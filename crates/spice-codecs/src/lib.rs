@@ -5,7 +5,7 @@
 //! - [`glz`]: GLZ with a global dictionary shared by encoders, and the client's window.
 //! - [`zlib_glz`]: ZLIB_GLZ_RGB (GLZ wrapped in zlib).
 //! - [`lz4`]: the LZ4 image framing.
-//! - [`jpeg`]: JPEG and JPEG_ALPHA images.
+//! - [`jpeg`]: JPEG images; [`jpeg_alpha`]: JPEG_ALPHA (JPEG colour + LZ XXXA alpha).
 //! - [`mjpeg`]: MJPEG video streams with rate control.
 //! - [`stream_detect`]: the server's video-region detector.
 //! - [`classify`]: the image graduality classifier behind auto_glz / auto_lz.
@@ -13,6 +13,7 @@
 pub mod classify;
 pub mod glz;
 pub mod jpeg;
+pub mod jpeg_alpha;
 pub mod lz;
 pub mod lz4;
 pub mod mjpeg;
