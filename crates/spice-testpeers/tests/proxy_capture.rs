@@ -259,3 +259,86 @@ fn committed_quic_capture_is_well_formed() {
     check_recording(&rec);
     decode_recording(&rec);
 }
+
+/// Kills a child process when dropped.
+struct Reap(std::process::Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// remote-viewer (under Xvfb) opens more channels than spicy-screenshot: main, display,
+/// inputs and cursor. Every message of each, both directions, decodes and re-encodes byte for
+/// byte, with image-compression=auto_glz (QEMU's default).
+#[test]
+fn remote_viewer_session_decodes_on_every_channel() {
+    let xvfb = spice_testpeers::process::require_program("Xvfb");
+    let viewer = spice_testpeers::process::require_program("remote-viewer");
+    let mut qemu = QemuBuilder::new()
+        .image_compression("auto_glz")
+        .spawn()
+        .expect("start QEMU");
+    qemu.settle(BOOT).expect("stop the guest");
+    let proxy = RecordingProxy::start(qemu.spice_addr()).expect("start proxy");
+
+    // A free X display number: the first whose lock file does not exist.
+    let display = (100..200)
+        .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
+        .expect("a free X display");
+    let _x = Reap(
+        std::process::Command::new(xvfb)
+            .args([
+                format!(":{display}"),
+                "-screen".into(),
+                "0".into(),
+                "1280x1024x24".into(),
+                "-nolisten".into(),
+                "tcp".into(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start Xvfb"),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let rv = Reap(
+        std::process::Command::new(viewer)
+            .arg(format!("spice://127.0.0.1:{}", proxy.port()))
+            .env("DISPLAY", format!(":{display}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start remote-viewer"),
+    );
+    // Wait until the viewer has linked main, display, inputs and cursor and drawn for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while proxy.connection_count() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    drop(rv);
+    proxy.wait_all_closed(Duration::from_secs(10));
+    let rec = proxy.stop();
+
+    let mut channels = BTreeSet::new();
+    let mut total = 0;
+    for c in &rec.connections {
+        let summary = analyse(c).unwrap_or_else(|e| panic!("{e}"));
+        channels.insert(summary.channel.name());
+        total += summary.messages.len();
+        assert!(
+            !summary.messages.is_empty(),
+            "connection {}: nothing decoded",
+            c.index
+        );
+    }
+    eprintln!("remote-viewer session: {total} messages on {channels:?}");
+    for ch in ["main", "display", "inputs", "cursor"] {
+        assert!(
+            channels.contains(ch),
+            "remote-viewer did not open {ch}: {channels:?}"
+        );
+    }
+}
