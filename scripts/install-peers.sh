@@ -9,9 +9,9 @@ set -euo pipefail
 
 PACKAGES=(
     qemu-system-x86 qemu-system-gui spice-client-gtk gir1.2-spiceclientglib-2.0
-    python3-gi xvfb virt-viewer spice-html5 chromium imagemagick
+    python3-gi xvfb virt-viewer spice-html5 chromium imagemagick nodejs
 )
-PROGRAMS=(qemu-system-x86_64 spicy-screenshot remote-viewer Xvfb chromium)
+PROGRAMS=(qemu-system-x86_64 spicy-screenshot remote-viewer Xvfb chromium node npm)
 
 missing_packages() {
     local p
@@ -31,8 +31,18 @@ missing_programs() {
 
 pkgs="$(missing_packages | tr '\n' ' ')"
 progs="$(missing_programs | tr '\n' ' ')"
+# playwright-core (npm) drives spice-html5 in headless Chromium; it lives in a per-user cache.
+NPM_PREFIX="${HOME:-/root}/.cache/spice-rs/npm"
+install_playwright() {
+    if [[ ! -f "$NPM_PREFIX/node_modules/playwright-core/package.json" ]]; then
+        mkdir -p "$NPM_PREFIX"
+        npm install --no-audit --no-fund --prefix "$NPM_PREFIX" playwright-core@1
+    fi
+}
+
 if [[ -z "${pkgs// /}" && -z "${progs// /}" ]]; then
-    echo "install-peers: all real peers present (${PROGRAMS[*]})"
+    install_playwright
+    echo "install-peers: all real peers present (${PROGRAMS[*]}, playwright-core)"
     exit 0
 fi
 echo "install-peers: missing packages: ${pkgs:-none}; missing programs: ${progs:-none}"
@@ -64,4 +74,5 @@ if [[ -n "${progs// /}" ]]; then
     echo "install-peers: still missing after install: $progs" >&2
     exit 1
 fi
+install_playwright
 echo "install-peers: done"

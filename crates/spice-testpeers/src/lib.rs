@@ -6,6 +6,10 @@
 //! * [`qemu::Qemu`] / [`qemu::QemuBuilder`]: QEMU with the real spice-server, plus a QMP client
 //!   ([`qmp::Qmp`]) for `stop`, `cont`, `screendump` and `send-key`.
 //! * [`spicy::spicy_screenshot`]: spice-gtk's `spicy-screenshot` with a time limit.
+//! * [`gtk_client::GtkScenario`]: a scripted client on spice-gtk's GObject library (Python):
+//!   primary surface, key and mouse input, playback capture, agent state.
+//! * [`html5::html5_screenshot`]: spice-html5 in headless Chromium (playwright-core), reading
+//!   the pixels of the surface canvas.
 //! * [`ppm`]: P6 parsing and pixel-exact comparison with a readable diff.
 //! * [`proxy::RecordingProxy`]: a TCP proxy that records both directions of every connection
 //!   into a [`recording::Recording`], which can be saved to and loaded from a simple file format.
@@ -18,6 +22,8 @@
 
 pub mod analyse;
 pub mod error;
+pub mod gtk_client;
+pub mod html5;
 pub mod net;
 pub mod ppm;
 pub mod process;

@@ -22,6 +22,8 @@ pub fn debian_package_of(program: &str) -> &'static str {
         "Xvfb" => "xvfb",
         "chromium" => "chromium",
         "import" | "convert" => "imagemagick",
+        "node" | "npm" => "nodejs (npm comes with it)",
+        "/usr/bin/python3" => "python3 (+ python3-gi gir1.2-spiceclientglib-2.0)",
         _ => "(see PEERS.md)",
     }
 }

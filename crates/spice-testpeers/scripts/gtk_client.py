@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+"""A scripted SPICE client on spice-gtk's GObject library (gi.repository.SpiceClientGLib).
+
+Run with Debian's /usr/bin/python3 (it has `gi`).  The scenario comes as one JSON argument:
+
+    {"host": "127.0.0.1", "port": 5900, "password": null,
+     "timeout_ms": 30000,              # give up (exit 3) after this long
+     "settle_ms": 1000,                # the display is "quiet" after this long without updates
+     "primary_out": "/tmp/p.ppm",      # write the primary surface once quiet (optional)
+     "playback_out": "/tmp/pcm.raw",   # append every playback-data packet (optional)
+     "playback_ms": 2000,              # keep receiving playback this long after it starts
+     "wait_agent": false,              # wait for the agent to be connected
+     "inputs": [["key", 0x1e], ["key_down", 0x1d], ["key_up", 0x1d],
+                ["motion", dx, dy, buttons], ["position", x, y, display, buttons],
+                ["press", button, buttons], ["release", button, buttons],
+                ["sleep_ms", 100]],
+     "inputs_after_primary": true}     # send the inputs once the primary surface exists
+
+Everything that happens is printed to stdout as one JSON object a line ({"event": ...}); the
+last line is {"event": "done", "ok": true|false, ...}.  Exit 0 when the scenario finished,
+2 on a channel error or a failed link, 3 on timeout.
+"""
+
+import ctypes
+import json
+import sys
+import time
+
+import gi
+
+gi.require_version("SpiceClientGLib", "2.0")
+from gi.repository import GLib, GObject  # noqa: E402
+from gi.repository import SpiceClientGLib as Spice  # noqa: E402
+
+SC = json.loads(sys.argv[1])
+loop = GLib.MainLoop()
+state = {
+    "primary": None,  # (format, width, height, stride, address)
+    "marked": False,
+    "last_update": None,
+    "inputs": None,
+    "inputs_sent": False,
+    "agent": False,
+    "playback_started": None,
+    "playback_bytes": 0,
+    "primary_written": False,
+    "ok": None,
+    "why": "",
+    "channels": [],
+}
+keep = []  # channel objects must stay referenced
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def finish(ok, why=""):
+    if state["ok"] is None:
+        state["ok"] = ok
+        state["why"] = why
+        loop.quit()
+
+
+def write_primary():
+    fmt, w, h, stride, addr = state["primary"]
+    raw = ctypes.string_at(addr, stride * h)
+    out = bytearray()
+    for y in range(h):
+        row = raw[y * stride: y * stride + w * 4]
+        for x in range(w):
+            b, g, r = row[4 * x], row[4 * x + 1], row[4 * x + 2]
+            out += bytes((r, g, b))
+    with open(SC["primary_out"], "wb") as f:
+        f.write(b"P6\n%d %d\n255\n" % (w, h))
+        f.write(out)
+    state["primary_written"] = True
+    emit(event="primary_written", width=w, height=h, format=fmt)
+
+
+def send_inputs():
+    inp = state["inputs"]
+    if inp is None or state["inputs_sent"]:
+        return
+    state["inputs_sent"] = True
+    for step in SC.get("inputs", []):
+        kind = step[0]
+        if kind == "key":
+            inp.key_press_and_release(step[1])
+        elif kind == "key_down":
+            inp.key_press(step[1])
+        elif kind == "key_up":
+            inp.key_release(step[1])
+        elif kind == "motion":
+            inp.motion(step[1], step[2], step[3])
+        elif kind == "position":
+            inp.position(step[1], step[2], step[3], step[4])
+        elif kind == "press":
+            inp.button_press(step[1], step[2])
+        elif kind == "release":
+            inp.button_release(step[1], step[2])
+        elif kind == "sleep_ms":
+            # let the queued messages go out before the next ones
+            end = time.monotonic() + step[1] / 1000.0
+            while time.monotonic() < end:
+                GLib.MainContext.default().iteration(False)
+                time.sleep(0.005)
+            continue
+        else:
+            emit(event="error", what="unknown input step %r" % (kind,))
+            continue
+        emit(event="input_sent", step=step)
+    emit(event="inputs_done")
+
+
+def on_channel_event(channel, ev):
+    name = GObject.type_name(channel.__gtype__)
+    emit(event="channel_event", channel=name, what=int(ev))
+    if ev == Spice.ChannelEvent.OPENED:
+        if isinstance(channel, Spice.InputsChannel):
+            state["inputs"] = channel
+            if not SC.get("inputs_after_primary", True) or state["primary"] is not None:
+                GLib.idle_add(lambda: send_inputs() and False)
+    elif ev in (
+        Spice.ChannelEvent.ERROR_CONNECT,
+        Spice.ChannelEvent.ERROR_TLS,
+        Spice.ChannelEvent.ERROR_LINK,
+        Spice.ChannelEvent.ERROR_AUTH,
+        Spice.ChannelEvent.ERROR_IO,
+    ):
+        if isinstance(channel, Spice.MainChannel):
+            finish(False, "main channel error %d" % int(ev))
+        else:
+            emit(event="error", channel=name, what=int(ev))
+
+
+def on_primary_create(channel, fmt, width, height, stride, shmid, imgdata):
+    state["primary"] = (fmt, width, height, stride, imgdata)
+    state["last_update"] = time.monotonic()
+    emit(event="primary_create", format=fmt, width=width, height=height, stride=stride)
+    if state["inputs"] is not None and SC.get("inputs_after_primary", True):
+        GLib.idle_add(lambda: send_inputs() and False)
+
+
+def on_invalidate(channel, x, y, w, h):
+    state["last_update"] = time.monotonic()
+
+
+def on_mark(channel, mark):
+    state["marked"] = mark != 0
+    state["last_update"] = time.monotonic()
+    emit(event="mark", mark=mark)
+
+
+def on_playback_start(channel, fmt, channels, rate):
+    state["playback_started"] = time.monotonic()
+    emit(event="playback_start", format=fmt, channels=channels, rate=rate)
+
+
+def on_playback_data(channel, data, size):
+    raw = ctypes.string_at(data, size)
+    state["playback_bytes"] += size
+    if SC.get("playback_out"):
+        with open(SC["playback_out"], "ab") as f:
+            f.write(raw)
+
+
+def on_playback_stop(channel):
+    emit(event="playback_stop", bytes=state["playback_bytes"])
+
+
+def on_agent(main, pspec):
+    state["agent"] = bool(main.get_property("agent-connected"))
+    emit(event="agent_connected", connected=state["agent"])
+
+
+def on_channel_new(session, channel):
+    name = GObject.type_name(channel.__gtype__)
+    state["channels"].append(name)
+    emit(event="channel_new", channel=name, id=channel.get_property("channel-id"))
+    keep.append(channel)
+    GObject.Object.connect(channel, "channel-event", on_channel_event)
+    if isinstance(channel, Spice.DisplayChannel):
+        GObject.Object.connect(channel, "display-primary-create", on_primary_create)
+        GObject.Object.connect(channel, "display-invalidate", on_invalidate)
+        GObject.Object.connect(channel, "display-mark", on_mark)
+    elif isinstance(channel, Spice.PlaybackChannel):
+        GObject.Object.connect(channel, "playback-start", on_playback_start)
+        GObject.Object.connect(channel, "playback-data", on_playback_data)
+        GObject.Object.connect(channel, "playback-stop", on_playback_stop)
+    elif isinstance(channel, Spice.MainChannel):
+        GObject.Object.connect(channel, "notify::agent-connected", on_agent)
+    if not isinstance(channel, Spice.MainChannel):
+        channel.connect()
+
+
+def tick():
+    now = time.monotonic()
+    done = True
+    if SC.get("primary_out") and not state["primary_written"]:
+        quiet = (
+            state["primary"] is not None
+            and state["last_update"] is not None
+            and now - state["last_update"] >= SC.get("settle_ms", 1000) / 1000.0
+        )
+        if quiet:
+            write_primary()
+        else:
+            done = False
+    if SC.get("inputs") and not state["inputs_sent"]:
+        done = False
+    if SC.get("wait_agent") and not state["agent"]:
+        done = False
+    if SC.get("playback_ms"):
+        started = state["playback_started"]
+        if started is None or now - started < SC["playback_ms"] / 1000.0:
+            done = False
+    if done:
+        finish(True)
+        return False
+    return True
+
+
+def on_timeout():
+    finish(False, "timeout")
+    return False
+
+
+session = Spice.Session()
+session.set_property("host", SC.get("host", "127.0.0.1"))
+session.set_property("port", str(SC["port"]))
+if SC.get("password") is not None:
+    session.set_property("password", SC["password"])
+GObject.Object.connect(session, "channel-new", on_channel_new)
+GLib.timeout_add(50, tick)
+GLib.timeout_add(SC.get("timeout_ms", 30000), on_timeout)
+if not session.connect():
+    emit(event="done", ok=False, why="session.connect() failed")
+    sys.exit(2)
+loop.run()
+emit(
+    event="done",
+    ok=bool(state["ok"]),
+    why=state["why"],
+    channels=state["channels"],
+    playback_bytes=state["playback_bytes"],
+    agent=state["agent"],
+)
+session.disconnect()
+if state["ok"]:
+    sys.exit(0)
+sys.exit(3 if state["why"] == "timeout" else 2)

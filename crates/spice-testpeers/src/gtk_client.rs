@@ -1,0 +1,226 @@
+//! A scripted client on spice-gtk's GObject library (`gi.repository.SpiceClientGLib`), run with
+//! Debian's `/usr/bin/python3`: the real client library remote-viewer is built on.
+//!
+//! The script (`scripts/gtk_client.py`, embedded here) connects, opens every channel the server
+//! advertises, and can write the primary surface as a PPM once the display is quiet, send key and
+//! mouse events through the inputs channel, capture playback PCM, and wait for the agent. It
+//! reports what happened as JSON lines, parsed into [`GtkRun::events`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::PeerError;
+use crate::process::{ProgramOutput, require_program, run_with_timeout};
+
+/// The Python interpreter that has `gi` (Debian's; the first `python3` on PATH may not).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// The scenario script.
+pub const SCRIPT: &str = include_str!("../scripts/gtk_client.py");
+
+/// One input step of a [`GtkScenario`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum GtkInput {
+    /// Press and release a PC scancode (`spice_inputs_channel_key_press_and_release`).
+    Key(u32),
+    /// Press a scancode.
+    KeyDown(u32),
+    /// Release a scancode.
+    KeyUp(u32),
+    /// Relative motion (dx, dy, button state).
+    Motion(i32, i32, i32),
+    /// Absolute position (x, y, display, button state).
+    Position(i32, i32, i32, i32),
+    /// Button press (button, button state).
+    Press(i32, i32),
+    /// Button release (button, button state).
+    Release(i32, i32),
+    /// Let the queued messages go out for this many milliseconds.
+    SleepMs(u32),
+}
+
+impl GtkInput {
+    fn to_json(&self) -> Value {
+        match *self {
+            GtkInput::Key(s) => json!(["key", s]),
+            GtkInput::KeyDown(s) => json!(["key_down", s]),
+            GtkInput::KeyUp(s) => json!(["key_up", s]),
+            GtkInput::Motion(dx, dy, b) => json!(["motion", dx, dy, b]),
+            GtkInput::Position(x, y, d, b) => json!(["position", x, y, d, b]),
+            GtkInput::Press(btn, b) => json!(["press", btn, b]),
+            GtkInput::Release(btn, b) => json!(["release", btn, b]),
+            GtkInput::SleepMs(ms) => json!(["sleep_ms", ms]),
+        }
+    }
+}
+
+/// What the scripted client does. Build with [`GtkScenario::new`] and the setters.
+#[derive(Debug, Clone)]
+pub struct GtkScenario {
+    port: u16,
+    host: String,
+    password: Option<String>,
+    primary_out: Option<PathBuf>,
+    settle: Duration,
+    inputs: Vec<GtkInput>,
+    playback_out: Option<PathBuf>,
+    playback_for: Option<Duration>,
+    wait_agent: bool,
+    timeout: Duration,
+}
+
+impl GtkScenario {
+    /// Connect to `127.0.0.1:port`, no password, nothing else; 30 s time limit.
+    pub fn new(port: u16) -> Self {
+        GtkScenario {
+            port,
+            host: "127.0.0.1".into(),
+            password: None,
+            primary_out: None,
+            settle: Duration::from_millis(1000),
+            inputs: Vec::new(),
+            playback_out: None,
+            playback_for: None,
+            wait_agent: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The ticket password.
+    pub fn password(mut self, pw: &str) -> Self {
+        self.password = Some(pw.into());
+        self
+    }
+
+    /// Write the primary surface here once no update came for `settle`.
+    pub fn primary_out(mut self, path: impl Into<PathBuf>, settle: Duration) -> Self {
+        self.primary_out = Some(path.into());
+        self.settle = settle;
+        self
+    }
+
+    /// Send these inputs once the inputs channel is open and the primary surface exists.
+    pub fn inputs(mut self, inputs: Vec<GtkInput>) -> Self {
+        self.inputs = inputs;
+        self
+    }
+
+    /// Append playback PCM to `path` and keep receiving for `duration` after playback starts.
+    pub fn playback(mut self, path: impl Into<PathBuf>, duration: Duration) -> Self {
+        self.playback_out = Some(path.into());
+        self.playback_for = Some(duration);
+        self
+    }
+
+    /// Wait until the main channel reports the agent connected.
+    pub fn wait_agent(mut self) -> Self {
+        self.wait_agent = true;
+        self
+    }
+
+    /// The script's own time limit (the process gets 15 s more).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = limit;
+        self
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "host": self.host,
+            "port": self.port,
+            "password": self.password,
+            "timeout_ms": self.timeout.as_millis() as u64,
+            "settle_ms": self.settle.as_millis() as u64,
+            "primary_out": self.primary_out.as_ref().map(|p| p.display().to_string()),
+            "playback_out": self.playback_out.as_ref().map(|p| p.display().to_string()),
+            "playback_ms": self.playback_for.map(|d| d.as_millis() as u64),
+            "wait_agent": self.wait_agent,
+            "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Runs the scenario. Panics (never skips) when Python's `gi` or spice-gtk's typelib is
+    /// missing; an error when the process hangs past the time limit.
+    pub fn run(&self) -> Result<GtkRun, PeerError> {
+        require_gi();
+        let dir = tempfile::tempdir().map_err(|e| PeerError::io("tempdir", e))?;
+        let script = dir.path().join("gtk_client.py");
+        std::fs::write(&script, SCRIPT).map_err(|e| PeerError::io("writing the script", e))?;
+        let arg = self.to_json().to_string();
+        let out = run_with_timeout(
+            PYTHON,
+            &[script.as_os_str(), arg.as_ref()],
+            &[],
+            self.timeout + Duration::from_secs(15),
+        )?;
+        Ok(GtkRun::from_output(out))
+    }
+}
+
+/// Panics with the install hint when `/usr/bin/python3` cannot import spice-gtk's GObject
+/// bindings.
+pub fn require_gi() {
+    require_program(PYTHON);
+    let check = run_with_timeout(
+        PYTHON,
+        &[
+            "-c".as_ref(),
+            "import gi; gi.require_version('SpiceClientGLib', '2.0'); \
+             from gi.repository import SpiceClientGLib"
+                .as_ref(),
+        ],
+        &[],
+        Duration::from_secs(30),
+    )
+    .expect("running python3");
+    assert!(
+        check.success(),
+        "spice-gtk's Python bindings are missing (Debian packages gir1.2-spiceclientglib-2.0 \
+         python3-gi); {}. Real-peer tests never skip. stderr: {}",
+        crate::process::INSTALL_HINT,
+        check.stderr
+    );
+}
+
+/// What a [`GtkScenario`] run printed.
+#[derive(Debug, Clone)]
+pub struct GtkRun {
+    /// Every JSON event line, in order.
+    pub events: Vec<Value>,
+    /// The raw process output.
+    pub output: ProgramOutput,
+}
+
+impl GtkRun {
+    fn from_output(output: ProgramOutput) -> Self {
+        let events = output
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect();
+        GtkRun { events, output }
+    }
+
+    /// True when the script finished its scenario (exit 0 and a final `done` with ok).
+    pub fn ok(&self) -> bool {
+        self.output.success()
+            && self
+                .events
+                .last()
+                .is_some_and(|e| e["event"] == "done" && e["ok"] == true)
+    }
+
+    /// The events named `name`.
+    pub fn events_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events.iter().filter(move |e| e["event"] == name)
+    }
+
+    /// The channel type names spice-gtk created (`SpiceMainChannel`, `SpiceDisplayChannel`, ...).
+    pub fn channels(&self) -> Vec<String> {
+        self.events_named("channel_new")
+            .filter_map(|e| e["channel"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
