@@ -8,6 +8,8 @@
 //! * [`spicy::spicy_screenshot`]: spice-gtk's `spicy-screenshot` with a time limit.
 //! * [`gtk_client::GtkScenario`]: a scripted client on spice-gtk's GObject library (Python):
 //!   primary surface, key and mouse input, playback capture, agent state.
+//! * [`remote_viewer::RemoteViewer`]: remote-viewer under its own Xvfb, with screenshots and
+//!   a search for the expected guest picture in them.
 //! * [`html5::html5_screenshot`]: spice-html5 in headless Chromium (playwright-core), reading
 //!   the pixels of the surface canvas.
 //! * [`ppm`]: P6 parsing and pixel-exact comparison with a readable diff.
@@ -31,6 +33,7 @@ pub mod proxy;
 pub mod qemu;
 pub mod qmp;
 pub mod recording;
+pub mod remote_viewer;
 pub mod spicy;
 
 pub use error::PeerError;

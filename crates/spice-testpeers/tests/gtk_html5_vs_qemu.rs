@@ -83,3 +83,25 @@ fn spice_html5_canvas_equals_qmp_screendump() {
         .unwrap_or_else(|| panic!("spice-html5 showed nothing: {:?}", shot.output));
     assert_ppm_eq(&truth, &image);
 }
+
+#[test]
+fn remote_viewer_shows_the_qmp_screendump() {
+    let mut qemu = QemuBuilder::new()
+        .image_compression("auto_glz")
+        .spawn()
+        .expect("start QEMU");
+    qemu.settle(BOOT).expect("stop the guest");
+    let truth = qemu.screendump().unwrap();
+    let mut rv = spice_testpeers::remote_viewer::RemoteViewer::start(&format!(
+        "spice://127.0.0.1:{}",
+        qemu.port()
+    ))
+    .expect("start remote-viewer");
+    match rv.wait_showing(&truth, Duration::from_secs(30)) {
+        Ok((x, y)) => eprintln!("guest picture found at ({x}, {y})"),
+        Err(last) => panic!(
+            "remote-viewer never showed the guest picture; last screenshot {}x{}",
+            last.width, last.height
+        ),
+    }
+}
