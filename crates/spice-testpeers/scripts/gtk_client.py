@@ -4,6 +4,7 @@
 Run with Debian's /usr/bin/python3 (it has `gi`).  The scenario comes as one JSON argument:
 
     {"host": "127.0.0.1", "port": 5900, "password": null,
+     "tls_port": null, "ca_file": null,   # TLS: the secure port and the CA to trust
      "timeout_ms": 30000,              # give up (exit 3) after this long
      "settle_ms": 1000,                # the display is "quiet" after this long without updates
      "primary_out": "/tmp/p.ppm",      # write the primary surface once quiet (optional)
@@ -228,7 +229,12 @@ def on_timeout():
 
 session = Spice.Session()
 session.set_property("host", SC.get("host", "127.0.0.1"))
-session.set_property("port", str(SC["port"]))
+if SC.get("port") is not None:
+    session.set_property("port", str(SC["port"]))
+if SC.get("tls_port") is not None:
+    session.set_property("tls-port", str(SC["tls_port"]))
+if SC.get("ca_file") is not None:
+    session.set_property("ca-file", SC["ca_file"])
 if SC.get("password") is not None:
     session.set_property("password", SC["password"])
 GObject.Object.connect(session, "channel-new", on_channel_new)

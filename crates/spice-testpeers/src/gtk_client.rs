@@ -59,7 +59,9 @@ impl GtkInput {
 /// What the scripted client does. Build with [`GtkScenario::new`] and the setters.
 #[derive(Debug, Clone)]
 pub struct GtkScenario {
-    port: u16,
+    port: Option<u16>,
+    tls_port: Option<u16>,
+    ca_file: Option<PathBuf>,
     host: String,
     password: Option<String>,
     primary_out: Option<PathBuf>,
@@ -72,10 +74,12 @@ pub struct GtkScenario {
 }
 
 impl GtkScenario {
-    /// Connect to `127.0.0.1:port`, no password, nothing else; 30 s time limit.
+    /// Connect to `127.0.0.1:port` (plain), no password, nothing else; 30 s time limit.
     pub fn new(port: u16) -> Self {
         GtkScenario {
-            port,
+            port: Some(port),
+            tls_port: None,
+            ca_file: None,
             host: "127.0.0.1".into(),
             password: None,
             primary_out: None,
@@ -86,6 +90,15 @@ impl GtkScenario {
             wait_agent: false,
             timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Connect over TLS to `127.0.0.1:tls_port` only (no plain port), trusting `ca_file`.
+    pub fn new_tls(tls_port: u16, ca_file: impl Into<PathBuf>) -> Self {
+        let mut s = Self::new(0);
+        s.port = None;
+        s.tls_port = Some(tls_port);
+        s.ca_file = Some(ca_file.into());
+        s
     }
 
     /// The ticket password.
@@ -130,6 +143,8 @@ impl GtkScenario {
         json!({
             "host": self.host,
             "port": self.port,
+            "tls_port": self.tls_port,
+            "ca_file": self.ca_file.as_ref().map(|p| p.display().to_string()),
             "password": self.password,
             "timeout_ms": self.timeout.as_millis() as u64,
             "settle_ms": self.settle.as_millis() as u64,

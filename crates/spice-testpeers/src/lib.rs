@@ -12,6 +12,7 @@
 //!   a search for the expected guest picture in them.
 //! * [`html5::html5_screenshot`]: spice-html5 in headless Chromium (playwright-core), reading
 //!   the pixels of the surface canvas.
+//! * [`tls::TestPki`]: a throw-away CA and server certificate in the x509-dir layout.
 //! * [`ppm`]: P6 parsing and pixel-exact comparison with a readable diff.
 //! * [`proxy::RecordingProxy`]: a TCP proxy that records both directions of every connection
 //!   into a [`recording::Recording`], which can be saved to and loaded from a simple file format.
@@ -35,6 +36,7 @@ pub mod qmp;
 pub mod recording;
 pub mod remote_viewer;
 pub mod spicy;
+pub mod tls;
 
 pub use error::PeerError;
 pub use process::{find_program, require_program};

@@ -105,3 +105,25 @@ fn remote_viewer_shows_the_qmp_screendump() {
         ),
     }
 }
+
+/// The test CA works with the real server: spice-gtk over TLS only (QEMU's tls-port with our
+/// x509 dir) shows the screendump.
+#[test]
+fn gtk_client_over_tls_with_the_test_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = spice_testpeers::tls::TestPki::generate(&dir.path().join("x509")).unwrap();
+    let mut qemu = QemuBuilder::new()
+        .image_compression("lz")
+        .tls(pki.dir())
+        .spawn()
+        .expect("start QEMU");
+    qemu.settle(BOOT).expect("stop the guest");
+    let truth = qemu.screendump().unwrap();
+    let out = dir.path().join("tls.ppm");
+    let run = GtkScenario::new_tls(qemu.tls_port().expect("a TLS port"), pki.ca_file())
+        .primary_out(&out, Duration::from_millis(800))
+        .run()
+        .expect("run the spice-gtk client");
+    assert!(run.ok(), "spice-gtk over TLS failed: {:?}", run.output);
+    assert_ppm_eq(&truth, &Ppm::read(&out).unwrap());
+}
