@@ -486,7 +486,7 @@ impl GlzDictionary {
                         if pofs < MAX_PIXEL_OFS && idist <= MAX_IMAGE_DIST {
                             let max = (rlimit - roff).min(n - ip);
                             let len = if ri == cur_idx {
-                                P::match_len_same(d, roff, ip, max)
+                                P::match_len(d, roff, d, ip, max)
                             } else {
                                 P::match_len(&rimg.data, roff, d, ip, max)
                             };
@@ -640,32 +640,6 @@ trait GlzPixel: Pixel {
     const GLZ_MIN: usize;
     /// Literal bytes per pixel.
     const LIT_BYTES: usize;
-
-    /// Equal pixels from `a[ai..]` and `b[bi..]`, at most `max`.
-    #[inline]
-    fn match_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
-        let bs = Self::BYTES;
-        let ea = &a[ai * bs..(ai + max) * bs];
-        let eb = &b[bi * bs..(bi + max) * bs];
-        // Exact bytes first (equal bytes imply equal pixels), in blocks.
-        let mut k = 0;
-        const BLK: usize = 64;
-        let blk = BLK / bs * bs;
-        while k + blk <= ea.len() && ea[k..k + blk] == eb[k..k + blk] {
-            k += blk;
-        }
-        let mut len = k / bs;
-        while len < max && Self::key(a, ai + len) == Self::key(b, bi + len) {
-            len += 1;
-        }
-        len
-    }
-
-    /// Like `match_len` within one buffer, source before destination (may overlap).
-    #[inline]
-    fn match_len_same(d: &[u8], ri: usize, ip: usize, max: usize) -> usize {
-        Self::match_len(d, ri, d, ip, max)
-    }
 }
 
 impl GlzPixel for Rgb32Px {
