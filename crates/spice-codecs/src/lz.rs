@@ -334,6 +334,13 @@ pub(crate) trait Pixel {
     /// Writes the literal bytes of unit `i`.
     fn emit(d: &[u8], i: usize, out: &mut Vec<u8>);
 
+    /// Hashes of units `i..i + 4` (each over three units, so units up to
+    /// `i + 5` must exist).
+    #[inline(always)]
+    fn hash4(d: &[u8], i: usize, mask: u32) -> [u32; 4] {
+        [0, 1, 2, 3].map(|j| Self::hash(d, i + j, mask))
+    }
+
     /// How many of units `a[ai..ai + max]` equal `b[bi..bi + max]` before the
     /// first difference.
     #[inline(always)]
@@ -408,6 +415,25 @@ impl Pixel for Rgb32Px {
     #[inline(always)]
     fn emit(d: &[u8], i: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(&d[i * 4..i * 4 + 3]);
+    }
+    #[inline(always)]
+    fn hash4(d: &[u8], i: usize, mask: u32) -> [u32; 4] {
+        // The same DJB2 chains as `hash`, four positions side by side (the
+        // compiler keeps the lanes in one vector register).
+        let p = &d[i * 4..i * 4 + 24];
+        let mut px = [0u32; 6];
+        for (v, c) in px.iter_mut().zip(p.chunks_exact(4)) {
+            *v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        let mut h = [5381u32; 4];
+        for k in 0..3 {
+            for shift in [16, 8, 0] {
+                for (l, hl) in h.iter_mut().enumerate() {
+                    *hl = hl.wrapping_mul(33) ^ ((px[l + k] >> shift) & 0xff);
+                }
+            }
+        }
+        h.map(|x| x & mask)
     }
     #[inline(always)]
     fn match_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
@@ -835,6 +861,11 @@ fn compress_seg<P: Pixel>(
     if copy == 0 {
         out.copy_count((MAX_COPY - 1) as u8);
     }
+    // Hashes of positions `hpos..hpos + 4`, computed four at a time while
+    // literals follow each other (one at a time right after a match).
+    let mut hcache = [0u32; 4];
+    let mut hpos = usize::MAX - 4;
+    let mut after_literal = false;
     while ip + LIMIT_OFFSET < n {
         let anchor = ip;
         let k = P::key(d, ip);
@@ -846,7 +877,15 @@ fn compress_seg<P: Pixel>(
                     break 'find Some((s, anchor + 2, 1, ip + 3));
                 }
             }
-            let h = P::hash(d, ip, HASH_MASK) as usize;
+            let h = if ip.wrapping_sub(hpos) < 4 {
+                hcache[ip - hpos]
+            } else if after_literal {
+                hpos = ip;
+                hcache = P::hash4(d, ip, HASH_MASK);
+                hcache[0]
+            } else {
+                P::hash(d, ip, HASH_MASK)
+            } as usize;
             let e = std::mem::replace(
                 &mut table[h],
                 Entry {
@@ -891,6 +930,7 @@ fn compress_seg<P: Pixel>(
             }
             Some((rs, r, distance, ipm))
         };
+        after_literal = found.is_none();
         let Some((rs, mut r, distance, mut ipm)) = found else {
             P::emit(d, anchor, out.buf);
             ip = anchor + 1;
@@ -1478,6 +1518,15 @@ mod tests {
         (0..max)
             .position(|j| Rgb32Px::key(a, ai + j) != Rgb32Px::key(b, bi + j))
             .unwrap_or(max)
+    }
+
+    #[test]
+    fn rgb32_hash4_matches_hash() {
+        let d: Vec<u8> = (0..64u32).map(|i| (i * 37 % 251) as u8).collect();
+        for i in 0..=10 {
+            let want = [0, 1, 2, 3].map(|j| Rgb32Px::hash(&d, i + j, 0x1fff));
+            assert_eq!(Rgb32Px::hash4(&d, i, 0x1fff), want);
+        }
     }
 
     #[test]
