@@ -38,7 +38,8 @@ const MAX_IMAGE_DIST: u64 = (1 << 24) - 1;
 const HASH_LOG: u32 = 20;
 const HASH_SIZE: usize = 1 << HASH_LOG;
 const HASH_MASK: u32 = (HASH_SIZE as u32) - 1;
-const EMPTY: u64 = u64::MAX;
+/// Evicted image buffers kept for reuse.
+const SPARE_BUFFERS: usize = 2;
 
 /// Errors of GLZ encoding and decoding.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -225,9 +226,15 @@ pub struct GlzDictionary {
     window_pixels: usize,
     next_id: u64,
     next_pos: u64,
-    hash: Vec<u64>,
-    hash_alpha: Vec<u64>,
+    /// Hash slots of the RGB pass: 0 when empty, else `position + 1 - hash_base`.
+    hash: Vec<u32>,
+    /// Hash slots of the alpha pass, same encoding.
+    hash_alpha: Vec<u32>,
+    /// Global position that slot value 1 stands for.
+    hash_base: u64,
     evicted: Vec<GlzEvicted>,
+    /// Pixel buffers of evicted images, reused for new ones.
+    spare: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for GlzDictionary {
@@ -259,7 +266,9 @@ impl GlzDictionary {
             next_pos: 0,
             hash: Vec::new(),
             hash_alpha: Vec::new(),
+            hash_base: 0,
             evicted: Vec::new(),
+            spare: Vec::new(),
         })
     }
 
@@ -296,17 +305,46 @@ impl GlzDictionary {
     /// Empties the window and restarts ids at 0 (dictionary reset, e.g. on
     /// reconnection); the dropped images are reported as evicted.
     pub fn reset(&mut self) {
-        for img in self.images.drain(..) {
-            self.evicted.push(GlzEvicted {
-                id: img.id,
-                encoder_id: img.encoder_id,
-            });
+        while let Some(img) = self.images.pop_front() {
+            self.retire(img);
         }
         self.window_pixels = 0;
         self.next_id = 0;
-        self.next_pos = 0;
-        self.hash.clear();
-        self.hash_alpha.clear();
+        // Positions keep growing: hash slots pointing before the (new) window
+        // head are never used, so the tables need no clearing.
+    }
+
+    /// Reports `img` as evicted and keeps its buffer for reuse.
+    fn retire(&mut self, img: DictImage) {
+        tracing::trace!(id = img.id, "GLZ image leaves the window");
+        self.evicted.push(GlzEvicted {
+            id: img.id,
+            encoder_id: img.encoder_id,
+        });
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(img.data);
+        }
+    }
+
+    /// Makes sure positions up to `end` fit the `u32` hash slots, moving the
+    /// slot base to the window head when needed (slots before it are emptied:
+    /// they could not be used anyway).
+    fn rebase_hash(&mut self, end: u64) {
+        if end - self.hash_base < u64::from(u32::MAX) {
+            return;
+        }
+        let head = self.images.front().map_or(self.next_pos, |i| i.pos);
+        let shift = head - self.hash_base;
+        for table in [&mut self.hash, &mut self.hash_alpha] {
+            for v in table.iter_mut() {
+                *v = if u64::from(*v) > shift {
+                    (u64::from(*v) - shift) as u32
+                } else {
+                    0
+                };
+            }
+        }
+        self.hash_base = head;
     }
 
     /// Encodes `img` as the next image of the dictionary, appending the GLZ
@@ -359,13 +397,11 @@ impl GlzDictionary {
                 break;
             };
             self.window_pixels -= old.n;
-            tracing::trace!(id = old.id, "GLZ image leaves the window");
-            self.evicted.push(GlzEvicted {
-                id: old.id,
-                encoder_id: old.encoder_id,
-            });
+            self.retire(old);
         }
-        let mut data = Vec::with_capacity(n * bpp);
+        let mut data = self.spare.pop().unwrap_or_default();
+        data.clear();
+        data.reserve(n * bpp);
         if img.stride == row {
             data.extend_from_slice(&img.data[..n * bpp]);
         } else {
@@ -398,8 +434,9 @@ impl GlzDictionary {
             win_head_dist,
         }
         .write(out);
+        self.rebase_hash(self.next_pos);
         if self.hash.is_empty() {
-            self.hash = vec![EMPTY; HASH_SIZE];
+            self.hash = vec![0; HASH_SIZE];
         }
         let mut hash = std::mem::take(&mut self.hash);
         match t {
@@ -409,7 +446,7 @@ impl GlzDictionary {
             _ => {
                 self.compress::<Rgb32Px>(&mut hash, out);
                 if self.hash_alpha.is_empty() {
-                    self.hash_alpha = vec![EMPTY; HASH_SIZE];
+                    self.hash_alpha = vec![0; HASH_SIZE];
                 }
                 let mut ha = std::mem::take(&mut self.hash_alpha);
                 self.compress::<AlphaPx>(&mut ha, out);
@@ -436,12 +473,15 @@ impl GlzDictionary {
         (p < im.pos + im.n as u64).then_some(i)
     }
 
-    fn compress<P: GlzPixel>(&self, hash: &mut [u64], out: &mut Vec<u8>) {
+    fn compress<P: GlzPixel>(&self, hash: &mut [u32], out: &mut Vec<u8>) {
         let cur_idx = self.images.len() - 1;
         let cur = &self.images[cur_idx];
         let d = cur.data.as_slice();
         let n = cur.n;
         let base = cur.pos;
+        let hash_base = self.hash_base;
+        // Slot value of position `p` (p >= hash_base, checked by `rebase_hash`).
+        let slot = |p: u64| (p - hash_base + 1) as u32;
         let cur_id = cur.id;
         let t = cur.image_type;
         let mut lits = Literals::new(out);
@@ -451,10 +491,7 @@ impl GlzDictionary {
             if ip > 0 && ip + 2 < n {
                 let k = P::key(d, ip - 1);
                 if k == P::key(d, ip) && k == P::key(d, ip + 1) && k == P::key(d, ip + 2) {
-                    let mut len = 3;
-                    while ip + len < n && P::key(d, ip + len) == k {
-                        len += 1;
-                    }
+                    let len = 3 + P::run_len(d, ip + 3, k, n - ip - 3);
                     if len >= P::GLZ_MIN {
                         lits.flush();
                         emit_glz_match(lits.out, len - P::GLZ_BIAS, 0, 0);
@@ -469,11 +506,11 @@ impl GlzDictionary {
                 continue;
             }
             let hv = P::hash(d, ip, HASH_MASK) as usize;
-            let cand = hash[hv];
             let g = base + ip as u64;
-            hash[hv] = g;
+            let cand_slot = std::mem::replace(&mut hash[hv], slot(g));
+            let cand = (hash_base + u64::from(cand_slot)).wrapping_sub(1);
             let mut best: Option<(usize, usize, u64)> = None; // (len, pofs, idist)
-            if cand != EMPTY && cand < g {
+            if cand_slot != 0 && cand < g {
                 if let Some(ri) = self.find(cand) {
                     let rimg = &self.images[ri];
                     if rimg.image_type == t {
@@ -486,7 +523,7 @@ impl GlzDictionary {
                         if pofs < MAX_PIXEL_OFS && idist <= MAX_IMAGE_DIST {
                             let max = (rlimit - roff).min(n - ip);
                             let len = if ri == cur_idx {
-                                P::match_len_same(d, roff, ip, max)
+                                P::match_len(d, roff, d, ip, max)
                             } else {
                                 P::match_len(&rimg.data, roff, d, ip, max)
                             };
@@ -505,7 +542,7 @@ impl GlzDictionary {
                     // Index the last positions of the match.
                     for j in end.saturating_sub(2).max(ip + 1)..end {
                         if j + 2 < n {
-                            hash[P::hash(d, j, HASH_MASK) as usize] = base + j as u64;
+                            hash[P::hash(d, j, HASH_MASK) as usize] = slot(base + j as u64);
                         }
                     }
                     ip = end;
@@ -640,32 +677,6 @@ trait GlzPixel: Pixel {
     const GLZ_MIN: usize;
     /// Literal bytes per pixel.
     const LIT_BYTES: usize;
-
-    /// Equal pixels from `a[ai..]` and `b[bi..]`, at most `max`.
-    #[inline]
-    fn match_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
-        let bs = Self::BYTES;
-        let ea = &a[ai * bs..(ai + max) * bs];
-        let eb = &b[bi * bs..(bi + max) * bs];
-        // Exact bytes first (equal bytes imply equal pixels), in blocks.
-        let mut k = 0;
-        const BLK: usize = 64;
-        let blk = BLK / bs * bs;
-        while k + blk <= ea.len() && ea[k..k + blk] == eb[k..k + blk] {
-            k += blk;
-        }
-        let mut len = k / bs;
-        while len < max && Self::key(a, ai + len) == Self::key(b, bi + len) {
-            len += 1;
-        }
-        len
-    }
-
-    /// Like `match_len` within one buffer, source before destination (may overlap).
-    #[inline]
-    fn match_len_same(d: &[u8], ri: usize, ip: usize, max: usize) -> usize {
-        Self::match_len(d, ri, d, ip, max)
-    }
 }
 
 impl GlzPixel for Rgb32Px {
@@ -1075,5 +1086,51 @@ pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
         // Errors of earlier parts are expected with fuzzed input; keep going.
         let _ = win.decode(part);
         rest = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GlzDictionary, GlzInput};
+    use crate::lz::LzImageType;
+
+    /// Positions close to the `u32` limit of the hash slots force a rebase in
+    /// the middle of a sequence; the output must not change.
+    #[test]
+    fn hash_rebase_keeps_output() {
+        let (w, h) = (64usize, 16usize);
+        let img = |seed: u32| -> Vec<u8> {
+            (0..w * h * 4)
+                .map(|i| ((i as u32 / 4 % 13) * seed % 7 * 40) as u8)
+                .collect()
+        };
+        let imgs = [img(1), img(3), img(1), img(5), img(3)];
+        let run = |dict: &mut GlzDictionary| -> Vec<Vec<u8>> {
+            imgs.iter()
+                .map(|d| {
+                    let mut out = Vec::new();
+                    let input = GlzInput {
+                        image_type: LzImageType::Rgba,
+                        width: w as u32,
+                        height: h as u32,
+                        stride: w * 4,
+                        top_down: true,
+                        data: d,
+                    };
+                    dict.encode(0, &input, &mut out).unwrap();
+                    out
+                })
+                .collect()
+        };
+        let mut fresh = GlzDictionary::new(w * h * 3).unwrap();
+        let want = run(&mut fresh);
+        let mut late = GlzDictionary::new(w * h * 3).unwrap();
+        late.next_pos = u64::from(u32::MAX) - (w * h * 2) as u64;
+        assert_eq!(run(&mut late), want);
+        assert!(late.hash_base > 0, "no rebase happened");
+        // A reset dictionary encodes like a fresh one.
+        late.reset();
+        let mut fresh = GlzDictionary::new(w * h * 3).unwrap();
+        assert_eq!(run(&mut late), run(&mut fresh));
     }
 }

@@ -333,6 +333,43 @@ pub(crate) trait Pixel {
     fn hash(d: &[u8], i: usize, mask: u32) -> u32;
     /// Writes the literal bytes of unit `i`.
     fn emit(d: &[u8], i: usize, out: &mut Vec<u8>);
+
+    /// Hashes of units `i..i + 4` (each over three units, so units up to
+    /// `i + 5` must exist).
+    #[inline(always)]
+    fn hash4(d: &[u8], i: usize, mask: u32) -> [u32; 4] {
+        [0, 1, 2, 3].map(|j| Self::hash(d, i + j, mask))
+    }
+
+    /// How many of units `a[ai..ai + max]` equal `b[bi..bi + max]` before the
+    /// first difference.
+    #[inline(always)]
+    fn match_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
+        // Equal bytes imply equal keys: skip whole equal blocks first.
+        const BLK: usize = 64;
+        let blk = BLK / Self::BYTES * Self::BYTES;
+        let ea = &a[ai * Self::BYTES..(ai + max) * Self::BYTES];
+        let eb = &b[bi * Self::BYTES..(bi + max) * Self::BYTES];
+        let mut k = 0;
+        for (x, y) in ea.chunks_exact(blk).zip(eb.chunks_exact(blk)) {
+            if x != y {
+                break;
+            }
+            k += blk;
+        }
+        let done = k / Self::BYTES;
+        done + (0..max - done)
+            .position(|j| Self::key(a, ai + done + j) != Self::key(b, bi + done + j))
+            .unwrap_or(max - done)
+    }
+
+    /// How many of units `a[ai..ai + max]` have key `x` before the first other.
+    #[inline(always)]
+    fn run_len(a: &[u8], ai: usize, x: u32, max: usize) -> usize {
+        (0..max)
+            .position(|j| Self::key(a, ai + j) != x)
+            .unwrap_or(max)
+    }
 }
 
 #[inline(always)]
@@ -379,6 +416,77 @@ impl Pixel for Rgb32Px {
     fn emit(d: &[u8], i: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(&d[i * 4..i * 4 + 3]);
     }
+    #[inline(always)]
+    fn hash4(d: &[u8], i: usize, mask: u32) -> [u32; 4] {
+        // The same DJB2 chains as `hash`, four positions side by side (the
+        // compiler keeps the lanes in one vector register).
+        let p = &d[i * 4..i * 4 + 24];
+        let mut px = [0u32; 6];
+        for (v, c) in px.iter_mut().zip(p.chunks_exact(4)) {
+            *v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        let mut h = [5381u32; 4];
+        for k in 0..3 {
+            for shift in [16, 8, 0] {
+                for (l, hl) in h.iter_mut().enumerate() {
+                    *hl = hl.wrapping_mul(33) ^ ((px[l + k] >> shift) & 0xff);
+                }
+            }
+        }
+        h.map(|x| x & mask)
+    }
+    #[inline(always)]
+    fn match_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
+        let ea = &a[ai * 4..(ai + max) * 4];
+        let eb = &b[bi * 4..(bi + max) * 4];
+        // Eight pixels per step, compared two at a time without the X bytes.
+        let mut n = 0;
+        for (x, y) in ea.chunks_exact(32).zip(eb.chunks_exact(32)) {
+            let mut diff = [0u64; 4];
+            for (j, d) in diff.iter_mut().enumerate() {
+                *d = (le64(&x[j * 8..]) ^ le64(&y[j * 8..])) & RGB_MASK2;
+            }
+            if diff != [0; 4] {
+                let j = diff.iter().position(|&d| d != 0).unwrap_or(0);
+                return n + 2 * j + (diff[j].trailing_zeros() / 32) as usize;
+            }
+            n += 8;
+        }
+        n + (0..max - n)
+            .position(|j| Self::key(a, ai + n + j) != Self::key(b, bi + n + j))
+            .unwrap_or(max - n)
+    }
+    #[inline(always)]
+    fn run_len(a: &[u8], ai: usize, x: u32, max: usize) -> usize {
+        let ea = &a[ai * 4..(ai + max) * 4];
+        let x2 = u64::from(x) | u64::from(x) << 32;
+        let mut n = 0;
+        for c in ea.chunks_exact(32) {
+            let mut diff = [0u64; 4];
+            for (j, d) in diff.iter_mut().enumerate() {
+                *d = (le64(&c[j * 8..]) ^ x2) & RGB_MASK2;
+            }
+            if diff != [0; 4] {
+                let j = diff.iter().position(|&d| d != 0).unwrap_or(0);
+                return n + 2 * j + (diff[j].trailing_zeros() / 32) as usize;
+            }
+            n += 8;
+        }
+        n + (0..max - n)
+            .position(|j| Self::key(a, ai + n + j) != x)
+            .unwrap_or(max - n)
+    }
+}
+
+/// The B,G,R bytes of two little-endian B,G,R,X pixels in a `u64`.
+const RGB_MASK2: u64 = 0x00ff_ffff_00ff_ffff;
+
+/// The first 8 bytes of `b` as a little-endian `u64`.
+#[inline(always)]
+fn le64(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
 }
 
 impl Pixel for Rgb24Px {
@@ -671,14 +779,33 @@ fn compress<P: Pixel>(chunks: &[&[u8]], buf: &mut Vec<u8>) {
     if first == segs.len() {
         return;
     }
-    let mut table = vec![(first as u32, 0u32); HASH_SIZE];
+    // Each entry: global unit index of the last position with that hash, and
+    // the key of the unit there (units never change, so comparing the stored
+    // key is the reference's first unit compare without touching its data).
+    let s0 = &segs[first];
+    let mut table = vec![
+        Entry {
+            pos: s0.start as u32,
+            key: P::key(s0.data, 0),
+        };
+        HASH_SIZE
+    ];
     out.copy_count((MAX_COPY - 1) as u8);
-    P::emit(segs[first].data, 0, out.buf);
-    P::emit(segs[first].data, 1, out.buf);
+    P::emit(s0.data, 0, out.buf);
+    P::emit(s0.data, 1, out.buf);
     compress_seg::<P>(&segs, first, 2, 2, &mut table, &mut out);
     for s in first + 1..segs.len() {
         compress_seg::<P>(&segs, s, 0, 0, &mut table, &mut out);
     }
+}
+
+/// A hash table slot of the LZ encoder.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Global unit index (images are under 2^30 bytes).
+    pos: u32,
+    /// `P::key` of that unit.
+    key: u32,
 }
 
 #[inline(always)]
@@ -709,45 +836,74 @@ fn emit_match(out: &mut Out<'_>, len: usize, distance: usize) {
     }
 }
 
+/// Index of the segment holding global unit `pos` (segments are in order and
+/// not empty).
+#[inline]
+fn seg_of(segs: &[Seg<'_>], pos: usize) -> usize {
+    segs.partition_point(|s| s.start <= pos) - 1
+}
+
 fn compress_seg<P: Pixel>(
     segs: &[Seg<'_>],
     s: usize,
     from: usize,
     copied: usize,
-    table: &mut [(u32, u32)],
+    table: &mut [Entry],
     out: &mut Out<'_>,
 ) {
     let seg = &segs[s];
     let d = seg.data;
     let n = seg.len;
+    let base = seg.start;
     let bound = n.saturating_sub(BOUND_OFFSET);
     let mut ip = from;
     let mut copy = copied;
     if copy == 0 {
         out.copy_count((MAX_COPY - 1) as u8);
     }
+    // Hashes of positions `hpos..hpos + 4`, computed four at a time while
+    // literals follow each other (one at a time right after a match).
+    let mut hcache = [0u32; 4];
+    let mut hpos = usize::MAX - 4;
+    let mut after_literal = false;
     while ip + LIMIT_OFFSET < n {
         let anchor = ip;
+        let k = P::key(d, ip);
         // Returns Some((ref seg, ref index, distance, ip)) for a match.
         let found: Option<(usize, usize, usize, usize)> = 'find: {
             if ip > 0 {
                 let k0 = P::key(d, ip - 1);
-                if k0 == P::key(d, ip) && k0 == P::key(d, ip + 1) && k0 == P::key(d, ip + 2) {
+                if k0 == k && k0 == P::key(d, ip + 1) && k0 == P::key(d, ip + 2) {
                     break 'find Some((s, anchor + 2, 1, ip + 3));
                 }
             }
-            let h = P::hash(d, ip, HASH_MASK) as usize;
-            let (rs, r0) = table[h];
-            let (rs, mut r) = (rs as usize, r0 as usize);
-            let rseg = &segs[rs];
-            let distance = seg.start + anchor - (rseg.start + r);
-            table[h] = (s as u32, anchor as u32);
-            if distance == 0 || distance >= MAX_FARDISTANCE {
+            let h = if ip.wrapping_sub(hpos) < 4 {
+                hcache[ip - hpos]
+            } else if after_literal {
+                hpos = ip;
+                hcache = P::hash4(d, ip, HASH_MASK);
+                hcache[0]
+            } else {
+                P::hash(d, ip, HASH_MASK)
+            } as usize;
+            let e = std::mem::replace(
+                &mut table[h],
+                Entry {
+                    pos: (base + anchor) as u32,
+                    key: k,
+                },
+            );
+            let rpos = e.pos as usize;
+            let distance = base + anchor - rpos;
+            if distance == 0 || distance >= MAX_FARDISTANCE || e.key != k {
                 break 'find None;
             }
+            let rs = if rpos >= base { s } else { seg_of(segs, rpos) };
+            let rseg = &segs[rs];
             let rd = rseg.data;
-            let mut ipm = ip;
-            for _ in 0..P::MIN_MATCH {
+            let mut r = rpos - rseg.start + 1;
+            let mut ipm = ip + 1;
+            for _ in 1..P::MIN_MATCH {
                 if P::key(rd, r) != P::key(d, ipm) {
                     break 'find None;
                 }
@@ -774,6 +930,7 @@ fn compress_seg<P: Pixel>(
             }
             Some((rs, r, distance, ipm))
         };
+        after_literal = found.is_none();
         let Some((rs, mut r, distance, mut ipm)) = found else {
             P::emit(d, anchor, out.buf);
             ip = anchor + 1;
@@ -788,27 +945,22 @@ fn compress_seg<P: Pixel>(
         let rseg = &segs[rs];
         let rd = rseg.data;
         let ref_limit = rseg.len;
-        if distance == 0 {
-            if ipm < bound && r < ref_limit {
+        if ipm < bound && r < ref_limit {
+            let max = (bound - ipm).min(ref_limit - r);
+            if distance == 0 {
                 let x = P::key(rd, r);
-                while ipm < bound && r < ref_limit {
-                    if P::key(rd, r) != x {
-                        break;
-                    }
-                    r += 1;
-                    ipm += 1;
-                }
-            }
-        } else {
-            while ipm < bound && r < ref_limit {
-                if P::key(rd, r) != P::key(d, ipm) {
-                    ipm += 1;
-                    break;
-                }
-                r += 1;
-                ipm += 1;
+                let m = P::run_len(rd, r, x, max);
+                r += m;
+                ipm += m;
+            } else {
+                let m = P::match_len(rd, r, d, ipm, max);
+                r += m;
+                // A unit that differs is still consumed (the reference's
+                // post-increment on the failed compare).
+                ipm += if m < max { m + 1 } else { m };
             }
         }
+        let _ = r;
         if copy > 0 {
             out.update_copy((copy - 1) as u8);
         } else {
@@ -823,12 +975,18 @@ fn compress_seg<P: Pixel>(
         let mut ipi = ip3;
         if !P::GUARD_FIRST || ipi > anchor as isize {
             let i = ipi as usize;
-            table[P::hash(d, i, HASH_MASK) as usize] = (s as u32, i as u32);
+            table[P::hash(d, i, HASH_MASK) as usize] = Entry {
+                pos: (base + i) as u32,
+                key: P::key(d, i),
+            };
         }
         ipi += 1;
         if !P::GUARD_SECOND || ipi > anchor as isize {
             let i = ipi as usize;
-            table[P::hash(d, i, HASH_MASK) as usize] = (s as u32, i as u32);
+            table[P::hash(d, i, HASH_MASK) as usize] = Entry {
+                pos: (base + i) as u32,
+                key: P::key(d, i),
+            };
         }
         ip = (ipi + 1) as usize;
         out.copy_count((MAX_COPY - 1) as u8);
@@ -1349,4 +1507,45 @@ pub fn fuzz_decode(data: &[u8]) -> Result<(), LzError> {
     let native = decode_to_vec(data, LzOutputFormat::Native, None, 16 << 20).map(|_| ());
     let wide = decode_to_vec(data, LzOutputFormat::Bgrx32, Some(&pal), 16 << 20).map(|_| ());
     native.and(wide)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pixel, Rgb32Px};
+
+    /// Unit-by-unit reference for the word-at-a-time match and run lengths.
+    fn slow_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
+        (0..max)
+            .position(|j| Rgb32Px::key(a, ai + j) != Rgb32Px::key(b, bi + j))
+            .unwrap_or(max)
+    }
+
+    #[test]
+    fn rgb32_hash4_matches_hash() {
+        let d: Vec<u8> = (0..64u32).map(|i| (i * 37 % 251) as u8).collect();
+        for i in 0..=10 {
+            let want = [0, 1, 2, 3].map(|j| Rgb32Px::hash(&d, i + j, 0x1fff));
+            assert_eq!(Rgb32Px::hash4(&d, i, 0x1fff), want);
+        }
+    }
+
+    #[test]
+    fn rgb32_match_and_run_len_agree_with_unit_compare() {
+        let n = 40;
+        let base: Vec<u8> = (0..n * 4).map(|i| (i % 4 * 60) as u8).collect();
+        for pos in 0..n {
+            for byte in 0..4 {
+                let mut b = base.clone();
+                b[pos * 4 + byte] ^= 0x11;
+                for ai in [0, 1, 3] {
+                    for max in [0, 1, 7, 8, 9, 17, n - ai] {
+                        let want = slow_len(&base, ai, &b, ai, max);
+                        assert_eq!(Rgb32Px::match_len(&base, ai, &b, ai, max), want);
+                        let x = Rgb32Px::key(&base, 0);
+                        assert_eq!(Rgb32Px::run_len(&b, ai, x, max), want);
+                    }
+                }
+            }
+        }
+    }
 }
