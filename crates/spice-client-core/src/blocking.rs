@@ -276,3 +276,127 @@ impl Drop for Client {
         }
     }
 }
+
+/// How [`screenshot`] decides the picture is complete.
+#[derive(Debug, Clone)]
+pub struct ScreenshotOptions {
+    /// The primary surface must be marked and unchanged for this long.
+    pub quiet: Duration,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+impl Default for ScreenshotOptions {
+    fn default() -> Self {
+        Self {
+            quiet: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why [`screenshot`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScreenshotError {
+    /// The driver failed (connect, disconnect).
+    #[error("{0}")]
+    Driver(#[from] DriverError),
+    /// A channel needed for the picture failed.
+    #[error("{channel} channel: {error}")]
+    Channel {
+        /// Which channel.
+        channel: spice_proto::ChannelType,
+        /// Why.
+        error: crate::error::ChannelError,
+    },
+    /// No complete, quiet primary surface in time.
+    #[error("no complete primary surface within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Encodes a surface as a binary PPM (P6, 8-bit RGB).
+pub fn surface_to_ppm(surface: &spice_canvas::Surface) -> Vec<u8> {
+    let mut out = format!("P6\n{} {}\n255\n", surface.width(), surface.height()).into_bytes();
+    out.extend_from_slice(&surface.to_rgb24());
+    out
+}
+
+/// Connects, waits until the primary surface has been marked (`MARK`) and nothing drew on
+/// it for `opts.quiet`, and returns it as a binary PPM. Only the display channel is
+/// opened besides the main channel.
+pub fn screenshot(uri: &SpiceUri, opts: &ScreenshotOptions) -> Result<Vec<u8>, ScreenshotError> {
+    let config = SessionConfig {
+        channels: crate::session::ChannelSelection {
+            display: true,
+            inputs: false,
+            cursor: false,
+        },
+        ..SessionConfig::default()
+    };
+    let mut client = Client::connect(uri, config)?;
+    let start = Instant::now();
+    let mut primary: Option<(u8, u32)> = None;
+    let mut marked = false;
+    let mut last_change = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= start + opts.timeout {
+            return Err(ScreenshotError::Timeout(opts.timeout));
+        }
+        if marked && now >= last_change + opts.quiet {
+            if let Some((d, s)) = primary {
+                if let Some(surface) = client.session_ref().surface(d, s) {
+                    return Ok(surface_to_ppm(surface));
+                }
+            }
+        }
+        let wait = (last_change + opts.quiet)
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(10));
+        match client.poll(wait)? {
+            Some(Event::SurfaceCreated {
+                display,
+                surface_id,
+                primary: true,
+                ..
+            }) => {
+                primary = Some((display, surface_id));
+                marked = false;
+                last_change = Instant::now();
+            }
+            Some(Event::PrimaryMarked { .. }) => {
+                marked = true;
+                last_change = Instant::now();
+            }
+            Some(Event::RegionChanged {
+                display,
+                surface_id,
+                ..
+            }) if primary == Some((display, surface_id)) => last_change = Instant::now(),
+            Some(Event::SurfaceDestroyed {
+                display,
+                surface_id,
+            }) if primary == Some((display, surface_id)) => {
+                primary = None;
+                marked = false;
+            }
+            Some(Event::ChannelError {
+                channel_type,
+                error,
+                ..
+            }) if channel_type == spice_proto::ChannelType::MAIN
+                || channel_type == spice_proto::ChannelType::DISPLAY =>
+            {
+                return Err(ScreenshotError::Channel {
+                    channel: channel_type,
+                    error,
+                });
+            }
+            Some(Event::RenderError { msg, detail, .. }) => {
+                tracing::warn!(msg, detail, "render error");
+            }
+            _ => {}
+        }
+    }
+}

@@ -4,11 +4,16 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use spice_canvas::{
+    CanvasError, DrawOp, ImageContext, ImageLimits, Pixmap, Surface, Surfaces, draw,
+    draw_stream_frame, new_glz_window,
+};
+use spice_codecs::jpeg::JpegLimits;
 use spice_proto::caps::{self, Caps};
 use spice_proto::display::{self as pdisplay, ServerMessage as M};
 use spice_proto::message::ChannelMessage as _;
 use spice_proto::messages::ClientMessage;
-use spice_proto::types::Rect;
+use spice_proto::types::{Clip, Rect, SurfaceFlags, SurfaceFormat};
 
 use crate::error::ChannelError;
 use crate::event::Event;
@@ -25,16 +30,34 @@ pub(crate) fn display_caps() -> Caps {
     ])
 }
 
+/// Largest video frame side accepted.
+pub const MAX_STREAM_SIDE: u32 = 8192;
+
 /// Display state shared by every display channel of a session: the pixmap cache, the
-/// palette cache and the one GLZ window.
+/// palette cache and the one GLZ window (all display channels send the same cache and
+/// dictionary ids in DISPLAY_INIT, so the server treats them as one).
 #[derive(Debug)]
 pub struct DisplayShared {
-    _priv: (),
+    images: ImageContext,
 }
 
 impl DisplayShared {
-    pub(crate) fn new(_config: &SessionConfig) -> Self {
-        Self { _priv: () }
+    pub(crate) fn new(config: &SessionConfig) -> Self {
+        // The server never references more than the announced window; keep twice that so
+        // an image straddling the window edge is still there.
+        let glz_pixels = usize::try_from(config.glz_window_pixels.max(1)).unwrap_or(1 << 22) * 2;
+        let limits = ImageLimits {
+            max_image_pixels: config.max_image_pixels,
+            cache_pixels: u64::try_from(config.pixmap_cache_pixels.max(0)).unwrap_or(0),
+        };
+        Self {
+            images: ImageContext::new(limits, new_glz_window(glz_pixels)),
+        }
+    }
+
+    /// The image context: pixmap cache, palette cache, GLZ window.
+    pub fn images(&self) -> &ImageContext {
+        &self.images
     }
 }
 
@@ -69,6 +92,8 @@ pub struct Stream {
     pub src_height: u32,
     /// True when frames are top-down.
     pub top_down: bool,
+    /// The visible part.
+    pub clip: Clip,
     /// Frames decoded.
     pub frames: u64,
     report: Option<Report>,
@@ -78,19 +103,31 @@ pub struct Stream {
 #[derive(Debug)]
 pub struct DisplayChannel {
     id: u8,
+    surfaces: Surfaces,
     streams: Vec<Stream>,
     marked: bool,
-    _pending: VecDeque<()>,
+    frame_buf: Vec<u8>,
 }
 
 impl DisplayChannel {
-    pub(crate) fn new(id: u8) -> Self {
+    pub(crate) fn new(id: u8, config: &SessionConfig) -> Self {
         Self {
             id,
+            surfaces: Surfaces::new(config.max_surface_pixels),
             streams: Vec::new(),
             marked: false,
-            _pending: VecDeque::new(),
+            frame_buf: Vec::new(),
         }
+    }
+
+    /// The surfaces of this channel.
+    pub fn surfaces(&self) -> &Surfaces {
+        &self.surfaces
+    }
+
+    /// Surface `id` (0 is the primary surface), pixels `0xAARRGGBB`.
+    pub fn surface(&self, id: u32) -> Option<&Surface> {
+        self.surfaces.get(id).ok()
     }
 
     /// The channel instance.
@@ -157,13 +194,113 @@ impl DisplayChannel {
         &mut self,
         msg: M<'_>,
         io: &mut ConnIo,
-        _shared: &mut DisplayShared,
+        shared: &mut DisplayShared,
         events: &mut VecDeque<Event>,
         now: Instant,
         mm_now: Option<u32>,
     ) -> Result<(), ChannelError> {
         let display = self.id;
+        if let Some(op) = DrawOp::from_message(&msg) {
+            let surface_id = op.base().surface_id;
+            match draw(&mut self.surfaces, &mut shared.images, &op) {
+                Ok(Some(rect)) => events.push_back(Event::RegionChanged {
+                    display,
+                    surface_id,
+                    rect,
+                }),
+                Ok(None) => {}
+                Err(e) => render_error(events, display, msg.name(), e),
+            }
+            return Ok(());
+        }
         match msg {
+            M::SurfaceCreate(c) => {
+                match self
+                    .surfaces
+                    .create(c.surface_id, c.width, c.height, c.format)
+                {
+                    Ok(_) => events.push_back(Event::SurfaceCreated {
+                        display,
+                        surface_id: c.surface_id,
+                        width: c.width,
+                        height: c.height,
+                        primary: c.flags.contains(SurfaceFlags::PRIMARY),
+                    }),
+                    Err(e) => render_error(events, display, "surface_create", e),
+                }
+            }
+            M::SurfaceDestroy(id) => {
+                if self.surfaces.destroy(id).is_ok() {
+                    if id == 0 {
+                        self.marked = false;
+                    }
+                    events.push_back(Event::SurfaceDestroyed {
+                        display,
+                        surface_id: id,
+                    });
+                }
+            }
+            M::Mode(m) => {
+                // Legacy (never sent by spice-server 0.14+): a primary surface of that size.
+                match self
+                    .surfaces
+                    .create(0, m.x_res, m.y_res, SurfaceFormat::FMT_32_XRGB)
+                {
+                    Ok(_) => events.push_back(Event::SurfaceCreated {
+                        display,
+                        surface_id: 0,
+                        width: m.x_res,
+                        height: m.y_res,
+                        primary: true,
+                    }),
+                    Err(e) => render_error(events, display, "mode", e),
+                }
+            }
+            M::Reset => {
+                self.surfaces.clear();
+                self.streams.clear();
+                self.marked = false;
+                events.push_back(Event::DisplayReset { display });
+            }
+            M::InvalList(list) => shared.images.invalidate_list(&list),
+            // The wait list was honoured before the message was taken.
+            M::InvalAllPixmaps(_) => shared.images.invalidate_all_pixmaps(),
+            M::InvalPalette(id) => shared.images.invalidate_palette(id),
+            M::InvalAllPalettes => shared.images.invalidate_all_palettes(),
+            M::StreamData(d) => {
+                self.stream_frame(
+                    d.header.id,
+                    d.header.multi_media_time,
+                    d.data,
+                    None,
+                    shared,
+                    io,
+                    events,
+                    now,
+                    mm_now,
+                )?;
+            }
+            M::StreamDataSized(d) => {
+                self.stream_frame(
+                    d.header.id,
+                    d.header.multi_media_time,
+                    d.data,
+                    Some((d.width, d.height, d.dest)),
+                    shared,
+                    io,
+                    events,
+                    now,
+                    mm_now,
+                )?;
+            }
+            M::StreamClip(c) => {
+                let s = self.stream_mut(c.id, "stream_clip")?;
+                s.clip = c.clip;
+            }
+            M::GlDraw(_) => {
+                // GL scanout needs a local UNIX socket; answer so the server never waits.
+                io.send(&ClientMessage::Display(pdisplay::ClientMessage::GlDrawDone))?;
+            }
             M::Mark => {
                 self.marked = true;
                 events.push_back(Event::PrimaryMarked { display });
@@ -190,6 +327,7 @@ impl DisplayChannel {
                     src_width: sc.src_width,
                     src_height: sc.src_height,
                     top_down: sc.flags.contains(spice_proto::types::StreamFlags::TOP_DOWN),
+                    clip: sc.clip.clone(),
                     frames: 0,
                     report: None,
                 });
@@ -223,15 +361,7 @@ impl DisplayChannel {
                 }
             }
             M::StreamActivateReport(a) => {
-                let s = self
-                    .streams
-                    .iter_mut()
-                    .find(|s| s.id == a.stream_id)
-                    .ok_or_else(|| ChannelError::Protocol {
-                        channel: spice_proto::ChannelType::DISPLAY,
-                        msg: "stream_activate_report",
-                        detail: format!("unknown stream {}", a.stream_id),
-                    })?;
+                let s = self.stream_mut(a.stream_id, "stream_activate_report")?;
                 s.report = Some(Report {
                     unique_id: a.unique_id,
                     max_window: a.max_window_size.max(1),
@@ -245,16 +375,125 @@ impl DisplayChannel {
                 });
             }
             other => {
-                let _ = (now, mm_now);
-                tracing::debug!(msg = other.name(), "display message not rendered");
+                tracing::debug!(msg = other.name(), "display message ignored");
             }
         }
         Ok(())
     }
+
+    fn stream_mut(&mut self, id: u32, msg: &'static str) -> Result<&mut Stream, ChannelError> {
+        self.streams
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or_else(|| ChannelError::Protocol {
+                channel: spice_proto::ChannelType::DISPLAY,
+                msg,
+                detail: format!("unknown stream {id}"),
+            })
+    }
+
+    /// Decodes one frame (MJPEG) and draws it; counts it in the stream report.
+    #[allow(clippy::too_many_arguments)]
+    fn stream_frame(
+        &mut self,
+        id: u32,
+        frame_mm: u32,
+        data: &[u8],
+        sized: Option<(u32, u32, Rect)>,
+        _shared: &mut DisplayShared,
+        io: &mut ConnIo,
+        events: &mut VecDeque<Event>,
+        now: Instant,
+        mm_now: Option<u32>,
+    ) -> Result<(), ChannelError> {
+        let display = self.id;
+        let pos = self
+            .streams
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| ChannelError::Protocol {
+                channel: spice_proto::ChannelType::DISPLAY,
+                msg: "stream_data",
+                detail: format!("unknown stream {id}"),
+            })?;
+        let s = &self.streams[pos];
+        let (src_w, src_h, dest) = sized.unwrap_or((s.src_width, s.src_height, s.dest));
+        let decoded = if s.codec == spice_proto::types::VideoCodecType::MJPEG.0 {
+            decode_mjpeg(data, &mut self.frame_buf)
+        } else {
+            Err(format!("video codec {} not supported", s.codec))
+        };
+        let ok = match decoded {
+            Ok(frame) => {
+                let s = &self.streams[pos];
+                match draw_stream_frame(
+                    &mut self.surfaces,
+                    s.surface_id,
+                    &frame,
+                    src_w,
+                    src_h,
+                    &dest,
+                    &s.clip,
+                    s.top_down,
+                ) {
+                    Ok(rect) => {
+                        if let Some(rect) = rect {
+                            events.push_back(Event::RegionChanged {
+                                display,
+                                surface_id: s.surface_id,
+                                rect,
+                            });
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        render_error(events, display, "stream_data", e);
+                        false
+                    }
+                }
+            }
+            Err(detail) => {
+                events.push_back(Event::RenderError {
+                    display,
+                    msg: "stream_data",
+                    detail,
+                });
+                false
+            }
+        };
+        let s = &mut self.streams[pos];
+        if ok {
+            s.frames += 1;
+        }
+        count_frame(io, s, frame_mm, mm_now, ok, now)
+    }
+}
+
+fn render_error(events: &mut VecDeque<Event>, display: u8, msg: &'static str, e: CanvasError) {
+    tracing::warn!(msg, error = %e, "display message not rendered");
+    events.push_back(Event::RenderError {
+        display,
+        msg,
+        detail: e.to_string(),
+    });
+}
+
+/// Decodes an MJPEG frame into a pixmap (B,G,R,X rows through `buf`).
+fn decode_mjpeg(data: &[u8], buf: &mut Vec<u8>) -> Result<Pixmap, String> {
+    let limits = JpegLimits {
+        max_width: MAX_STREAM_SIDE,
+        max_height: MAX_STREAM_SIDE,
+    };
+    let info = spice_codecs::jpeg::read_info(data, &limits).map_err(|e| e.to_string())?;
+    let stride = info.width as usize * 4;
+    buf.clear();
+    buf.resize(stride * info.height as usize, 0);
+    spice_codecs::mjpeg::decode_frame(data, buf, stride, &limits).map_err(|e| e.to_string())?;
+    Pixmap::from_bgrx(info.width, info.height, false, buf)
+        .ok_or_else(|| "frame size mismatch".to_string())
 }
 
 /// Counts one stream frame in its report window; sends the report when the window is full.
-#[allow(dead_code)]
 fn count_frame(
     io: &mut ConnIo,
     s: &mut Stream,

@@ -162,6 +162,16 @@ pub enum Event {
         /// The rectangle.
         rect: Rect,
     },
+    /// A display message could not be rendered (bad image data, unsupported codec, unknown
+    /// surface). The channel goes on; the picture may be wrong in that area.
+    RenderError {
+        /// Display channel instance.
+        display: u8,
+        /// Message name.
+        msg: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
     /// `MARK`: the primary surface is complete and may be shown.
     PrimaryMarked {
         /// Display channel instance.

@@ -74,6 +74,10 @@ pub struct SessionConfig {
     pub pixmap_cache_pixels: i64,
     /// GLZ window in pixels sent in `DISPLAY_INIT` (spice-gtk: at least 12 MiB / 4).
     pub glz_window_pixels: i32,
+    /// Largest `width * height` of one image.
+    pub max_image_pixels: u64,
+    /// Most pixels of all surfaces of one display channel together.
+    pub max_surface_pixels: u64,
     /// Largest message body accepted on any channel.
     pub max_message_size: u32,
     /// Ask the server for this mouse mode after `MAIN_INIT` when it allows it.
@@ -91,6 +95,8 @@ impl Default for SessionConfig {
             channels: ChannelSelection::default(),
             pixmap_cache_pixels: 80 * 1024 * 1024 / 4,
             glz_window_pixels: 16 * 1024 * 1024 / 4,
+            max_image_pixels: 1 << 25,
+            max_surface_pixels: 1 << 26,
             max_message_size: 128 * 1024 * 1024,
             mouse_mode: None,
             agent: true,
@@ -196,7 +202,7 @@ pub struct Session {
     conns: Vec<Conn>,
     events: VecDeque<Event>,
     session_id: Option<u32>,
-    mm_time: Option<u32>,
+    mm_time: Option<(u32, Instant)>,
     display_shared: DisplayShared,
 }
 
@@ -248,9 +254,11 @@ impl Session {
         self.session_id
     }
 
-    /// The latest multimedia time from the server (ms).
-    pub fn mm_time(&self) -> Option<u32> {
+    /// The server's multimedia clock (ms) at `now`: the last `MAIN_INIT` /
+    /// `MULTI_MEDIA_TIME` value plus the time since it arrived.
+    pub fn mm_time(&self, now: Instant) -> Option<u32> {
         self.mm_time
+            .map(|(mm, at)| mm.wrapping_add(now.saturating_duration_since(at).as_millis() as u32))
     }
 
     fn open(&mut self, ty: ChannelType, id: u8, kind: Kind) -> Result<ConnId, SessionError> {
@@ -658,8 +666,9 @@ impl Session {
         tracing::trace!(channel = %ty, msg = msg.name(), len = body.len(), "message");
         match msg {
             ServerMessage::Base(b) => self.handle_base(idx, b, now, nested),
-            ServerMessage::Main(m) => self.handle_main(idx, m),
+            ServerMessage::Main(m) => self.handle_main(idx, m, now),
             ServerMessage::Display(m) => {
+                let mm_now = self.mm_time(now);
                 let c = &mut self.conns[idx];
                 let Kind::Display(d) = &mut c.kind else {
                     return Ok(());
@@ -670,7 +679,7 @@ impl Session {
                     &mut self.display_shared,
                     &mut self.events,
                     now,
-                    self.mm_time,
+                    mm_now,
                 )
             }
             ServerMessage::Cursor(m) => self.handle_cursor(idx, m),
@@ -757,6 +766,7 @@ impl Session {
         &mut self,
         idx: usize,
         msg: pmain::ServerMessage<'_>,
+        now: Instant,
     ) -> Result<(), ChannelError> {
         use pmain::ServerMessage as M;
         let c = &mut self.conns[idx];
@@ -766,7 +776,7 @@ impl Session {
         match msg {
             M::Init(init) => {
                 self.session_id = Some(init.session_id);
-                self.mm_time = Some(init.multi_media_time);
+                self.mm_time = Some((init.multi_media_time, now));
                 st.mouse_mode = Some(init.current_mouse_mode);
                 st.supported_mouse_modes = Some(init.supported_mouse_modes);
                 st.agent_connected = init.agent_connected != 0;
@@ -802,9 +812,9 @@ impl Session {
                 for ch in list {
                     let sel = self.config.channels;
                     let kind = match ch.channel_type {
-                        ChannelType::DISPLAY if sel.display => {
-                            Some(Kind::Display(Box::new(DisplayChannel::new(ch.id))))
-                        }
+                        ChannelType::DISPLAY if sel.display => Some(Kind::Display(Box::new(
+                            DisplayChannel::new(ch.id, &self.config),
+                        ))),
                         ChannelType::INPUTS if sel.inputs => {
                             Some(Kind::Inputs(InputsState::default()))
                         }
@@ -845,7 +855,7 @@ impl Session {
                 });
             }
             M::MultiMediaTime { time } => {
-                self.mm_time = Some(time);
+                self.mm_time = Some((time, now));
                 self.events.push_back(Event::MultiMediaTime(time));
             }
             M::AgentConnected | M::AgentConnectedTokens { .. } => {
@@ -1053,12 +1063,13 @@ impl Session {
     /// Runs the timers that are due at `now` (stream reports).
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut errors = Vec::new();
+        let mm_now = self.mm_time(now);
         for (idx, c) in self.conns.iter_mut().enumerate() {
             if !c.is_open() {
                 continue;
             }
             if let Kind::Display(d) = &mut c.kind {
-                if let Err(e) = d.handle_timeout(&mut c.io, now, self.mm_time) {
+                if let Err(e) = d.handle_timeout(&mut c.io, now, mm_now) {
                     errors.push((idx, e));
                 }
             }
@@ -1241,6 +1252,11 @@ impl Session {
     /// The session-wide display state shared by all display channels (caches, GLZ window).
     pub fn display_shared(&self) -> &DisplayShared {
         &self.display_shared
+    }
+
+    /// Surface `surface_id` of display channel `display` (pixels `0xAARRGGBB`).
+    pub fn surface(&self, display: u8, surface_id: u32) -> Option<&spice_canvas::Surface> {
+        self.display(display)?.surface(surface_id)
     }
 
     /// Shared cursor shape cache of the cursor channel, if linked.
