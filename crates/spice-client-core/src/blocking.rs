@@ -326,6 +326,14 @@ pub fn surface_to_ppm(surface: &spice_canvas::Surface) -> Vec<u8> {
 /// it for `opts.quiet`, and returns it as a binary PPM. Only the display channel is
 /// opened besides the main channel.
 pub fn screenshot(uri: &SpiceUri, opts: &ScreenshotOptions) -> Result<Vec<u8>, ScreenshotError> {
+    screenshot_with_stats(uri, opts).map(|(ppm, _)| ppm)
+}
+
+/// [`screenshot`], also returning the display channel's counters.
+pub fn screenshot_with_stats(
+    uri: &SpiceUri,
+    opts: &ScreenshotOptions,
+) -> Result<(Vec<u8>, crate::display::DisplayStats), ScreenshotError> {
     let config = SessionConfig {
         channels: crate::session::ChannelSelection {
             display: true,
@@ -346,8 +354,11 @@ pub fn screenshot(uri: &SpiceUri, opts: &ScreenshotOptions) -> Result<Vec<u8>, S
         }
         if marked && now >= last_change + opts.quiet {
             if let Some((d, s)) = primary {
-                if let Some(surface) = client.session_ref().surface(d, s) {
-                    return Ok(surface_to_ppm(surface));
+                let session = client.session_ref();
+                if let (Some(surface), Some(ch)) =
+                    (session.surface(d, s), session.display_channel(d))
+                {
+                    return Ok((surface_to_ppm(surface), ch.stats().clone()));
                 }
             }
         }

@@ -99,6 +99,33 @@ pub struct Stream {
     report: Option<Report>,
 }
 
+/// Counters of one display channel (what the server sent and how it went).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisplayStats {
+    /// Display messages handled.
+    pub messages: u64,
+    /// Draw messages rendered (including those that failed).
+    pub draws: u64,
+    /// Source images of draw messages by image type number (QUIC = 1, LZ_RGB = 101, ...).
+    pub images: std::collections::BTreeMap<u8, u64>,
+    /// Messages that could not be rendered.
+    pub render_errors: u64,
+    /// Stream frames drawn.
+    pub stream_frames: u64,
+}
+
+fn src_image<'m, 'a>(msg: &'m M<'a>) -> Option<&'m spice_proto::types::Image<'a>> {
+    match msg {
+        M::DrawCopy(d) | M::DrawBlend(d) => d.src_bitmap.as_ref(),
+        M::DrawOpaque(d) => d.src_bitmap.as_ref(),
+        M::DrawRop3(d) => d.src_bitmap.as_ref(),
+        M::DrawTransparent(d) => d.src_bitmap.as_ref(),
+        M::DrawAlphaBlend(d) => d.src_bitmap.as_ref(),
+        M::DrawComposite(d) => d.src_bitmap.as_ref(),
+        _ => None,
+    }
+}
+
 /// One display channel's state.
 #[derive(Debug)]
 pub struct DisplayChannel {
@@ -107,6 +134,7 @@ pub struct DisplayChannel {
     streams: Vec<Stream>,
     marked: bool,
     frame_buf: Vec<u8>,
+    stats: DisplayStats,
 }
 
 impl DisplayChannel {
@@ -117,7 +145,13 @@ impl DisplayChannel {
             streams: Vec::new(),
             marked: false,
             frame_buf: Vec::new(),
+            stats: DisplayStats::default(),
         }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &DisplayStats {
+        &self.stats
     }
 
     /// The surfaces of this channel.
@@ -200,7 +234,16 @@ impl DisplayChannel {
         mm_now: Option<u32>,
     ) -> Result<(), ChannelError> {
         let display = self.id;
+        self.stats.messages += 1;
         if let Some(op) = DrawOp::from_message(&msg) {
+            self.stats.draws += 1;
+            if let Some(img) = src_image(&msg) {
+                *self
+                    .stats
+                    .images
+                    .entry(img.body.image_type().0)
+                    .or_default() += 1;
+            }
             let surface_id = op.base().surface_id;
             match draw(&mut self.surfaces, &mut shared.images, &op) {
                 Ok(Some(rect)) => events.push_back(Event::RegionChanged {
@@ -209,7 +252,10 @@ impl DisplayChannel {
                     rect,
                 }),
                 Ok(None) => {}
-                Err(e) => render_error(events, display, msg.name(), e),
+                Err(e) => {
+                    self.stats.render_errors += 1;
+                    render_error(events, display, msg.name(), e);
+                }
             }
             return Ok(());
         }
@@ -464,6 +510,9 @@ impl DisplayChannel {
         let s = &mut self.streams[pos];
         if ok {
             s.frames += 1;
+            self.stats.stream_frames += 1;
+        } else {
+            self.stats.render_errors += 1;
         }
         count_frame(io, s, frame_mm, mm_now, ok, now)
     }
