@@ -1,1 +1,25 @@
 //! A sans-IO SPICE client core: channels, caches, surfaces and decoding.
+//!
+//! The core never opens sockets, starts threads or reads a clock. An embedder creates a
+//! [`Session`], opens one connection per [`Event::OpenChannel`], feeds received bytes to
+//! [`Session::receive`], sends what [`Session::transmit`] gives, and calls
+//! [`Session::handle_timeout`] at [`Session::next_deadline`]. [`blocking`] is such an
+//! embedder over std TCP sockets.
+//!
+//! - [`session`]: the session, the main channel, ACK windows, ping, agent data, inputs.
+//! - [`display`]: display channels rendered through `spice-canvas`.
+//! - [`cursor`]: cursor shapes of every type decoded to RGBA, the cursor cache.
+//! - [`uri`]: `spice://` URIs as remote-viewer takes them.
+
+pub mod blocking;
+pub mod cursor;
+pub mod display;
+pub mod error;
+pub mod event;
+pub mod session;
+pub mod uri;
+
+pub use error::{ChannelError, SessionError};
+pub use event::Event;
+pub use session::{ChannelSelection, ConnId, Session, SessionConfig};
+pub use uri::SpiceUri;

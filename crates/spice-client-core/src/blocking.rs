@@ -1,0 +1,413 @@
+//! A blocking std driver: TCP sockets around a [`Session`].
+//!
+//! One reader thread per connection hands received bytes to the caller's thread, which owns
+//! the session, writes to the sockets and runs the timers:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use spice_client_core::blocking::Client;
+//! use spice_client_core::{Event, SessionConfig, SpiceUri};
+//!
+//! let uri = SpiceUri::parse("spice://127.0.0.1:5930")?;
+//! let mut client = Client::connect(&uri, SessionConfig::default())?;
+//! while let Some(ev) = client.poll(Duration::from_secs(1))? {
+//!     if let Event::PrimaryMarked { .. } = ev { break; }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::error::SessionError;
+use crate::event::Event;
+use crate::session::{ConnId, Session, SessionConfig};
+use crate::uri::SpiceUri;
+
+/// A failure of the driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// Connecting a channel's socket failed.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The URI names only a TLS port; this driver speaks plain TCP.
+    #[error("the URI has only a tls-port; TLS is not supported by this driver")]
+    TlsUnsupported,
+    /// The session refused the configuration.
+    #[error("session: {0}")]
+    Session(#[from] SessionError),
+    /// The main channel closed: the session is over.
+    #[error("disconnected")]
+    Disconnected,
+}
+
+enum Incoming {
+    Data(ConnId, Vec<u8>),
+    Closed(ConnId, Option<std::io::Error>),
+}
+
+/// A session driven over TCP.
+pub struct Client {
+    session: Session,
+    addr: String,
+    sockets: HashMap<ConnId, TcpStream>,
+    tx: mpsc::Sender<Incoming>,
+    rx: mpsc::Receiver<Incoming>,
+    out: Vec<u8>,
+    disconnected: bool,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .field("sockets", &self.sockets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects the main channel to the URI's host and plain port. The URI's password, if
+    /// any, replaces `config.password`.
+    pub fn connect(uri: &SpiceUri, mut config: SessionConfig) -> Result<Self, DriverError> {
+        let port = uri.port.ok_or(DriverError::TlsUnsupported)?;
+        if let Some(p) = &uri.password {
+            config.password = p.clone();
+        }
+        let host = if uri.host.contains(':') {
+            format!("[{}]", uri.host)
+        } else {
+            uri.host.clone()
+        };
+        let (tx, rx) = mpsc::channel();
+        let mut c = Self {
+            session: Session::new(config)?,
+            addr: format!("{host}:{port}"),
+            sockets: HashMap::new(),
+            tx,
+            rx,
+            out: Vec::new(),
+            disconnected: false,
+            connect_timeout: Duration::from_secs(10),
+        };
+        // Open the main channel now so connection errors surface here.
+        c.open_pending()?;
+        Ok(c)
+    }
+
+    /// The session (for inputs, agent data, surfaces).
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The session, read-only.
+    pub fn session_ref(&self) -> &Session {
+        &self.session
+    }
+
+    fn open_socket(&mut self, conn: ConnId) -> Result<(), DriverError> {
+        let err = |source| DriverError::Connect {
+            addr: self.addr.clone(),
+            source,
+        };
+        let addrs: Vec<_> = self.addr.to_socket_addrs().map_err(err)?.collect();
+        let mut last = None;
+        let mut stream = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = stream.ok_or_else(|| {
+            err(last.unwrap_or_else(|| std::io::Error::other("no address for the host")))
+        })?;
+        let _ = stream.set_nodelay(true);
+        let mut reader = stream.try_clone().map_err(err)?;
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name(format!("spice-conn-{}", conn.0))
+            .spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) => {
+                            let _ = tx.send(Incoming::Closed(conn, None));
+                            return;
+                        }
+                        Ok(n) => {
+                            if tx.send(Incoming::Data(conn, buf[..n].to_vec())).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Incoming::Closed(conn, Some(e)));
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(err)?;
+        self.sockets.insert(conn, stream);
+        Ok(())
+    }
+
+    /// Opens sockets for channels the session asked for that have none yet.
+    fn open_pending(&mut self) -> Result<(), DriverError> {
+        let wanted: Vec<ConnId> = self
+            .session
+            .connections()
+            .filter(|&(c, _, _, open)| open && !self.sockets.contains_key(&c))
+            .map(|(c, ..)| c)
+            .collect();
+        for conn in wanted {
+            if let Err(e) = self.open_socket(conn) {
+                if conn == ConnId(0) {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, ?conn, "channel connection failed");
+                self.session.connection_closed(conn);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes pending output and closes sockets of closed connections.
+    fn flush(&mut self) {
+        let conns: Vec<ConnId> = self.sockets.keys().copied().collect();
+        for conn in conns {
+            self.out.clear();
+            self.session.transmit(conn, &mut self.out);
+            if !self.out.is_empty() {
+                let ok = self
+                    .sockets
+                    .get_mut(&conn)
+                    .map(|s| s.write_all(&self.out).is_ok())
+                    .unwrap_or(false);
+                if !ok {
+                    self.session.connection_closed(conn);
+                }
+            }
+            if self.session.is_closed(conn) {
+                if let Some(s) = self.sockets.remove(&conn) {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+
+    /// Runs the session until it has an event or `timeout` passes. `Ok(None)` on timeout;
+    /// [`DriverError::Disconnected`] once the main channel is gone and every event was
+    /// handed out.
+    pub fn poll(&mut self, timeout: Duration) -> Result<Option<Event>, DriverError> {
+        let end = Instant::now() + timeout;
+        loop {
+            self.open_pending()?;
+            self.flush();
+            if let Some(ev) = self.session.poll_event() {
+                if matches!(ev, Event::Disconnected) {
+                    self.disconnected = true;
+                }
+                return Ok(Some(ev));
+            }
+            if self.disconnected {
+                return Err(DriverError::Disconnected);
+            }
+            let now = Instant::now();
+            if let Some(d) = self.session.next_deadline() {
+                if d <= now {
+                    self.session.handle_timeout(now);
+                    continue;
+                }
+            }
+            if now >= end {
+                return Ok(None);
+            }
+            let wake = self.session.next_deadline().map_or(end, |d| d.min(end));
+            match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(msg) => {
+                    self.incoming(msg);
+                    // Take everything already queued before looking at events again.
+                    while let Ok(m) = self.rx.try_recv() {
+                        self.incoming(m);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(DriverError::Disconnected),
+            }
+        }
+    }
+
+    fn incoming(&mut self, msg: Incoming) {
+        let now = Instant::now();
+        match msg {
+            Incoming::Data(conn, bytes) => {
+                // Only unknown connections fail here, and every id comes from the session.
+                let _ = self.session.receive(conn, &bytes, now);
+            }
+            Incoming::Closed(conn, err) => {
+                if let Some(e) = err {
+                    tracing::debug!(?conn, error = %e, "socket error");
+                }
+                self.session.connection_closed(conn);
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for s in self.sockets.values() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// How [`screenshot`] decides the picture is complete.
+#[derive(Debug, Clone)]
+pub struct ScreenshotOptions {
+    /// The primary surface must be marked and unchanged for this long.
+    pub quiet: Duration,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+impl Default for ScreenshotOptions {
+    fn default() -> Self {
+        Self {
+            quiet: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why [`screenshot`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScreenshotError {
+    /// The driver failed (connect, disconnect).
+    #[error("{0}")]
+    Driver(#[from] DriverError),
+    /// A channel needed for the picture failed.
+    #[error("{channel} channel: {error}")]
+    Channel {
+        /// Which channel.
+        channel: spice_proto::ChannelType,
+        /// Why.
+        error: crate::error::ChannelError,
+    },
+    /// No complete, quiet primary surface in time.
+    #[error("no complete primary surface within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Encodes a surface as a binary PPM (P6, 8-bit RGB).
+pub fn surface_to_ppm(surface: &spice_canvas::Surface) -> Vec<u8> {
+    let mut out = format!("P6\n{} {}\n255\n", surface.width(), surface.height()).into_bytes();
+    out.extend_from_slice(&surface.to_rgb24());
+    out
+}
+
+/// Connects, waits until the primary surface has been marked (`MARK`) and nothing drew on
+/// it for `opts.quiet`, and returns it as a binary PPM. Only the display channel is
+/// opened besides the main channel.
+pub fn screenshot(uri: &SpiceUri, opts: &ScreenshotOptions) -> Result<Vec<u8>, ScreenshotError> {
+    screenshot_with_stats(uri, opts).map(|(ppm, _)| ppm)
+}
+
+/// [`screenshot`], also returning the display channel's counters.
+pub fn screenshot_with_stats(
+    uri: &SpiceUri,
+    opts: &ScreenshotOptions,
+) -> Result<(Vec<u8>, crate::display::DisplayStats), ScreenshotError> {
+    let config = SessionConfig {
+        channels: crate::session::ChannelSelection {
+            display: true,
+            inputs: false,
+            cursor: false,
+        },
+        ..SessionConfig::default()
+    };
+    let mut client = Client::connect(uri, config)?;
+    let start = Instant::now();
+    let mut primary: Option<(u8, u32)> = None;
+    let mut marked = false;
+    let mut last_change = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= start + opts.timeout {
+            return Err(ScreenshotError::Timeout(opts.timeout));
+        }
+        if marked && now >= last_change + opts.quiet {
+            if let Some((d, s)) = primary {
+                let session = client.session_ref();
+                if let (Some(surface), Some(ch)) =
+                    (session.surface(d, s), session.display_channel(d))
+                {
+                    return Ok((surface_to_ppm(surface), ch.stats().clone()));
+                }
+            }
+        }
+        let wait = (last_change + opts.quiet)
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(10));
+        match client.poll(wait)? {
+            Some(Event::SurfaceCreated {
+                display,
+                surface_id,
+                primary: true,
+                ..
+            }) => {
+                primary = Some((display, surface_id));
+                marked = false;
+                last_change = Instant::now();
+            }
+            Some(Event::PrimaryMarked { .. }) => {
+                marked = true;
+                last_change = Instant::now();
+            }
+            Some(Event::RegionChanged {
+                display,
+                surface_id,
+                ..
+            }) if primary == Some((display, surface_id)) => last_change = Instant::now(),
+            Some(Event::SurfaceDestroyed {
+                display,
+                surface_id,
+            }) if primary == Some((display, surface_id)) => {
+                primary = None;
+                marked = false;
+            }
+            Some(Event::ChannelError {
+                channel_type,
+                error,
+                ..
+            }) if channel_type == spice_proto::ChannelType::MAIN
+                || channel_type == spice_proto::ChannelType::DISPLAY =>
+            {
+                return Err(ScreenshotError::Channel {
+                    channel: channel_type,
+                    error,
+                });
+            }
+            Some(Event::RenderError { msg, detail, .. }) => {
+                tracing::warn!(msg, detail, "render error");
+            }
+            _ => {}
+        }
+    }
+}
