@@ -1,0 +1,10 @@
+//! The display pipeline: the display worker of one QXL device and the per-client display
+//! channel.
+//!
+//! - [`encode`]: images out per the compression mode (spice-codecs), with fallbacks.
+//! - [`cache`]: the mirrors of a client's pixmap and palette caches (server-driven LRU).
+//! - [`glz`]: one GLZ dictionary per client, shared by its display channels.
+
+pub mod cache;
+pub mod encode;
+pub mod glz;
