@@ -8,3 +8,4 @@
 pub mod cache;
 pub mod encode;
 pub mod glz;
+pub mod tree;
