@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abi;
+pub mod convert;
 pub mod device;
 pub mod fuzz;
 pub mod guest;
