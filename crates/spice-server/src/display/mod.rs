@@ -6,6 +6,12 @@
 //! - [`glz`]: one GLZ dictionary per client, shared by its display channels.
 
 pub mod cache;
+pub mod channel;
+pub mod client;
 pub mod encode;
 pub mod glz;
 pub mod tree;
+pub mod worker;
+
+pub use client::{ClientId, ClientOptions, ClientStats, DisplayClientCaps};
+pub use worker::{DisplayConfig, DisplayError, DisplaySink, DisplayWorker, WorkerStats};
