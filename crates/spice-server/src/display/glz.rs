@@ -10,10 +10,12 @@ use std::sync::{Mutex, Weak};
 
 use spice_codecs::glz::{GlzDictionary, GlzError, GlzEncoder, MAX_WINDOW_PIXELS, SharedGlzDictionary};
 
+type DictMap = HashMap<(u32, u8), Weak<Mutex<GlzDictionary>>>;
+
 /// Shared dictionaries keyed by (client session, dictionary id).
 #[derive(Debug, Default)]
 pub struct GlzRegistry {
-    dicts: Mutex<HashMap<(u32, u8), Weak<Mutex<GlzDictionary>>>>,
+    dicts: Mutex<DictMap>,
     next_encoder: Mutex<u32>,
 }
 
