@@ -7,5 +7,5 @@
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
 
 pub mod channel;
-pub mod session;
 pub mod display;
+pub mod session;

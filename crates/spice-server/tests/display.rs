@@ -181,8 +181,10 @@ impl Harness {
         FakeClient::new(id, glz)
     }
 
+    /// A client of its own session (its own GLZ dictionary and window).
     fn client(&mut self) -> FakeClient {
-        self.client_with(1, 1 << 20, new_glz_window(1 << 22))
+        let session = 100 + self.worker.client_count() as u32;
+        self.client_with(session, 1 << 20, new_glz_window(1 << 22))
     }
 
     /// Lets the worker take the guest's commands and the guest collect its releases.
@@ -216,7 +218,13 @@ impl Harness {
 
     fn fill_clipped(&mut self, bbox: Rect, color: u32, clip: &[Rect]) {
         self.guest
-            .fill(self.worker.device_mut().memory_mut(), 0, bbox, color, Some(clip))
+            .fill(
+                self.worker.device_mut().memory_mut(),
+                0,
+                bbox,
+                color,
+                Some(clip),
+            )
             .unwrap();
         self.step();
     }
@@ -267,8 +275,15 @@ impl Harness {
         for sid in self.worker.surface_ids() {
             let ours = self.worker.surface(sid).unwrap();
             let theirs = c.canvas.surfaces.get(sid).expect("client has the surface");
-            assert_eq!((ours.width(), ours.height()), (theirs.width(), theirs.height()));
-            let mask = if ours.has_alpha() { u32::MAX } else { 0x00ff_ffff };
+            assert_eq!(
+                (ours.width(), ours.height()),
+                (theirs.width(), theirs.height())
+            );
+            let mask = if ours.has_alpha() {
+                u32::MAX
+            } else {
+                0x00ff_ffff
+            };
             let diff = ours
                 .pixels()
                 .iter()
@@ -320,7 +335,11 @@ fn desktop(w: u32, h: u32, seed: u32) -> Vec<u8> {
 fn scene(h: &mut Harness, client: &mut FakeClient) {
     h.fill(r(0, 0, W as i32, H as i32), 0x00336699);
     h.fill(r(10, 10, 70, 50), 0x00ff8800);
-    h.fill_clipped(r(0, 60, 160, 120), 0x0000cc44, &[r(5, 65, 40, 100), r(50, 70, 150, 80)]);
+    h.fill_clipped(
+        r(0, 60, 160, 120),
+        0x0000cc44,
+        &[r(5, 65, 40, 100), r(50, 70, 150, 80)],
+    );
     let photo = gradient(64, 48, 3);
     h.copy(0, (80, 4), &GuestBitmap::xrgb32(11, 64, 48, &photo));
     h.poll(client);
@@ -338,7 +357,9 @@ fn scene(h: &mut Harness, client: &mut FakeClient) {
     h.poll(client);
     h.copy(0, (30, 2), &ib);
     // A palette bitmap.
-    let pal: Vec<u32> = (0..16).map(|i| 0x00100000 * i + 0x0000ff00 - i * 0x1000).collect();
+    let pal: Vec<u32> = (0..16)
+        .map(|i| 0x00100000 * i + 0x0000ff00 - i * 0x1000)
+        .collect();
     let idx: Vec<u8> = (0..24 * 12).map(|i| (i % 16) as u8).collect();
     let pb = GuestBitmap {
         id: 14,
@@ -360,7 +381,13 @@ fn scene(h: &mut Harness, client: &mut FakeClient) {
         .unwrap();
     h.step();
     h.guest
-        .fill(h.worker.device_mut().memory_mut(), 1, r(0, 0, 32, 24), 0x00aa00aa, None)
+        .fill(
+            h.worker.device_mut().memory_mut(),
+            1,
+            r(0, 0, 32, 24),
+            0x00aa00aa,
+            None,
+        )
         .unwrap();
     h.step();
     let small = gradient(16, 12, 9);
@@ -387,7 +414,11 @@ fn run_mode(compression: ImageCompression, zlib: bool) -> FakeClient {
     h.worker.shutdown();
     h.collect();
     assert_eq!(h.worker.outstanding_resources(), 0);
-    assert_eq!(h.guest.outstanding(), 0, "the guest got every resource back");
+    assert_eq!(
+        h.guest.outstanding(),
+        0,
+        "the guest got every resource back"
+    );
     c
 }
 
@@ -462,19 +493,18 @@ fn jpeg_when_wan_applies() {
     // Lossy: close to the framebuffer, not equal.
     let ours = h.worker.surface(0).unwrap();
     let theirs = c.canvas.surfaces.get(0).unwrap();
-    let max_err = ours
+    let total: u64 = ours
         .pixels()
         .iter()
         .zip(theirs.pixels())
         .map(|(a, b)| {
             (0..3)
-                .map(|s| ((a >> (8 * s)) & 0xff).abs_diff((b >> (8 * s)) & 0xff))
-                .max()
-                .unwrap_or(0)
+                .map(|s| u64::from(((a >> (8 * s)) & 0xff).abs_diff((b >> (8 * s)) & 0xff)))
+                .sum::<u64>()
         })
-        .max()
-        .unwrap_or(0);
-    assert!(max_err < 64, "JPEG error {max_err}");
+        .sum();
+    let mean = total as f64 / (3.0 * ours.pixels().len() as f64);
+    assert!(mean > 0.0 && mean < 4.0, "JPEG mean error {mean}");
 }
 
 #[test]
@@ -488,7 +518,10 @@ fn preferred_compression_switches_codec() {
             0,
         )
         .unwrap();
-    assert_eq!(h.worker.client_compression(c.id), Some(ImageCompression::Lz));
+    assert_eq!(
+        h.worker.client_compression(c.id),
+        Some(ImageCompression::Lz)
+    );
     let desk = desktop(72, 40, 1);
     h.copy(0, (4, 70), &GuestBitmap::xrgb32(12, 72, 40, &desk));
     h.poll(&mut c);
@@ -535,6 +568,7 @@ fn pixmap_cache_eviction_is_server_driven() {
     let mut h = harness(lossless(ImageCompression::Lz));
     // Room for two 16x16 icons.
     let mut c = h.client_with(1, 600, new_glz_window(1 << 20));
+    h.poll(&mut c);
     let icons: Vec<Vec<u8>> = (0..3).map(|i| desktop(16, 16, i)).collect();
     for round in 0..2 {
         for (i, px) in icons.iter().enumerate() {
@@ -549,7 +583,11 @@ fn pixmap_cache_eviction_is_server_driven() {
     assert_eq!(c.images.get("from_cache"), None);
     let (entries, used) = h.worker.client_pixmap_cache(c.id).unwrap();
     assert_eq!((entries, used), (2, 512));
-    assert_eq!(c.canvas.images.cache_len(), 2, "client cache mirrors the server's");
+    assert_eq!(
+        c.canvas.images.cache_len(),
+        2,
+        "client cache mirrors the server's"
+    );
     // Now reuse the most recent one: a hit.
     let mut b = GuestBitmap::xrgb32(0x102, 16, 16, &icons[2]);
     b.image_flags = abi::image_flags::CACHE;
@@ -577,6 +615,8 @@ fn glz_dictionary_shared_by_a_clients_channels() {
     let window = new_glz_window(1 << 22);
     let mut c1 = h.client_with(5, 1 << 20, window.clone());
     let mut c2 = h.client_with(5, 1 << 20, window.clone());
+    h.poll(&mut c1);
+    h.poll(&mut c2);
     let desk = desktop(72, 40, 1);
     h.copy(0, (4, 70), &GuestBitmap::xrgb32(12, 72, 40, &desk));
     h.copy(0, (60, 10), &GuestBitmap::xrgb32(13, 72, 40, &desk));
@@ -602,7 +642,11 @@ fn hidden_drawables_are_dropped_and_released() {
     // Covers both: they are dropped before the client ever sees them.
     h.fill(r(0, 0, 100, 100), 0x0000ff00);
     assert_eq!(h.worker.stats().hidden_dropped, 2);
-    assert_eq!(h.guest.released() - before, 2, "released through the release ring");
+    assert_eq!(
+        h.guest.released() - before,
+        2,
+        "released through the release ring"
+    );
     let n = h.poll(&mut c);
     assert_eq!(n, 1);
     h.assert_same(&c);
@@ -619,23 +663,26 @@ fn hidden_drawables_are_dropped_and_released() {
 #[test]
 fn slow_client_memory_is_bounded() {
     let mut cfg = lossless(ImageCompression::Lz);
-    cfg.max_pipe_bytes = 256 << 10;
+    cfg.max_pipe_bytes = 32 << 10;
     let mut h = harness(cfg);
     let mut slow = h.client();
     let mut fast = h.client();
     h.poll(&mut slow);
     h.poll(&mut fast);
     let mut max_seen = 0;
-    for i in 0..120u32 {
+    for i in 0..300u32 {
         // Non-overlapping, so nothing is hidden: only the bound can help.
-        let px = desktop(48, 32, i);
-        let at = ((i % 3) as i32 * 50, (i / 3 % 3) as i32 * 36);
-        h.copy(0, at, &GuestBitmap::xrgb32(1000 + u64::from(i), 48, 32, &px));
+        let px = desktop(8, 8, i);
+        let at = ((i % 20) as i32 * 8, (i / 20) as i32 * 8);
+        h.copy(0, at, &GuestBitmap::xrgb32(1000 + u64::from(i), 8, 8, &px));
         h.poll(&mut fast);
         let (_, bytes) = h.worker.client_queue(slow.id).unwrap();
         max_seen = max_seen.max(bytes);
     }
-    assert!(max_seen <= (256 << 10) + 48 * 32 * 4 + 256, "queue reached {max_seen}");
+    assert!(
+        max_seen <= (32 << 10) + 8 * 8 * 4 + 256,
+        "queue reached {max_seen}"
+    );
     assert!(h.worker.stats().collapses >= 1);
     // The slow client's queue holds no guest resource: the guest got everything back.
     assert_eq!(h.worker.pending_drawables(), 0);
@@ -644,7 +691,11 @@ fn slow_client_memory_is_bounded() {
     h.poll(&mut slow);
     h.assert_same(&slow);
     h.assert_same(&fast);
-    assert!(slow.count("draw_copy") < 20, "collapsed, not replayed: {:?}", slow.seen);
+    assert!(
+        slow.count("draw_copy") < 20,
+        "collapsed, not replayed: {:?}",
+        slow.seen
+    );
 }
 
 #[test]
@@ -673,7 +724,11 @@ fn video_region_becomes_an_mjpeg_stream() {
     h.poll(&mut c);
     for i in 0..40u32 {
         let px = gradient(64, 64, i * 3);
-        h.copy(0, (40, 30), &GuestBitmap::xrgb32(2000 + u64::from(i), 64, 64, &px));
+        h.copy(
+            0,
+            (40, 30),
+            &GuestBitmap::xrgb32(2000 + u64::from(i), 64, 64, &px),
+        );
         h.poll(&mut c);
     }
     assert_eq!(h.worker.stats().streams_created, 1);
@@ -701,7 +756,14 @@ fn update_area_writes_back_to_guest_memory() {
         .update(h.worker.device_mut().memory_mut(), 0, r(0, 0, 8, 8), 7)
         .unwrap();
     h.step();
-    assert_eq!(h.worker.surface(0).unwrap().pixel(3, 3).map(|p| p & 0xffffff), Some(0xabcdef));
+    assert_eq!(
+        h.worker
+            .surface(0)
+            .unwrap()
+            .pixel(3, 3)
+            .map(|p| p & 0xffffff),
+        Some(0xabcdef)
+    );
     assert_eq!(h.worker.stats().bad_commands, 0);
 }
 

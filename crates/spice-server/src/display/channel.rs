@@ -6,11 +6,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use spice_proto::ChannelType;
 use spice_proto::caps::{self, Caps};
 use spice_proto::display::ServerMessage;
 use spice_proto::link::LinkErr;
 use spice_proto::messages::ClientMessage;
-use spice_proto::ChannelType;
 use spice_qxl::memory::GuestMemory;
 
 use super::client::{ClientId, ClientOptions, DisplayClientCaps};

@@ -358,7 +358,9 @@ impl<M: GuestMemory> DisplayWorker<M> {
 
     /// Client `id`'s queue: items and estimated bytes.
     pub fn client_queue(&self, id: ClientId) -> Option<(usize, usize)> {
-        self.clients.get(&id).map(|c| (c.pipe_len(), c.pipe_bytes()))
+        self.clients
+            .get(&id)
+            .map(|c| (c.pipe_len(), c.pipe_bytes()))
     }
 
     /// Client `id`'s pixmap cache mirror: entries and pixels used.
@@ -400,16 +402,14 @@ impl<M: GuestMemory> DisplayWorker<M> {
                 c.init = true;
                 c.wake();
             }
-            ClientMessage::PreferredCompression(v) => {
-                match ImageCompression::from_u8(v.0) {
-                    Some(comp) => {
-                        let mut s = c.encoder.settings();
-                        s.compression = comp;
-                        c.encoder.set_settings(s);
-                    }
-                    None => tracing::debug!(value = v.0, "invalid preferred compression ignored"),
+            ClientMessage::PreferredCompression(v) => match ImageCompression::from_u8(v.0) {
+                Some(comp) => {
+                    let mut s = c.encoder.settings();
+                    s.compression = comp;
+                    c.encoder.set_settings(s);
                 }
-            }
+                None => tracing::debug!(value = v.0, "invalid preferred compression ignored"),
+            },
             ClientMessage::StreamReport(r) => {
                 if let Some(s) = c.streams.get_mut(&r.stream_id) {
                     s.encoder.client_report(
@@ -630,29 +630,32 @@ impl<M: GuestMemory> DisplayWorker<M> {
             ImageKind::Bitmap(b) => b,
         };
         // Palette cache.
-        let palette = b.palette.as_ref().map(|p| match c.palettes.use_palette(p.unique) {
-            PaletteUse::FromCache => (
-                PaletteSource::FromCache(p.unique),
-                BitmapFlags::PAL_FROM_CACHE,
-            ),
-            PaletteUse::CacheMe { evicted } => {
-                inval_palettes.extend(evicted);
-                (
+        let palette = b
+            .palette
+            .as_ref()
+            .map(|p| match c.palettes.use_palette(p.unique) {
+                PaletteUse::FromCache => (
+                    PaletteSource::FromCache(p.unique),
+                    BitmapFlags::PAL_FROM_CACHE,
+                ),
+                PaletteUse::CacheMe { evicted } => {
+                    inval_palettes.extend(evicted);
+                    (
+                        PaletteSource::Inline(PPalette {
+                            unique: p.unique,
+                            ents: p.entries.clone(),
+                        }),
+                        BitmapFlags::PAL_CACHE_ME,
+                    )
+                }
+                PaletteUse::Inline => (
                     PaletteSource::Inline(PPalette {
                         unique: p.unique,
                         ents: p.entries.clone(),
                     }),
-                    BitmapFlags::PAL_CACHE_ME,
-                )
-            }
-            PaletteUse::Inline => (
-                PaletteSource::Inline(PPalette {
-                    unique: p.unique,
-                    ents: p.entries.clone(),
-                }),
-                BitmapFlags::empty(),
-            ),
-        });
+                    BitmapFlags::empty(),
+                ),
+            });
         if slot.role() == ImageRole::Mask {
             return Prepared::Raw(slot.wire_flags(), palette);
         }
@@ -676,11 +679,9 @@ impl<M: GuestMemory> DisplayWorker<M> {
             return Prepared::Raw(slot.wire_flags(), palette);
         };
         if cacheable
-            && let Some(evicted) = c.pixmaps.add(
-                img.id,
-                u64::from(b.width) * u64::from(b.height),
-                enc.lossy,
-            )
+            && let Some(evicted) =
+                c.pixmaps
+                    .add(img.id, u64::from(b.width) * u64::from(b.height), enc.lossy)
         {
             c.stats.invalidated += evicted.len() as u64;
             inval_pixmaps.extend(evicted);

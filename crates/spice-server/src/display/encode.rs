@@ -456,10 +456,7 @@ impl ImageEncoder {
         bm.validate()?;
         let codec = self.choose(bm, req);
         let (body, fell_back) = self.run(codec, bm, req);
-        let lossy = matches!(
-            body,
-            EncodedBody::Jpeg(_) | EncodedBody::JpegAlpha { .. }
-        );
+        let lossy = matches!(body, EncodedBody::Jpeg(_) | EncodedBody::JpegAlpha { .. });
         let img = EncodedImage {
             id: req.id,
             flags: req.flags,
@@ -502,7 +499,12 @@ impl ImageEncoder {
 
     /// Runs `codec`, falling back as spice-server does. Returns the body and whether a
     /// fallback happened.
-    fn run(&mut self, codec: Codec, bm: &BitmapView<'_>, req: &EncodeRequest) -> (EncodedBody, bool) {
+    fn run(
+        &mut self,
+        codec: Codec,
+        bm: &BitmapView<'_>,
+        req: &EncodeRequest,
+    ) -> (EncodedBody, bool) {
         let raw_len = bm.byte_len();
         match codec {
             Codec::Raw => (Self::raw(bm, req), false),

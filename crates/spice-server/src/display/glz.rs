@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
 
-use spice_codecs::glz::{GlzDictionary, GlzError, GlzEncoder, MAX_WINDOW_PIXELS, SharedGlzDictionary};
+use spice_codecs::glz::{
+    GlzDictionary, GlzEncoder, GlzError, MAX_WINDOW_PIXELS, SharedGlzDictionary,
+};
 
 type DictMap = HashMap<(u32, u8), Weak<Mutex<GlzDictionary>>>;
 
@@ -39,14 +41,15 @@ impl GlzRegistry {
             .min(MAX_WINDOW_PIXELS);
         let mut dicts = self.dicts.lock().unwrap_or_else(|e| e.into_inner());
         dicts.retain(|_, w| w.strong_count() > 0);
-        let dict: SharedGlzDictionary = match dicts.get(&(session, dictionary_id)).and_then(Weak::upgrade) {
-            Some(d) => d,
-            None => {
-                let d = GlzDictionary::new_shared(window)?;
-                dicts.insert((session, dictionary_id), std::sync::Arc::downgrade(&d));
-                d
-            }
-        };
+        let dict: SharedGlzDictionary =
+            match dicts.get(&(session, dictionary_id)).and_then(Weak::upgrade) {
+                Some(d) => d,
+                None => {
+                    let d = GlzDictionary::new_shared(window)?;
+                    dicts.insert((session, dictionary_id), std::sync::Arc::downgrade(&d));
+                    d
+                }
+            };
         let size = dict.lock().unwrap_or_else(|e| e.into_inner()).window_size() as u64;
         let mut n = self.next_encoder.lock().unwrap_or_else(|e| e.into_inner());
         *n = n.wrapping_add(1);

@@ -564,8 +564,13 @@ impl<M: GuestMemory> DisplayWorker<M> {
             let px = &row[a.left as usize..a.right as usize];
             let bytes: Vec<u8> = px.iter().flat_map(|p| p.to_le_bytes()).collect();
             // Negative stride: the first row in memory is the bottom one.
-            let mem_row = if stride < 0 { h - 1 - i64::from(y) } else { i64::from(y) };
-            let at = offset as i64 + mem_row * i64::from(stride.unsigned_abs()) + i64::from(a.left) * 4;
+            let mem_row = if stride < 0 {
+                h - 1 - i64::from(y)
+            } else {
+                i64::from(y)
+            };
+            let at =
+                offset as i64 + mem_row * i64::from(stride.unsigned_abs()) + i64::from(a.left) * 4;
             rows.push((at as u64, bytes));
         }
         for (at, bytes) in rows {
@@ -621,7 +626,10 @@ impl<M: GuestMemory> DisplayWorker<M> {
     fn handle_draw(&mut self, d: ParsedDrawable, now_ms: u64) {
         let release = d.release;
         if !self.surfaces.contains_key(&d.surface_id) {
-            tracing::warn!(surface = d.surface_id, "draw on a surface that does not exist");
+            tracing::warn!(
+                surface = d.surface_id,
+                "draw on a surface that does not exist"
+            );
             self.stats.bad_commands += 1;
             self.release(release);
             return;
@@ -714,7 +722,13 @@ impl<M: GuestMemory> DisplayWorker<M> {
             self.tree.pin_surface(s);
         }
         // Queue for the clients.
-        let cost = 128 + conv.images().iter().filter_map(|s| s.guest_image()).map(image_cost).sum::<usize>();
+        let cost = 128
+            + conv
+                .images()
+                .iter()
+                .filter_map(|s| s.guest_image())
+                .map(image_cost)
+                .sum::<usize>();
         let seq = self.next_seq;
         self.next_seq += 1;
         let entry = Arc::new(DrawEntry { conv, cost });
@@ -854,7 +868,11 @@ impl<M: GuestMemory> DisplayWorker<M> {
         let dropped: Vec<u64> = c.clear_pipe();
         c.push(PipeItem::Refresh);
         self.stats.collapses += 1;
-        tracing::debug!(?id, dropped = dropped.len(), "client queue collapsed into a refresh");
+        tracing::debug!(
+            ?id,
+            dropped = dropped.len(),
+            "client queue collapsed into a refresh"
+        );
         for seq in dropped {
             if let Some(r) = self.tree.unref(seq) {
                 self.release(r);
