@@ -777,3 +777,188 @@ fn dump_frame_is_a_ppm_of_the_primary() {
     assert_eq!(ppm.len(), header.len() + (W * H * 3) as usize);
     assert_eq!(&ppm[header.len()..header.len() + 3], &[0x10, 0x20, 0x30]);
 }
+
+/// Every draw type (with clips, pattern brushes, glyphs, paths, a self-bitmap rop3 and a
+/// copy-bits) renders on the client exactly as on the server.
+#[test]
+fn every_draw_type_renders_identically() {
+    use spice_qxl::abi::draw_type;
+    use spice_qxl::guest::GuestGlyph;
+    for compression in [ImageCompression::Off, ImageCompression::AutoGlz] {
+        let mut h = harness(lossless(compression));
+        let mut c = h.client();
+        h.poll(&mut c);
+        let photo = gradient(64, 48, 1);
+        h.copy(0, (0, 0), &GuestBitmap::xrgb32(1, 64, 48, &photo));
+        let px = desktop(8, 8, 3);
+        let glyph = [0b1010_0000u8, 0b0101_0000, 0b1111_0000, 0b1001_0000];
+        for ty in 1..=14u8 {
+            let (ox, oy) = ((ty as i32 % 5) * 30 + 4, (ty as i32 / 5) * 34 + 4);
+            let mem = h.worker.device_mut().memory_mut();
+            let mut b = h.guest.builder();
+            let img = b
+                .bitmap_image(mem, &GuestBitmap::xrgb32(100 + u64::from(ty), 8, 8, &px))
+                .unwrap();
+            let pat = b
+                .bitmap_image(mem, &GuestBitmap::xrgb32(200, 4, 4, &px[..64]))
+                .unwrap();
+            let clip = b
+                .clip(
+                    mem,
+                    Some(&[
+                        r(ox, oy, ox + 12, oy + 12),
+                        r(ox + 14, oy + 2, ox + 24, oy + 24),
+                    ]),
+                )
+                .unwrap();
+            let mut pattern = abi::QxlBrush::new_zeroed();
+            pattern.ty = abi::brush_type::PATTERN.into();
+            pattern.u[..8].copy_from_slice(&pat.to_le_bytes());
+            pattern.u[8..12].copy_from_slice(&3i32.to_le_bytes());
+            let mut solid = abi::QxlBrush::new_zeroed();
+            solid.ty = abi::brush_type::SOLID.into();
+            solid.u[..4].copy_from_slice(&0x00abcdefu32.to_le_bytes());
+            let area = abi::QxlRect::new(0, 0, 8, 8);
+            let put: u16 = 1 << 3;
+            let u: Vec<u8> = match ty {
+                draw_type::FILL => {
+                    let mut f = abi::QxlFill::new_zeroed();
+                    f.brush = pattern;
+                    f.rop_descriptor = put.into();
+                    f.as_bytes().to_vec()
+                }
+                draw_type::OPAQUE => {
+                    let mut o = abi::QxlOpaque::new_zeroed();
+                    o.src_bitmap = img.into();
+                    o.src_area = area;
+                    o.brush = pattern;
+                    o.rop_descriptor = put.into();
+                    o.as_bytes().to_vec()
+                }
+                draw_type::COPY | draw_type::BLEND => {
+                    let mut c = abi::QxlCopy::new_zeroed();
+                    c.src_bitmap = img.into();
+                    c.src_area = area;
+                    c.rop_descriptor = if ty == draw_type::BLEND { 1 << 6 } else { put }.into();
+                    c.as_bytes().to_vec()
+                }
+                draw_type::COPY_BITS => abi::QxlCopyBits {
+                    src_pos: abi::QxlPoint {
+                        x: 3.into(),
+                        y: 5.into(),
+                    },
+                }
+                .as_bytes()
+                .to_vec(),
+                draw_type::BLACKNESS | draw_type::WHITENESS | draw_type::INVERS => {
+                    abi::QxlBlackness::new_zeroed().as_bytes().to_vec()
+                }
+                draw_type::ROP3 => {
+                    let mut o = abi::QxlRop3::new_zeroed();
+                    o.src_bitmap = img.into();
+                    o.src_area = area;
+                    o.brush = solid;
+                    o.rop3 = 0xca;
+                    o.as_bytes().to_vec()
+                }
+                draw_type::STROKE => {
+                    let pts: &[(i32, i32)] = &[
+                        ((ox + 1) << 4, (oy + 1) << 4),
+                        ((ox + 20) << 4, (oy + 22) << 4),
+                    ];
+                    let path = b.path(mem, &[(1 | 2, pts)], 64).unwrap();
+                    let mut s = abi::QxlStroke::new_zeroed();
+                    s.path = path.into();
+                    s.brush = solid;
+                    s.fore_mode = put.into();
+                    s.back_mode = put.into();
+                    s.as_bytes().to_vec()
+                }
+                draw_type::TEXT => {
+                    let glyphs = [
+                        GuestGlyph {
+                            render_pos: (ox + 2, oy + 6),
+                            glyph_origin: (0, -2),
+                            width: 4,
+                            height: 4,
+                            data: &glyph,
+                        },
+                        GuestGlyph {
+                            render_pos: (ox + 8, oy + 6),
+                            glyph_origin: (0, -2),
+                            width: 4,
+                            height: 4,
+                            data: &glyph,
+                        },
+                    ];
+                    let flags = abi::string_flags::RASTER_A1 | abi::string_flags::RASTER_TOP_DOWN;
+                    let st = b.string(mem, flags, &glyphs, 64).unwrap();
+                    let mut t = abi::QxlText::new_zeroed();
+                    t.str = st.into();
+                    t.back_area = abi::QxlRect::new(oy, ox, oy + 10, ox + 20);
+                    t.fore_brush = solid;
+                    t.back_brush = pattern;
+                    t.fore_mode = put.into();
+                    t.back_mode = put.into();
+                    t.as_bytes().to_vec()
+                }
+                draw_type::TRANSPARENT => {
+                    let mut t = abi::QxlTransparent::new_zeroed();
+                    t.src_bitmap = img.into();
+                    t.src_area = area;
+                    t.src_color = 0x00f0e828.into();
+                    t.true_color = 0x00f0e828.into();
+                    t.as_bytes().to_vec()
+                }
+                draw_type::ALPHA_BLEND => {
+                    let mut a = abi::QxlAlphaBlend::new_zeroed();
+                    a.alpha = 0x80;
+                    a.src_bitmap = img.into();
+                    a.src_area = area;
+                    a.as_bytes().to_vec()
+                }
+                draw_type::COMPOSITE => {
+                    let mut c = abi::QxlComposite::new_zeroed();
+                    c.flags = 3.into();
+                    c.src = img.into();
+                    c.src_origin = abi::QxlPoint16 {
+                        x: 1.into(),
+                        y: 2.into(),
+                    };
+                    c.as_bytes().to_vec()
+                }
+                _ => unreachable!(),
+            };
+            let bbox = r(ox, oy, ox + 24, oy + 24);
+            let mut d = drawable(0, ty, bbox, clip, &u);
+            if ty == draw_type::ROP3 {
+                // The rop3 also asks for its own area as source (self bitmap).
+                let mut o = abi::QxlRop3::new_zeroed();
+                o.rop3 = 0x55;
+                o.src_area = abi::QxlRect::new(0, 0, 8, 8);
+                d = drawable(0, ty, r(ox, oy, ox + 8, oy + 8), clip, o.as_bytes());
+                d.self_bitmap = 1;
+                d.self_bitmap_area = abi::QxlRect::new(oy, ox, oy + 8, ox + 8);
+            }
+            b.submit_draw(mem, &d).unwrap();
+            h.step();
+            if ty % 4 == 0 {
+                h.poll(&mut c);
+            }
+        }
+        h.poll(&mut c);
+        assert_eq!(h.worker.stats().bad_commands, 0, "{:?}", h.worker.stats());
+        assert_eq!(h.worker.stats().rendered, 15);
+        h.assert_same(&c);
+        for name in [
+            "draw_fill",
+            "draw_text",
+            "draw_stroke",
+            "draw_rop3",
+            "copy_bits",
+            "draw_composite",
+        ] {
+            assert_eq!(c.count(name), 1, "{name}: {:?}", c.seen);
+        }
+    }
+}

@@ -295,13 +295,17 @@ impl<M: GuestMemory> DisplayWorker<M> {
     /// notification was requested.
     pub fn process(&mut self, now_ms: u64) -> usize {
         let mut n = 0;
+        let mut rechecked = false;
         while n < self.cfg.max_commands_per_process {
             let Some(ext) = self.dev.get_command() else {
-                if !self.dev.req_cmd_notification() {
+                // Ask for a notification; if commands arrived meanwhile, look once more.
+                if !self.dev.req_cmd_notification() && !rechecked {
+                    rechecked = true;
                     continue;
                 }
                 break;
             };
+            rechecked = false;
             n += 1;
             self.stats.commands += 1;
             match self.dev.parse_command(&ext) {
@@ -636,12 +640,17 @@ impl<M: GuestMemory> DisplayWorker<M> {
         }
         let cover = tree::opaque_cover(&d);
         let candidate = self.stream_candidate(&d);
-        let deps: Vec<u32> = d
+        // Surfaces whose pending drawables this one reads (and so must not be dropped):
+        // its declared dependencies, and its own surface when it moves pixels within it.
+        let mut deps: Vec<u32> = d
             .surface_deps
             .iter()
             .filter(|&&s| s >= 0)
             .map(|&s| s as u32)
             .collect();
+        if d.self_bitmap || matches!(d.op, DrawOp::CopyBits { .. }) {
+            deps.push(d.surface_id);
+        }
         let surface_id = d.surface_id;
         let bbox = d.bbox;
         let mut conv = match ConvertedDrawable::new(d) {
@@ -674,6 +683,7 @@ impl<M: GuestMemory> DisplayWorker<M> {
                 }
             }
         }
+        deps.extend(conv.images().iter().filter_map(|s| s.surface_id()));
         // Video: a stream frame, or a drawable over a stream that ends it.
         let stream_id = match candidate {
             Some(c) => self.detect(&c, &conv, now_ms),
