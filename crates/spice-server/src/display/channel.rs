@@ -1,0 +1,170 @@
+//! The display channel as a plug-in of the channel layer: a [`ChannelFactory`] that joins
+//! each client linking the display channel to the device's [`DisplayWorker`], and the
+//! [`ChannelHandler`] that feeds it the client's messages and pulls its queue while the ACK
+//! window is open.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use spice_proto::ChannelType;
+use spice_proto::caps::{self, Caps};
+use spice_proto::display::ServerMessage;
+use spice_proto::link::LinkErr;
+use spice_proto::messages::ClientMessage;
+use spice_qxl::memory::GuestMemory;
+
+use super::client::{ClientId, ClientOptions, DisplayClientCaps};
+use super::glz::GlzRegistry;
+use super::worker::{DisplayError, DisplaySink, DisplayWorker};
+use crate::channel::{ChannelError, ChannelFactory, ChannelHandler, OpenContext, Outbox};
+use crate::session::lock;
+
+/// A display worker shared by its channel handlers and whoever drives the device.
+pub type SharedWorker<M> = Arc<Mutex<DisplayWorker<M>>>;
+
+/// Milliseconds since `epoch` (the worker's clock).
+pub fn millis_since(epoch: Instant, now: Instant) -> u64 {
+    now.saturating_duration_since(epoch).as_millis() as u64
+}
+
+impl DisplaySink for Outbox<'_> {
+    fn can_send(&self) -> bool {
+        Outbox::can_send(self)
+    }
+
+    fn send(&mut self, msg: &ServerMessage<'_>) -> Result<(), DisplayError> {
+        Outbox::send(self, msg).map_err(|e| DisplayError::Send(e.to_string()))
+    }
+}
+
+/// The display channel of one QXL device (channel id `channel_id`).
+pub struct DisplayChannelFactory<M: GuestMemory> {
+    worker: SharedWorker<M>,
+    channel_id: u8,
+    epoch: Instant,
+}
+
+impl<M: GuestMemory> std::fmt::Debug for DisplayChannelFactory<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisplayChannelFactory")
+            .field("channel_id", &self.channel_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: GuestMemory> DisplayChannelFactory<M> {
+    /// The factory for `worker`'s display channel `channel_id`; `epoch` is the instant the
+    /// worker's millisecond clock counts from (the same the device driver uses).
+    pub fn new(worker: SharedWorker<M>, channel_id: u8, epoch: Instant) -> Self {
+        DisplayChannelFactory {
+            worker,
+            channel_id,
+            epoch,
+        }
+    }
+
+    /// The caps the server advertises (spice-server: monitors config, preferred
+    /// compression, stream report).
+    pub fn server_caps() -> Caps {
+        Caps::new()
+            .with(caps::display::MONITORS_CONFIG)
+            .with(caps::display::PREF_COMPRESSION)
+            .with(caps::display::STREAM_REPORT)
+    }
+}
+
+impl<M: GuestMemory + Send + 'static> ChannelFactory for DisplayChannelFactory<M> {
+    fn channel_type(&self) -> ChannelType {
+        ChannelType::DISPLAY
+    }
+
+    fn channel_id(&self) -> u8 {
+        self.channel_id
+    }
+
+    fn caps(&self) -> Caps {
+        Self::server_caps()
+    }
+
+    fn open(&self, ctx: OpenContext<'_>) -> Result<Box<dyn ChannelHandler>, LinkErr> {
+        let glz = ctx.session.shared(GlzRegistry::new);
+        let waker = ctx.waker.clone();
+        let opts = ClientOptions {
+            session_id: ctx.info.session_id,
+            caps: DisplayClientCaps::from_caps(&ctx.info.peer_channel_caps),
+            glz,
+            waker: Some(Arc::new(move || waker.wake())),
+            bit_rate: None,
+        };
+        let id = lock(&self.worker).add_client(opts);
+        Ok(Box::new(DisplayChannelHandler {
+            worker: self.worker.clone(),
+            id,
+            epoch: self.epoch,
+        }))
+    }
+}
+
+/// One client's display channel.
+pub struct DisplayChannelHandler<M: GuestMemory> {
+    worker: SharedWorker<M>,
+    id: ClientId,
+    epoch: Instant,
+}
+
+impl<M: GuestMemory> std::fmt::Debug for DisplayChannelHandler<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisplayChannelHandler")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: GuestMemory> DisplayChannelHandler<M> {
+    /// The worker's id of this client.
+    pub fn client_id(&self) -> ClientId {
+        self.id
+    }
+}
+
+fn host_err(e: DisplayError) -> ChannelError {
+    ChannelError::Host {
+        channel: ChannelType::DISPLAY,
+        what: e.to_string(),
+    }
+}
+
+impl<M: GuestMemory + Send + 'static> ChannelHandler for DisplayChannelHandler<M> {
+    fn on_connect(&mut self, _now: Instant, _out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        // Nothing before the client's DISPLAY_INIT (spice-server waits for it too).
+        Ok(())
+    }
+
+    fn handle_message(
+        &mut self,
+        msg: &ClientMessage<'_>,
+        now: Instant,
+        out: &mut Outbox<'_>,
+    ) -> Result<(), ChannelError> {
+        let ClientMessage::Display(m) = msg else {
+            return Ok(());
+        };
+        let now_ms = millis_since(self.epoch, now);
+        let mut w = lock(&self.worker);
+        w.client_message(self.id, m, now_ms).map_err(host_err)?;
+        w.client_poll(self.id, out, now_ms).map_err(host_err)?;
+        Ok(())
+    }
+
+    fn poll(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        let now_ms = millis_since(self.epoch, now);
+        lock(&self.worker)
+            .client_poll(self.id, out, now_ms)
+            .map_err(host_err)?;
+        Ok(())
+    }
+
+    fn on_disconnect(&mut self) {
+        lock(&self.worker).remove_client(self.id);
+    }
+}
