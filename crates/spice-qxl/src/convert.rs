@@ -40,8 +40,8 @@
 //!   `CACHE_REPLACE_ME` when a lossy cache entry is being replaced by a lossless image;
 //! - a cache hit is sent as `FROM_CACHE` (or `FROM_CACHE_LOSSLESS` when JPEG is enabled and the
 //!   cached entry is lossless but the drawable needs it lossless);
-//! - masks ([`ImageRole::Mask`], [`ImageRole::CompositeMask`] is *not* one: it is an ordinary
-//!   image in spice-server) are always sent with compression off;
+//! - `QMask` bitmaps ([`ImageRole::Mask`]) are always sent with compression off (a composite's
+//!   mask, [`ImageRole::CompositeMask`], is an ordinary image and is compressed like a source);
 //! - a raw bitmap keeps only the `TOP_DOWN` bitmap flag; its palette is either inline
 //!   ([`PaletteSource::Inline`], `PAL_CACHE_ME` set when the client's palette cache took it) or
 //!   a `PAL_FROM_CACHE` reference to the palette's `unique` id;
@@ -858,6 +858,27 @@ impl ConvertedDrawable {
                 ..
             } => Some((*src, *src_area)),
             _ => None,
+        }
+    }
+
+    /// Whether spice-server's stream detector would consider this drawable (apart from its
+    /// streaming-video setting and, for `filter`, the minimum size of 96x96 pixels): an
+    /// opaque `OP_PUT` copy of a `BITMAP` onto the primary surface (`surface_id` 0).
+    pub fn stream_candidate(&self) -> bool {
+        const QXL_EFFECT_OPAQUE: u8 = 1;
+        match &self.op {
+            Op::Copy {
+                blend: false,
+                src,
+                rop,
+                ..
+            } => {
+                self.base.surface_id == 0
+                    && self.effect == QXL_EFFECT_OPAQUE
+                    && *rop == Ropd::OP_PUT
+                    && self.slots[*src].bitmap().is_some()
+            }
+            _ => false,
         }
     }
 

@@ -19,13 +19,17 @@
 //!
 //! What is drawn:
 //! - the first step draws the scene: a gradient background (DRAW_COPY of bitmap strips),
-//!   three windows (shadow, border, title bar and body as DRAW_FILL, text as DRAW_TEXT with
-//!   1-bpp raster glyphs from a built-in 5x7 font, or as DRAW_COPY bitmaps with
-//!   [`TextMode::Bitmaps`]), a bar chart (DRAW_FILLs clipped by clip rectangles), and sets the
-//!   cursor shape (a 32x32 ALPHA arrow with cache id [`CURSOR_UNIQUE`]);
+//!   three windows (shadow, border and body as DRAW_FILL; title bar and text rendered from a
+//!   built-in 5x7 font as DRAW_COPY bitmaps, or with [`TextMode::Glyphs`] as DRAW_TEXT with
+//!   1-bpp raster glyphs and the background in `back_area`), a bar chart (DRAW_FILLs, with
+//!   [`DemoConfig::clip_fills`] clipped by clip rectangles), and sets the cursor shape (a
+//!   32x32 ALPHA arrow with cache id [`CURSOR_UNIQUE`]);
 //! - every step: a new full bitmap DRAW_COPY into the video region (320x240 by default,
 //!   photo-like moving plasma, never cached: what a stream detector picks), the status line
-//!   ("FRAME nnnnnnnnnn", DRAW_TEXT with its background), and a cursor MOVE.
+//!   ("FRAME nnnnnnnnnn", text with its background), and a cursor MOVE.
+//!
+//! The default [`DemoConfig`] uses only what spice-html5 draws too (it has no DRAW_TEXT and
+//! ignores clip rectangles); [`DemoConfig::rich`] exercises DRAW_TEXT and clips.
 //!
 //! Everything drawn for frame `n` is a function of `n` alone (same frame number, same
 //! commands, byte for byte), and with [`DemoConfig::freeze_after`] = `Some(n)` the desktop
@@ -74,10 +78,11 @@ pub const DEMO_SLOT: u32 = 1;
 /// How text is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TextMode {
-    /// DRAW_TEXT with 1-bpp raster glyphs.
-    #[default]
+    /// DRAW_TEXT with 1-bpp raster glyphs (spice-gtk draws them; spice-html5 has no
+    /// DRAW_TEXT and shows nothing).
     Glyphs,
-    /// DRAW_COPY of a bitmap holding the rendered text (same pixels).
+    /// DRAW_COPY of a bitmap holding the rendered text (same pixels; every client).
+    #[default]
     Bitmaps,
 }
 
@@ -98,12 +103,18 @@ pub struct DemoConfig {
     pub freeze_after: Option<u64>,
     /// How text is sent.
     pub text_mode: TextMode,
+    /// Draw the chart bars as fills of the whole chart area clipped by a clip rectangle
+    /// (spice-gtk honours the clip; spice-html5 ignores clips and would fill the whole
+    /// area), instead of fills of each bar's own rectangle.
+    pub clip_fills: bool,
     /// Guest memory for commands and images, besides the primary surface.
     pub working_memory: u64,
 }
 
 impl Default for DemoConfig {
-    /// 1024x768, a 320x240 video region, 25 frames/s, no freeze, glyph text, 24 MiB.
+    /// 1024x768, a 320x240 video region, 25 frames/s, no freeze, 24 MiB, and only what every
+    /// client (spice-gtk, remote-viewer, spice-html5) draws alike: text as bitmaps, fills
+    /// without clip rectangles. [`DemoConfig::rich`] uses DRAW_TEXT and clips.
     fn default() -> Self {
         DemoConfig {
             width: 1024,
@@ -112,8 +123,20 @@ impl Default for DemoConfig {
             video_height: 240,
             fps: 25,
             freeze_after: None,
-            text_mode: TextMode::Glyphs,
+            text_mode: TextMode::Bitmaps,
+            clip_fills: false,
             working_memory: 24 << 20,
+        }
+    }
+}
+
+impl DemoConfig {
+    /// The default with DRAW_TEXT raster glyphs and clipped fills (for spice-gtk clients).
+    pub fn rich() -> Self {
+        DemoConfig {
+            text_mode: TextMode::Glyphs,
+            clip_fills: true,
+            ..DemoConfig::default()
         }
     }
 }
@@ -536,10 +559,18 @@ impl DemoDesktop {
             }
         }
         for (bar, color) in self.layout.chart_bars() {
-            self.draw_q.push_back(DrawItem::Fill {
-                bbox: self.layout.chart,
-                color,
-                clip: Some(vec![bar]),
+            self.draw_q.push_back(if self.cfg.clip_fills {
+                DrawItem::Fill {
+                    bbox: self.layout.chart,
+                    color,
+                    clip: Some(vec![bar]),
+                }
+            } else {
+                DrawItem::Fill {
+                    bbox: bar,
+                    color,
+                    clip: None,
+                }
             });
         }
         self.cursor_q.push_back(CursorItem::Set(frame));

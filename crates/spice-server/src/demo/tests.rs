@@ -68,7 +68,7 @@ fn small() -> DemoConfig {
         video_width: 32,
         video_height: 24,
         working_memory: 2 << 20,
-        ..DemoConfig::default()
+        ..DemoConfig::rich()
     }
 }
 
@@ -78,8 +78,8 @@ fn decode(s: &Sent) -> M<'_> {
 }
 
 #[test]
-fn default_scene_parses_and_converts() {
-    let mut demo = DemoDesktop::new(DemoConfig::default()).unwrap();
+fn rich_scene_parses_and_converts() {
+    let mut demo = DemoDesktop::new(DemoConfig::rich()).unwrap();
     let io = demo.take_io_requests();
     let [IoRequest::CreatePrimary { surface, .. }] = io.as_slice() else {
         panic!("{io:?}")
@@ -96,6 +96,12 @@ fn default_scene_parses_and_converts() {
     assert_eq!(count(display::msg::DRAW_TEXT), 3 + 4 + 2 + 1);
     // Shadow, border, body per window, and four clipped bars.
     assert_eq!(count(display::msg::DRAW_FILL), 9 + 4);
+    let clipped = sent
+        .iter()
+        .filter(|s| !s.0)
+        .filter(|s| matches!(decode(s), M::DrawFill(f) if f.base.clip != spice_proto::types::Clip::None))
+        .count();
+    assert_eq!(clipped, 4);
     let video = demo.layout().video;
     let mut saw_video = false;
     for s in sent.iter().filter(|s| !s.0) {
@@ -133,6 +139,11 @@ fn default_scene_parses_and_converts() {
     assert_eq!(set.cursor.data.len(), 32 * 32 * 4);
     assert_eq!(cursors[1].1, cursor::msg::MOVE);
 
+    // The video frames are what spice-server's stream detector considers; nothing else is
+    // drawn twice into the same rectangle.
+    let dev = demo.device_mut();
+    assert!(dev.get_command().is_none());
+
     // The next frame: video, status and a cursor move only.
     let sent = run_frame(&mut demo, 1);
     let types: Vec<_> = sent.iter().map(|s| (s.0, s.1)).collect();
@@ -145,6 +156,56 @@ fn default_scene_parses_and_converts() {
         ]
     );
     assert_eq!(demo.guest().outstanding(), 0);
+}
+
+#[test]
+fn default_scene_uses_only_what_every_client_draws() {
+    let mut demo = DemoDesktop::new(DemoConfig::default()).unwrap();
+    let sent = run_frame(&mut demo, 0);
+    for s in sent.iter().filter(|s| !s.0) {
+        match decode(s) {
+            M::DrawCopy(c) => {
+                assert_eq!(c.base.clip, spice_proto::types::Clip::None);
+                let img = c.src_bitmap.unwrap();
+                let ImageBody::Bitmap(b) = &img.body else {
+                    panic!()
+                };
+                assert_eq!(b.format, spice_proto::types::BitmapFormat::BIT32);
+            }
+            M::DrawFill(f) => assert_eq!(f.base.clip, spice_proto::types::Clip::None),
+            other => panic!("{}", other.name()),
+        }
+    }
+    // Strips, video, three titles, six body lines, the status line.
+    let copies = sent
+        .iter()
+        .filter(|s| s.1 == display::msg::DRAW_COPY && !s.0)
+        .count();
+    assert_eq!(copies, 12 + 1 + 3 + 6 + 1);
+}
+
+#[test]
+fn video_frames_are_stream_candidates() {
+    let mut demo = DemoDesktop::new(small()).unwrap();
+    run_frame(&mut demo, 0);
+    demo.step(1).unwrap();
+    let video = demo.layout().video;
+    let dev = demo.device_mut();
+    let mut candidates = 0;
+    while let Some(ext) = dev.get_command() {
+        let ParsedCommand::Draw(d) = dev.parse_command(&ext).unwrap() else {
+            panic!()
+        };
+        let c = ConvertedDrawable::new(*d).unwrap();
+        if c.base.bbox.left == video.left && c.base.bbox.top == video.top {
+            assert!(c.stream_candidate());
+            candidates += 1;
+        } else {
+            assert!(!c.stream_candidate());
+        }
+        dev.release_resource(c.release);
+    }
+    assert_eq!(candidates, 1);
 }
 
 #[test]
@@ -235,6 +296,7 @@ fn freezes_after_n_frames() {
 fn bitmap_text_mode_sends_copies_with_the_same_pixels() {
     let cfg = DemoConfig {
         text_mode: TextMode::Bitmaps,
+        clip_fills: true,
         ..small()
     };
     let mut demo = DemoDesktop::new(cfg).unwrap();
