@@ -1197,7 +1197,7 @@ pub fn no_cursor() -> Cursor<'static> {
     }
 }
 
-/// Bytes of shape data a cursor of this type and size must carry (spice-gtk's check), or
+/// Bytes of shape data a cursor of this type and size must carry (what clients read), or
 /// `None` for an unknown type. Palette cursors include their palette (16 or 256 entries of
 /// 4 bytes) and every colour cursor an AND mask.
 pub fn cursor_data_size(cursor_type: u16, width: u16, height: u16) -> Option<u64> {
