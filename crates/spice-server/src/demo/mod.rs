@@ -32,7 +32,8 @@
 //! ignores clip rectangles); [`DemoConfig::rich`] exercises DRAW_TEXT and clips.
 //!
 //! Everything drawn for frame `n` is a function of `n` alone (same frame number, same
-//! commands, byte for byte), and with [`DemoConfig::freeze_after`] = `Some(n)` the desktop
+//! commands, byte for byte, apart from the copies' `mm_time`, which a guest driver copies from
+//! the ROM clock the server sets with [`QxlInterface::set_mm_time`]), and with [`DemoConfig::freeze_after`] = `Some(n)` the desktop
 //! stops changing once frame `n - 1` is drawn (`--demo-frames N`), so the server's framebuffer
 //! and a client's screenshot can be compared.
 //!
@@ -603,17 +604,15 @@ impl DemoDesktop {
         }
     }
 
-    fn mm_time(&self, frame: u64) -> u32 {
-        (frame.wrapping_mul(1000) / u64::from(self.cfg.fps.max(1))) as u32
+    /// The multimedia time a guest driver stamps drawables with: the ROM's `mm_clock`, which
+    /// the server sets through [`QxlInterface::set_mm_time`] (0 until then, which makes
+    /// spice-server use its own clock).
+    fn mm_time(&self) -> u32 {
+        self.dev.rom().map(|r| r.mm_clock.get()).unwrap_or(0)
     }
 
-    fn push_copy(
-        &mut self,
-        bbox: Rect,
-        bmp: GuestBitmap<'_>,
-        frame: u64,
-    ) -> Result<(), GuestError> {
-        let mm_time = self.mm_time(frame);
+    fn push_copy(&mut self, bbox: Rect, bmp: GuestBitmap<'_>) -> Result<(), GuestError> {
+        let mm_time = self.mm_time();
         let mem = self.dev.memory_mut();
         let mut b = self.guest.builder();
         let img = b.bitmap_image(mem, &bmp)?;
@@ -635,7 +634,7 @@ impl DemoDesktop {
                 (bbox.right - bbox.left) as u32,
                 (bbox.bottom - bbox.top) as u32,
             );
-            return self.push_copy(bbox, GuestBitmap::xrgb32(TEXT_ID | id, w, h, &px), 0);
+            return self.push_copy(bbox, GuestBitmap::xrgb32(TEXT_ID | id, w, h, &px));
         }
         let adv = (font::ADVANCE * scene::FONT_SCALE) as i32;
         let rasters: Vec<(i32, Raster)> = t
@@ -705,7 +704,6 @@ impl DemoDesktop {
                 self.push_copy(
                     bbox,
                     GuestBitmap::xrgb32(STRIP_ID | u64::from(*i), w, y1 - y0, &px),
-                    0,
                 )
             }
             DrawItem::Fill { bbox, color, clip } => self
@@ -723,7 +721,6 @@ impl DemoDesktop {
                 self.push_copy(
                     bbox,
                     GuestBitmap::xrgb32(VIDEO_ID | (frame & 0xffff_ffff_ffff), vw, vh, &px),
-                    *frame,
                 )
             }
             DrawItem::Status(frame) => {

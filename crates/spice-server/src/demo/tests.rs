@@ -209,6 +209,27 @@ fn video_frames_are_stream_candidates() {
 }
 
 #[test]
+fn copies_carry_the_rom_clock() {
+    let mut demo = DemoDesktop::new(small()).unwrap();
+    run_frame(&mut demo, 0);
+    demo.device_mut().set_mm_time(123_456);
+    demo.step(1).unwrap();
+    let dev = demo.device_mut();
+    let ext = dev.get_command().unwrap();
+    let ParsedCommand::Draw(d) = dev.parse_command(&ext).unwrap() else {
+        panic!()
+    };
+    assert_eq!(d.mm_time, 123_456);
+    assert_eq!(dev.rom().unwrap().mm_clock.get(), 123_456);
+}
+
+#[test]
+fn demo_can_move_to_a_worker_thread() {
+    fn send<T: Send>() {}
+    send::<DemoDesktop>();
+}
+
+#[test]
 fn thousands_of_frames_do_not_exhaust_guest_memory() {
     let mut demo = DemoDesktop::new(small()).unwrap();
     run_frame(&mut demo, 0);
