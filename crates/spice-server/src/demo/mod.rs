@@ -189,7 +189,8 @@ pub struct StepOutcome {
     pub released: usize,
 }
 
-/// A text command: `text` at `origin`, on a background rectangle `back` of colour `bg`.
+/// A text command: `text` at `origin`, on a background rectangle `back` of colour `bg`,
+/// clipped to `back` (the command's bounding box).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TextItem {
     origin: (i32, i32),
@@ -247,15 +248,6 @@ fn text_rect(origin: (i32, i32), text: &str) -> Rect {
     }
 }
 
-fn union(a: Rect, b: Rect) -> Rect {
-    Rect {
-        top: a.top.min(b.top),
-        left: a.left.min(b.left),
-        bottom: a.bottom.max(b.bottom),
-        right: a.right.max(b.right),
-    }
-}
-
 fn inside(r: Rect, w: u32, h: u32) -> bool {
     r.left >= 0
         && r.top >= 0
@@ -299,6 +291,157 @@ fn render_text(t: &TextItem, bbox: Rect) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The scene's commands, in drawing order.
+fn scene_items(cfg: &DemoConfig, layout: &Layout) -> Vec<DrawItem> {
+    let mut q = Vec::new();
+    for i in 0..cfg.height.div_ceil(STRIP_ROWS) {
+        q.push(DrawItem::Strip(i));
+    }
+    for win in &layout.windows {
+        let f = win.frame;
+        let shadow = Rect {
+            top: f.top + 6,
+            left: f.left + 6,
+            bottom: f.bottom + 6,
+            right: f.right + 6,
+        };
+        q.push(DrawItem::Fill {
+            bbox: shadow,
+            color: colors::SHADOW,
+            clip: None,
+        });
+        q.push(DrawItem::Fill {
+            bbox: f,
+            color: colors::BORDER,
+            clip: None,
+        });
+        let tb = win.title_bar();
+        q.push(DrawItem::Text(TextItem {
+            origin: (tb.left + 8, tb.top + 5),
+            text: win.title.to_string(),
+            fg: colors::TITLE_TEXT,
+            back: tb,
+            bg: colors::TITLE,
+        }));
+        q.push(DrawItem::Fill {
+            bbox: win.body(),
+            color: colors::BODY,
+            clip: None,
+        });
+        for (i, line) in win.lines.iter().enumerate() {
+            let origin = win.line_origin(i);
+            q.push(DrawItem::Text(TextItem {
+                origin,
+                text: line.to_string(),
+                fg: colors::TEXT,
+                back: text_rect(origin, line),
+                bg: colors::BODY,
+            }));
+        }
+    }
+    for (bar, color) in layout.chart_bars() {
+        q.push(if cfg.clip_fills {
+            DrawItem::Fill {
+                bbox: layout.chart,
+                color,
+                clip: Some(vec![bar]),
+            }
+        } else {
+            DrawItem::Fill {
+                bbox: bar,
+                color,
+                clip: None,
+            }
+        });
+    }
+    q
+}
+
+/// The status line's text command for a frame.
+fn status_item(layout: &Layout, frame: u64) -> TextItem {
+    let r = layout.status_line;
+    TextItem {
+        origin: (r.left, r.top),
+        text: scene::status_text(frame),
+        fg: colors::STATUS,
+        back: r,
+        bg: colors::BODY,
+    }
+}
+
+/// Paint `pixels` (xRGB, `w` wide) of `r` clipped to the screen from `src(x, y)`.
+fn paint(fb: &mut [u32], w: u32, h: u32, r: Rect, mut src: impl FnMut(i32, i32) -> Option<u32>) {
+    for y in r.top.max(0)..r.bottom.min(h as i32) {
+        for x in r.left.max(0)..r.right.min(w as i32) {
+            if let Some(p) = src(x, y) {
+                fb[y as usize * w as usize + x as usize] = p;
+            }
+        }
+    }
+}
+
+fn paint_text(fb: &mut [u32], w: u32, h: u32, t: &TextItem) {
+    let bbox = t.back;
+    let px = render_text(t, bbox);
+    let bw = (bbox.right - bbox.left) as usize;
+    paint(fb, w, h, bbox, |x, y| {
+        let i = (y - bbox.top) as usize * bw + (x - bbox.left) as usize;
+        Some(u32::from_le_bytes([
+            px[i * 4],
+            px[i * 4 + 1],
+            px[i * 4 + 2],
+            px[i * 4 + 3],
+        ]))
+    });
+}
+
+/// The picture after the scene and frame `frame` (see [`DemoDesktop::reference_frame`]).
+fn reference_frame(cfg: &DemoConfig, layout: &Layout, frame: u64) -> Vec<u32> {
+    let (w, h) = (cfg.width, cfg.height);
+    let mut fb = vec![0u32; (w * h) as usize];
+    let mut items = scene_items(cfg, layout);
+    items.push(DrawItem::Video(frame));
+    items.push(DrawItem::Status(frame));
+    for item in &items {
+        match item {
+            DrawItem::Strip(i) => {
+                let y0 = (i * STRIP_ROWS) as i32;
+                let r = Rect {
+                    top: y0,
+                    left: 0,
+                    bottom: y0 + STRIP_ROWS as i32,
+                    right: w as i32,
+                };
+                paint(&mut fb, w, h, r, |x, y| {
+                    Some(scene::gradient(x as u32, y as u32, w, h))
+                });
+            }
+            DrawItem::Fill { bbox, color, clip } => {
+                paint(&mut fb, w, h, *bbox, |x, y| {
+                    let inside =
+                        |r: &Rect| x >= r.left && x < r.right && y >= r.top && y < r.bottom;
+                    match clip {
+                        Some(rs) if !rs.iter().any(inside) => None,
+                        _ => Some(*color),
+                    }
+                });
+            }
+            DrawItem::Text(t) => paint_text(&mut fb, w, h, t),
+            DrawItem::Video(f) => {
+                let v = layout.video;
+                let px = scene::video_frame(cfg.video_width, cfg.video_height, *f);
+                let vw = cfg.video_width as usize;
+                paint(&mut fb, w, h, v, |x, y| {
+                    let i = ((y - v.top) as usize * vw + (x - v.left) as usize) * 4;
+                    Some(u32::from_le_bytes([px[i], px[i + 1], px[i + 2], px[i + 3]]))
+                });
+            }
+            DrawItem::Status(f) => paint_text(&mut fb, w, h, &status_item(layout, *f)),
+        }
+    }
+    fb
 }
 
 impl DemoDesktop {
@@ -514,67 +657,19 @@ impl DemoDesktop {
     }
 
     fn queue_scene(&mut self, frame: u64) {
-        for i in 0..self.cfg.height.div_ceil(STRIP_ROWS) {
-            self.draw_q.push_back(DrawItem::Strip(i));
-        }
-        for win in self.layout.windows.clone() {
-            let f = win.frame;
-            let shadow = Rect {
-                top: f.top + 6,
-                left: f.left + 6,
-                bottom: f.bottom + 6,
-                right: f.right + 6,
-            };
-            self.draw_q.push_back(DrawItem::Fill {
-                bbox: shadow,
-                color: colors::SHADOW,
-                clip: None,
-            });
-            self.draw_q.push_back(DrawItem::Fill {
-                bbox: f,
-                color: colors::BORDER,
-                clip: None,
-            });
-            let tb = win.title_bar();
-            self.draw_q.push_back(DrawItem::Text(TextItem {
-                origin: (tb.left + 8, tb.top + 5),
-                text: win.title.to_string(),
-                fg: colors::TITLE_TEXT,
-                back: tb,
-                bg: colors::TITLE,
-            }));
-            self.draw_q.push_back(DrawItem::Fill {
-                bbox: win.body(),
-                color: colors::BODY,
-                clip: None,
-            });
-            for (i, line) in win.lines.iter().enumerate() {
-                let origin = win.line_origin(i);
-                self.draw_q.push_back(DrawItem::Text(TextItem {
-                    origin,
-                    text: line.to_string(),
-                    fg: colors::TEXT,
-                    back: text_rect(origin, line),
-                    bg: colors::BODY,
-                }));
-            }
-        }
-        for (bar, color) in self.layout.chart_bars() {
-            self.draw_q.push_back(if self.cfg.clip_fills {
-                DrawItem::Fill {
-                    bbox: self.layout.chart,
-                    color,
-                    clip: Some(vec![bar]),
-                }
-            } else {
-                DrawItem::Fill {
-                    bbox: bar,
-                    color,
-                    clip: None,
-                }
-            });
-        }
+        self.draw_q
+            .extend(scene_items(&self.cfg, &self.layout).into_iter());
         self.cursor_q.push_back(CursorItem::Set(frame));
+    }
+
+    /// The picture (32-bit xRGB, `width * height`, top row first) the primary surface shows
+    /// once every command queued so far has been drawn, as a client or the server's canvas
+    /// should render it (the cursor is not part of it); `None` before the first step. An
+    /// independent reference for screenshots and for canvases: it paints the demo's own
+    /// description of each command, not the QXL commands.
+    pub fn reference_frame(&self) -> Option<Vec<u32>> {
+        self.last_frame
+            .map(|f| reference_frame(&self.cfg, &self.layout, f))
     }
 
     fn queue_frame(&mut self, frame: u64) {
@@ -627,7 +722,8 @@ impl DemoDesktop {
     }
 
     fn push_text(&mut self, t: &TextItem, id: u64) -> Result<(), GuestError> {
-        let bbox = union(text_rect(t.origin, &t.text), t.back);
+        // Text is clipped to its background rectangle.
+        let bbox = t.back;
         if self.cfg.text_mode == TextMode::Bitmaps {
             let px = render_text(t, bbox);
             let (w, h) = (
@@ -641,7 +737,11 @@ impl DemoDesktop {
             .text
             .chars()
             .enumerate()
-            .filter(|(_, c)| !font::is_blank(*c))
+            .filter(|(i, c)| {
+                // Blank glyphs and glyphs wholly outside the clipping box are left out.
+                let x = t.origin.0 + *i as i32 * adv;
+                !font::is_blank(*c) && x < bbox.right && x + adv > bbox.left
+            })
             .map(|(i, c)| {
                 (
                     t.origin.0 + i as i32 * adv,
@@ -724,14 +824,7 @@ impl DemoDesktop {
                 )
             }
             DrawItem::Status(frame) => {
-                let r = self.layout.status_line;
-                let t = TextItem {
-                    origin: (r.left, r.top),
-                    text: scene::status_text(*frame),
-                    fg: colors::STATUS,
-                    back: r,
-                    bg: colors::BODY,
-                };
+                let t = status_item(&self.layout, *frame);
                 self.push_text(&t, 0xffff_0000_0000 | (frame & 0xffff_ffff))
             }
         }
