@@ -657,8 +657,7 @@ impl DemoDesktop {
     }
 
     fn queue_scene(&mut self, frame: u64) {
-        self.draw_q
-            .extend(scene_items(&self.cfg, &self.layout).into_iter());
+        self.draw_q.extend(scene_items(&self.cfg, &self.layout));
         self.cursor_q.push_back(CursorItem::Set(frame));
     }
 
