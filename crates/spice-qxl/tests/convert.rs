@@ -248,6 +248,8 @@ fn images_can_be_substituted() {
     let mbmp = conv.images()[1].bitmap().unwrap();
     assert!(!mbmp.top_down());
     assert_eq!(mbmp.data, mask_bits);
+    assert_eq!(mbmp.row_bytes(), 1);
+    assert_eq!(mbmp.rows().count(), 4);
 
     // Wrong count.
     assert_eq!(
@@ -279,7 +281,7 @@ fn palette_bitmaps_and_palette_caching() {
     let (mut dev, mut g) = setup();
     let mem = dev.memory_mut();
     let mut b = g.builder();
-    let idx = [0u8, 1, 1, 0];
+    let idx = [0u8, 1, 9, 2, 3, 9];
     let pal = [0x000000u32, 0xffffff];
     let img = b
         .bitmap_image(
@@ -290,8 +292,8 @@ fn palette_bitmaps_and_palette_caching() {
                 format: abi::bitmap_fmt::EIGHT_BIT,
                 width: 2,
                 height: 2,
-                stride: 2,
-                top_down: true,
+                stride: 3,
+                top_down: false,
                 data: &idx,
                 palette: Some((0xabc, &pal)),
                 chunk_size: 3,
@@ -314,6 +316,13 @@ fn palette_bitmaps_and_palette_caching() {
     );
     b.submit_draw(mem, &d).unwrap();
     let conv = next_draw(&mut dev);
+    // Bottom-up rows with a padding byte: rows() cuts the padding, rows_top_down() reverses.
+    let pb = conv.images()[0].bitmap().unwrap();
+    assert_eq!(pb.rows().collect::<Vec<_>>(), [&[0u8, 1][..], &[2, 3]]);
+    assert_eq!(
+        pb.rows_top_down().collect::<Vec<_>>(),
+        [&[2u8, 3][..], &[0, 1]]
+    );
     let raw = conv.images()[0].raw().unwrap();
     let ImageBody::Bitmap(bm) = &raw.body else {
         panic!()
