@@ -10,12 +10,14 @@
 //!   [`server::ServerBuilder`] → [`server::Server`].
 //! - [`main_channel`], [`inputs`], [`cursor`]: the built-in channels.
 //! - [`transport`]: TLS and WebSocket layers.
+//! - [`demo`]: the demo desktop, a guest driving spice-qxl's guest side.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
 //! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
 
 pub mod channel;
 pub mod config;
 pub mod cursor;
+pub mod demo;
 pub mod display;
 pub mod host;
 pub mod inputs;
