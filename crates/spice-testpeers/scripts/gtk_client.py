@@ -11,6 +11,7 @@ Run with Debian's /usr/bin/python3 (it has `gi`).  The scenario comes as one JSO
      "playback_out": "/tmp/pcm.raw",   # append every playback-data packet (optional)
      "playback_ms": 2000,              # keep receiving playback this long after it starts
      "wait_agent": false,              # wait for the agent to be connected
+     "run_ms": 0,                      # stay connected at least this long
      "inputs": [["key", 0x1e], ["key_down", 0x1d], ["key_up", 0x1d],
                 ["motion", dx, dy, buttons], ["position", x, y, display, buttons],
                 ["press", button, buttons], ["release", button, buttons],
@@ -195,9 +196,12 @@ def on_channel_new(session, channel):
         channel.connect()
 
 
+STARTED = time.monotonic()
+
+
 def tick():
     now = time.monotonic()
-    done = True
+    done = now - STARTED >= SC.get("run_ms", 0) / 1000.0
     if SC.get("primary_out") and not state["primary_written"]:
         quiet = (
             state["primary"] is not None

@@ -70,6 +70,7 @@ pub struct GtkScenario {
     playback_out: Option<PathBuf>,
     playback_for: Option<Duration>,
     wait_agent: bool,
+    run_for: Duration,
     timeout: Duration,
 }
 
@@ -88,6 +89,7 @@ impl GtkScenario {
             playback_out: None,
             playback_for: None,
             wait_agent: false,
+            run_for: Duration::ZERO,
             timeout: Duration::from_secs(30),
         }
     }
@@ -133,6 +135,12 @@ impl GtkScenario {
         self
     }
 
+    /// Stay connected at least this long (e.g. to receive a video stream).
+    pub fn run_for(mut self, duration: Duration) -> Self {
+        self.run_for = duration;
+        self
+    }
+
     /// The script's own time limit (the process gets 15 s more).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = limit;
@@ -152,6 +160,7 @@ impl GtkScenario {
             "playback_out": self.playback_out.as_ref().map(|p| p.display().to_string()),
             "playback_ms": self.playback_for.map(|d| d.as_millis() as u64),
             "wait_agent": self.wait_agent,
+            "run_ms": self.run_for.as_millis() as u64,
             "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
         })
     }
