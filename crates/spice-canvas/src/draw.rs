@@ -483,13 +483,8 @@ pub fn draw(
             let paint = Paint::resolve(&d.brush, images, surfaces)?;
             let mask = Mask::resolve(&d.mask, &base.bbox, images, surfaces)?;
             let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_BRUSH, Ropd::INVERS_DEST);
-            if rop.is_noop()
-                || (paint.is_none()
-                    && matches!(
-                        rop.kind,
-                        RopKind::Put | RopKind::Or | RopKind::And | RopKind::Xor
-                    ))
-            {
+            // A NONE brush is a source of 0 (the reference fills colour 0 through the ROP).
+            if rop.is_noop() {
                 return Ok(None);
             }
             let s = surfaces.get_mut(base.surface_id)?;
