@@ -781,3 +781,29 @@ pub fn draw_stream_frame(
     });
     Ok(finish(s, b))
 }
+
+/// Decodes one MJPEG stream frame (STREAM_DATA payload) to a [`Pixmap`], refusing frames
+/// wider than `max_width` or taller than `max_height` before allocating (use the stream's
+/// `stream_width` / `stream_height`). Draw it with [`draw_stream_frame`].
+pub fn decode_mjpeg_frame(
+    data: &[u8],
+    max_width: u32,
+    max_height: u32,
+) -> Result<Pixmap, CanvasError> {
+    let limits = spice_codecs::jpeg::JpegLimits {
+        max_width,
+        max_height,
+    };
+    let info = spice_codecs::jpeg::read_info(data, &limits)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut bytes = vec![0u8; w * h * 4];
+    spice_codecs::mjpeg::decode_frame(data, &mut bytes, w * 4, &limits)?;
+    Pixmap::from_bgrx(info.width, info.height, false, &bytes).ok_or(
+        CanvasError::ImageSizeMismatch {
+            width: info.width,
+            height: info.height,
+            got_width: info.width,
+            got_height: info.height,
+        },
+    )
+}

@@ -17,8 +17,8 @@
 //!   [`CanvasError::GlzMissingImage`]: keep the message and retry it later.
 //! - [`draw`]: renders one [`DrawOp`] (every DRAW_* message and COPY_BITS, built with
 //!   [`DrawOp::from_message`]) and returns the rectangle that may have changed (for a
-//!   "region changed" event); [`draw_stream_frame`] puts a decoded video frame on a
-//!   surface.
+//!   "region changed" event); [`decode_mjpeg_frame`] and [`draw_stream_frame`] put a
+//!   video stream frame on a surface.
 //! - [`Canvas`]: surfaces and image context together; [`Canvas::apply`] takes a display
 //!   [`ServerMessage`] and handles surfaces, draws and cache invalidations.
 //! - [`fuzz_draw`]: the `canvas_draw` fuzz target.
@@ -64,7 +64,7 @@ mod stroke;
 mod surface;
 mod text;
 
-pub use draw::{DrawOp, draw, draw_stream_frame};
+pub use draw::{DrawOp, decode_mjpeg_frame, draw, draw_stream_frame};
 pub use error::CanvasError;
 pub use image::{
     DECODABLE_IMAGE_TYPES, Decoded, ImageContext, ImageLimits, MAX_CACHED_PALETTES,

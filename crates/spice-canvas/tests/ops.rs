@@ -550,3 +550,29 @@ fn alpha_blend_from_surface_honours_src_surface_has_alpha() {
         assert_eq!(rgb(&c), vec![want], "{flags:?}");
     }
 }
+
+#[test]
+fn mjpeg_frame_decodes_and_is_capped() {
+    let (w, h) = (8u32, 4u32);
+    let px: Vec<u8> = (0..w * h).flat_map(|_| [200u8, 100, 50, 0]).collect();
+    let mut jpg = Vec::new();
+    spice_codecs::jpeg::encode(
+        &spice_codecs::jpeg::JpegSource {
+            data: &px,
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            format: spice_codecs::jpeg::JpegSourceFormat::Bgrx32,
+            top_down: true,
+        },
+        90,
+        &mut jpg,
+    )
+    .unwrap();
+    let f = spice_canvas::decode_mjpeg_frame(&jpg, 64, 64).unwrap();
+    assert_eq!((f.width(), f.height()), (w, h));
+    let p = f.pixel(3, 2).unwrap();
+    assert!(((p & 0xff) as i32 - 200).abs() <= 4 && ((p >> 16 & 0xff) as i32 - 50).abs() <= 4);
+    assert!(spice_canvas::decode_mjpeg_frame(&jpg, 4, 4).is_err());
+    assert!(spice_canvas::decode_mjpeg_frame(&[0xff, 0xd8, 0], 64, 64).is_err());
+}
