@@ -498,6 +498,9 @@ pub fn draw(
             Ok(finish(s, b))
         }
         DrawOp::Copy(d) | DrawOp::Blend(d) => {
+            if let Some(r) = copy_decoding_in_place(surfaces, images, d, &areas, b)? {
+                return Ok(r);
+            }
             let src_pm = decode_src(&d.src_bitmap, images, surfaces)?;
             let mask = Mask::resolve(&d.mask, &base.bbox, images, surfaces)?;
             let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_SRC, Ropd::INVERS_DEST);
@@ -666,6 +669,52 @@ pub fn draw(
         DrawOp::Text(d) => crate::text::draw_text(surfaces, images, d, &areas, b),
         DrawOp::Composite(d) => crate::composite::draw_composite(surfaces, images, d, &areas, b),
     }
+}
+
+/// The common screen update: an unscaled, unmasked, unclipped OP_PUT copy of a whole
+/// QUIC or GLZ image lying inside the surface, with no cache flag. The image is decoded
+/// straight into the surface (no intermediate pixmap). `None` when the draw is not of
+/// that kind.
+fn copy_decoding_in_place(
+    surfaces: &mut Surfaces,
+    images: &mut ImageContext,
+    d: &DrawCopy<'_>,
+    areas: &[Area],
+    b: Option<Area>,
+) -> Result<Option<Option<Rect>>, CanvasError> {
+    let (Some(img), Some(bb)) = (&d.src_bitmap, b) else {
+        return Ok(None);
+    };
+    let whole = Rect {
+        top: 0,
+        left: 0,
+        bottom: img.height as i32,
+        right: img.width as i32,
+    };
+    let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_SRC, Ropd::INVERS_DEST);
+    if !rop.is_copy()
+        || d.mask.bitmap.is_some()
+        || areas != [bb]
+        || bb.to_rect() != d.base.bbox
+        || img.width > i32::MAX as u32
+        || img.height > i32::MAX as u32
+        || d.src_area != whole
+        || i64::from(bb.x1 - bb.x0) != i64::from(img.width)
+        || i64::from(bb.y1 - bb.y0) != i64::from(img.height)
+        || !matches!(
+            img.body,
+            ImageBody::Quic(_) | ImageBody::GlzRgb(_) | ImageBody::ZlibGlzRgb(_)
+        )
+    {
+        return Ok(None);
+    }
+    let s = surfaces.get_mut(d.base.surface_id)?;
+    let stride = s.width() as usize;
+    let start = bb.y0 as usize * stride + bb.x0 as usize;
+    if !images.decode_into(img, &mut s.pixels_mut()[start..], stride)? {
+        return Ok(None);
+    }
+    Ok(Some(finish(s, b)))
 }
 
 /// COPY_BITS: every destination pixel reads the pixel at the same offset from `src_pos`
