@@ -701,8 +701,15 @@ fn glz_rows_into(img: &spice_codecs::glz::GlzImage, dst: &mut [u32], stride: usi
     for (i, src) in img.pixels().chunks_exact(w * 4).enumerate().take(h) {
         let y = if hdr.top_down { i } else { h - 1 - i };
         let d = &mut dst[y * stride..y * stride + w];
-        for (p, c) in d.iter_mut().zip(src.chunks_exact(4)) {
-            *p = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | or;
+        // A memcpy then a simple in-place pass (both vectorise).
+        {
+            use zerocopy::IntoBytes;
+            d.as_mut_bytes().copy_from_slice(src);
+        }
+        if cfg!(target_endian = "big") || or != 0 {
+            for p in d.iter_mut() {
+                *p = u32::from_le(*p) | or;
+            }
         }
     }
     alpha
