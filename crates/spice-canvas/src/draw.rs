@@ -7,7 +7,8 @@ use spice_proto::display::{
     DrawStroke, DrawText, DrawTransparent, ServerMessage,
 };
 use spice_proto::types::{
-    AlphaFlags, Brush, Clip, DisplayBase, Image, ImageScaleMode, MaskFlags, QMask, Rect, Ropd,
+    AlphaFlags, Brush, Clip, DisplayBase, Image, ImageBody, ImageScaleMode, MaskFlags, QMask, Rect,
+    Ropd,
 };
 
 use crate::error::CanvasError;
@@ -483,13 +484,8 @@ pub fn draw(
             let paint = Paint::resolve(&d.brush, images, surfaces)?;
             let mask = Mask::resolve(&d.mask, &base.bbox, images, surfaces)?;
             let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_BRUSH, Ropd::INVERS_DEST);
-            if rop.is_noop()
-                || (paint.is_none()
-                    && matches!(
-                        rop.kind,
-                        RopKind::Put | RopKind::Or | RopKind::And | RopKind::Xor
-                    ))
-            {
+            // A NONE brush is a source of 0 (the reference fills colour 0 through the ROP).
+            if rop.is_noop() {
                 return Ok(None);
             }
             let s = surfaces.get_mut(base.surface_id)?;
@@ -502,6 +498,9 @@ pub fn draw(
             Ok(finish(s, b))
         }
         DrawOp::Copy(d) | DrawOp::Blend(d) => {
+            if let Some(r) = copy_decoding_in_place(surfaces, images, d, &areas, b)? {
+                return Ok(r);
+            }
             let src_pm = decode_src(&d.src_bitmap, images, surfaces)?;
             let mask = Mask::resolve(&d.mask, &base.bbox, images, surfaces)?;
             let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_SRC, Ropd::INVERS_DEST);
@@ -513,6 +512,11 @@ pub fn draw(
             }
             let placed = Placed::new(pm, &d.src_area, &base.bbox, (bb.x0, bb.x1), d.scale_mode);
             let s = surfaces.get_mut(base.surface_id)?;
+            if rop.is_copy() && mask.is_none() {
+                // The common case (every screen update): straight into the surface.
+                for_rows(s, &areas, None, |y, x0, dst, _| placed.fetch(y, x0, dst));
+                return Ok(finish(s, b));
+            }
             let mut src = Vec::new();
             for_rows(s, &areas, mask.as_ref(), |y, x0, dst, m| {
                 src.resize(dst.len(), 0);
@@ -531,18 +535,20 @@ pub fn draw(
             let (Some(pm), Some(bb)) = (src_pm, b) else {
                 return Ok(None);
             };
+            if rop.is_noop() {
+                return Ok(None);
+            }
             let placed = Placed::new(pm, &d.src_area, &base.bbox, (bb.x0, bb.x1), d.scale_mode);
             let s = surfaces.get_mut(base.surface_id)?;
             let (mut src, mut br) = (Vec::new(), Vec::new());
             for_rows(s, &areas, mask.as_ref(), |y, x0, dst, m| {
                 src.resize(dst.len(), 0);
                 placed.fetch(y, x0, &mut src);
-                if !paint.is_none() {
-                    br.resize(dst.len(), 0);
-                    paint.fetch(y, x0, &mut br);
-                    for (v, &p) in src.iter_mut().zip(&br) {
-                        *v = rop.apply(p, *v);
-                    }
+                // A NONE brush is colour 0 through the ROP, as in the reference.
+                br.resize(dst.len(), 0);
+                paint.fetch(y, x0, &mut br);
+                for (v, &p) in src.iter_mut().zip(&br) {
+                    *v = rop.apply(p, *v);
                 }
                 combine_rop(dst, &src, m, Rop::COPY);
             });
@@ -617,7 +623,15 @@ pub fn draw(
             Ok(finish(s, b))
         }
         DrawOp::AlphaBlend(d) => {
-            let src_pm = decode_src(&d.src_bitmap, images, surfaces)?;
+            let src_pm = match &d.src_bitmap {
+                Some(Image {
+                    body: ImageBody::Surface(sid),
+                    ..
+                }) if d.alpha_flags.contains(AlphaFlags::SRC_SURFACE_HAS_ALPHA) => {
+                    Some(Arc::new(surfaces.get(*sid)?.to_pixmap_with_alpha()))
+                }
+                _ => decode_src(&d.src_bitmap, images, surfaces)?,
+            };
             let (Some(pm), Some(bb)) = (src_pm, b) else {
                 return Ok(None);
             };
@@ -655,6 +669,52 @@ pub fn draw(
         DrawOp::Text(d) => crate::text::draw_text(surfaces, images, d, &areas, b),
         DrawOp::Composite(d) => crate::composite::draw_composite(surfaces, images, d, &areas, b),
     }
+}
+
+/// The common screen update: an unscaled, unmasked, unclipped OP_PUT copy of a whole
+/// QUIC or GLZ image lying inside the surface, with no cache flag. The image is decoded
+/// straight into the surface (no intermediate pixmap). `None` when the draw is not of
+/// that kind.
+fn copy_decoding_in_place(
+    surfaces: &mut Surfaces,
+    images: &mut ImageContext,
+    d: &DrawCopy<'_>,
+    areas: &[Area],
+    b: Option<Area>,
+) -> Result<Option<Option<Rect>>, CanvasError> {
+    let (Some(img), Some(bb)) = (&d.src_bitmap, b) else {
+        return Ok(None);
+    };
+    let whole = Rect {
+        top: 0,
+        left: 0,
+        bottom: img.height as i32,
+        right: img.width as i32,
+    };
+    let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_SRC, Ropd::INVERS_DEST);
+    if !rop.is_copy()
+        || d.mask.bitmap.is_some()
+        || areas != [bb]
+        || bb.to_rect() != d.base.bbox
+        || img.width > i32::MAX as u32
+        || img.height > i32::MAX as u32
+        || d.src_area != whole
+        || i64::from(bb.x1 - bb.x0) != i64::from(img.width)
+        || i64::from(bb.y1 - bb.y0) != i64::from(img.height)
+        || !matches!(
+            img.body,
+            ImageBody::Quic(_) | ImageBody::GlzRgb(_) | ImageBody::ZlibGlzRgb(_)
+        )
+    {
+        return Ok(None);
+    }
+    let s = surfaces.get_mut(d.base.surface_id)?;
+    let stride = s.width() as usize;
+    let start = bb.y0 as usize * stride + bb.x0 as usize;
+    if !images.decode_into(img, &mut s.pixels_mut()[start..], stride)? {
+        return Ok(None);
+    }
+    Ok(Some(finish(s, b)))
 }
 
 /// COPY_BITS: every destination pixel reads the pixel at the same offset from `src_pos`
@@ -769,4 +829,30 @@ pub fn draw_stream_frame(
         dst.copy_from_slice(&src);
     });
     Ok(finish(s, b))
+}
+
+/// Decodes one MJPEG stream frame (STREAM_DATA payload) to a [`Pixmap`], refusing frames
+/// wider than `max_width` or taller than `max_height` before allocating (use the stream's
+/// `stream_width` / `stream_height`). Draw it with [`draw_stream_frame`].
+pub fn decode_mjpeg_frame(
+    data: &[u8],
+    max_width: u32,
+    max_height: u32,
+) -> Result<Pixmap, CanvasError> {
+    let limits = spice_codecs::jpeg::JpegLimits {
+        max_width,
+        max_height,
+    };
+    let info = spice_codecs::jpeg::read_info(data, &limits)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut bytes = vec![0u8; w * h * 4];
+    spice_codecs::mjpeg::decode_frame(data, &mut bytes, w * 4, &limits)?;
+    Pixmap::from_bgrx(info.width, info.height, false, &bytes).ok_or(
+        CanvasError::ImageSizeMismatch {
+            width: info.width,
+            height: info.height,
+            got_width: info.width,
+            got_height: info.height,
+        },
+    )
 }

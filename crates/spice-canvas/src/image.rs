@@ -340,9 +340,18 @@ impl ImageContext {
                     max_pixels: self.limits.max_image_pixels,
                     max_bytes: self.limits.max_image_pixels * 4,
                 };
-                let (_, bytes) = quic::decode_to_vec(data, quic::PixelFormat::Rgba, &limits)?;
+                let mut px = PixelBuf::new(hdr.width, hdr.height);
+                quic::decode(
+                    data,
+                    px.bytes(),
+                    hdr.width as usize * 4,
+                    quic::PixelFormat::Rgba,
+                    quic::RowOrder::TopDown,
+                    &limits,
+                )?;
+                // Rgba output writes A = 255 for types without alpha.
                 let alpha = hdr.image_type == quic::ImageType::Rgba;
-                Ok((from_bgrx(hdr.width, hdr.height, alpha, &bytes), false))
+                Ok((px.finish(alpha, true), false))
             }
             ImageBody::LzRgb(data) => {
                 let hdr = LzHeader::parse(data)?;
@@ -377,10 +386,9 @@ impl ImageContext {
                     max_width: w,
                     max_height: h,
                 };
-                let stride = w as usize * 4;
-                let mut buf = vec![0u8; stride * h as usize];
-                jpeg::decode_image(data, w, h, &mut buf, stride, &limits)?;
-                Ok((from_bgrx(w, h, false, &buf), true))
+                let mut px = PixelBuf::new(w, h);
+                jpeg::decode_image(data, w, h, px.bytes(), w as usize * 4, &limits)?;
+                Ok((px.finish(false, false), true))
             }
             ImageBody::JpegAlpha(ja) => {
                 self.check_size(w, h)?;
@@ -394,10 +402,17 @@ impl ImageContext {
                     max_height: h,
                     max_bytes: self.limits.max_image_pixels as usize * 4,
                 };
-                let stride = w as usize * 4;
-                let mut buf = vec![0u8; stride * h as usize];
-                lz4::decode(data, w, h, &mut buf, stride, Lz4Output::Bgrx, &limits)?;
-                Ok((from_bgrx(w, h, hdr.format == Lz4Format::Rgba, &buf), false))
+                let mut px = PixelBuf::new(w, h);
+                lz4::decode(
+                    data,
+                    w,
+                    h,
+                    px.bytes(),
+                    w as usize * 4,
+                    Lz4Output::Bgrx,
+                    &limits,
+                )?;
+                Ok((px.finish(hdr.format == Lz4Format::Rgba, false), false))
             }
             ImageBody::Surface(sid) => {
                 let s = surfaces.get(*sid)?;
@@ -427,16 +442,40 @@ impl ImageContext {
             });
         }
         let max = self.limits.max_image_pixels as usize * 4 + 64;
-        let (hdr, bytes) = lz::decode_to_vec(data, LzOutputFormat::Bgrx32, palette, max)?;
+        let lay = hdr.layout(LzOutputFormat::Bgrx32, 0)?;
+        if lay.buffer_len > max {
+            return Err(lz::LzError::TooLarge {
+                bytes: lay.buffer_len as u64,
+                limit: max as u64,
+            }
+            .into());
+        }
+        // The decoder may need a little more than the placed rows (whole palette bytes).
+        let mut px = PixelBuf::with_len(hdr.width, hdr.height, lay.buffer_len.div_ceil(4));
+        let opts = lz::LzDecodeOptions {
+            format: LzOutputFormat::Bgrx32,
+            stride: 0,
+            palette,
+            max_bytes: max,
+        };
+        lz::decode(data, px.bytes(), &opts)?;
         let alpha = hdr.image_type == LzImageType::Rgba || hdr.image_type == LzImageType::A8;
-        let mut pm = from_bgrx(hdr.width, hdr.height, alpha, &bytes);
+        let mut pm = px.finish(alpha, false);
         if !hdr.top_down {
             flip_rows(&mut pm);
         }
         Ok(pm)
     }
 
-    fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
+    /// Decodes GLZ stream `data` (descriptor size `w` x `h`) into the shared window and
+    /// hands the decoded image to `f`.
+    fn with_glz<R>(
+        &self,
+        data: &[u8],
+        w: u32,
+        h: u32,
+        f: impl FnOnce(&spice_codecs::glz::GlzImage) -> R,
+    ) -> Result<R, CanvasError> {
         let hdr = GlzHeader::parse(data)?;
         self.check_size(hdr.width, hdr.height)?;
         if hdr.width != w || hdr.height != h {
@@ -457,16 +496,94 @@ impl ImageContext {
                 released: hdr.id,
             },
         ))?;
-        let stride = hdr.width as usize * 4;
-        let mut buf = vec![0u8; stride * hdr.height as usize];
-        img.copy_to(&mut buf, stride)?;
         debug!(id = hdr.id, "GLZ image decoded");
-        Ok(from_bgrx(
-            hdr.width,
-            hdr.height,
-            hdr.image_type == LzImageType::Rgba,
-            &buf,
-        ))
+        Ok(f(img))
+    }
+
+    fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
+        let (alpha, px) = self.with_glz(data, w, h, |img| {
+            let mut px = vec![0u32; w as usize * h as usize];
+            let alpha = glz_rows_into(img, &mut px, w as usize);
+            (alpha, px)
+        })?;
+        Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"))
+    }
+
+    /// Decodes a QUIC or (ZLIB_)GLZ image without cache flags straight into `dst`, the
+    /// top-left pixel of a `width` x `height` destination with rows `stride` pixels apart
+    /// (the caller checked that `dst` holds them). Returns false, having done nothing,
+    /// for any other image (the caller decodes it the usual way). A QUIC stream that fails
+    /// part way leaves the rows decoded so far in `dst`.
+    pub(crate) fn decode_into(
+        &mut self,
+        image: &Image<'_>,
+        dst: &mut [u32],
+        stride: usize,
+    ) -> Result<bool, CanvasError> {
+        if image
+            .flags
+            .intersects(ImageFlags::CACHE_ME | ImageFlags::CACHE_REPLACE_ME)
+        {
+            return Ok(false);
+        }
+        let (w, h) = (image.width, image.height);
+        let need = (h as usize).saturating_sub(1) * stride + w as usize;
+        if w == 0 || h == 0 || stride < w as usize || dst.len() < need {
+            return Ok(false);
+        }
+        let high = image.flags.contains(ImageFlags::HIGH_BITS_SET);
+        if high && !matches!(image.body, ImageBody::Quic(_)) {
+            return Ok(false);
+        }
+        match &image.body {
+            ImageBody::Quic(data) => {
+                let hdr = quic::decode_header(data)?;
+                self.check_size(hdr.width, hdr.height)?;
+                if hdr.width != w || hdr.height != h {
+                    return Err(CanvasError::ImageSizeMismatch {
+                        width: w,
+                        height: h,
+                        got_width: hdr.width,
+                        got_height: hdr.height,
+                    });
+                }
+                let limits = quic::DecodeLimits {
+                    max_pixels: self.limits.max_image_pixels,
+                    max_bytes: self.limits.max_image_pixels * 4,
+                };
+                use zerocopy::IntoBytes;
+                quic::decode(
+                    data,
+                    dst[..need].as_mut_bytes(),
+                    stride * 4,
+                    quic::PixelFormat::Rgba,
+                    quic::RowOrder::TopDown,
+                    &limits,
+                )?;
+                if cfg!(target_endian = "big") || high {
+                    let or = if high { 0xff00_0000 } else { 0 };
+                    for r in dst[..need].chunks_mut(stride) {
+                        for p in &mut r[..w as usize] {
+                            *p = u32::from_le(*p) | or;
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            ImageBody::GlzRgb(data) => {
+                self.with_glz(data, w, h, |img| glz_rows_into(img, dst, stride))?;
+                Ok(true)
+            }
+            ImageBody::ZlibGlzRgb(z) => {
+                let cap = (self.limits.max_image_pixels as usize)
+                    .saturating_mul(8)
+                    .saturating_add(GlzHeader::SIZE + 1024);
+                let glz = zlib_glz::unwrap(z.data, z.glz_data_size as usize, cap)?;
+                self.with_glz(&glz, w, h, |img| glz_rows_into(img, dst, stride))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn decode_bitmap(&mut self, b: &Bitmap<'_>, mask: bool) -> Result<Pixmap, CanvasError> {
@@ -573,6 +690,31 @@ impl ImageContext {
     }
 }
 
+/// Writes a window image's rows (stream order) top-down into `dst` (rows `stride`
+/// pixels apart) as `0xAARRGGBB`, alpha `0xff` unless the image is RGBA; returns whether
+/// it has alpha. `dst` holds the image (checked by the callers).
+fn glz_rows_into(img: &spice_codecs::glz::GlzImage, dst: &mut [u32], stride: usize) -> bool {
+    let hdr = img.header();
+    let alpha = hdr.image_type == LzImageType::Rgba;
+    let or = if alpha { 0 } else { 0xff00_0000 };
+    let (w, h) = (hdr.width as usize, hdr.height as usize);
+    for (i, src) in img.pixels().chunks_exact(w * 4).enumerate().take(h) {
+        let y = if hdr.top_down { i } else { h - 1 - i };
+        let d = &mut dst[y * stride..y * stride + w];
+        // A memcpy then a simple in-place pass (both vectorise).
+        {
+            use zerocopy::IntoBytes;
+            d.as_mut_bytes().copy_from_slice(src);
+        }
+        if cfg!(target_endian = "big") || or != 0 {
+            for p in d.iter_mut() {
+                *p = u32::from_le(*p) | or;
+            }
+        }
+    }
+    alpha
+}
+
 /// Widens a little-endian x1r5g5b5 pixel like spice-gtk (`v << 3 | v >> 2`).
 pub(crate) fn rgb555_to_32(p: u16) -> u32 {
     let c = |s: u16| {
@@ -580,6 +722,52 @@ pub(crate) fn rgb555_to_32(p: u16) -> u32 {
         (v << 3) | (v >> 2)
     };
     0xff00_0000 | c(10) << 16 | c(5) << 8 | c(0)
+}
+
+/// A pixel buffer the byte-oriented decoders write B,G,R,X/A into directly (viewed as
+/// bytes through zerocopy), turned into `0xAARRGGBB` words by [`PixelBuf::finish`].
+struct PixelBuf {
+    w: u32,
+    h: u32,
+    px: Vec<u32>,
+}
+
+impl PixelBuf {
+    /// `w * h` pixels; the caller checked the size against its caps.
+    fn new(w: u32, h: u32) -> Self {
+        Self::with_len(w, h, w as usize * h as usize)
+    }
+
+    fn with_len(w: u32, h: u32, len: usize) -> Self {
+        Self {
+            w,
+            h,
+            px: vec![0; len.max(w as usize * h as usize)],
+        }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        use zerocopy::IntoBytes;
+        self.px.as_mut_bytes()
+    }
+
+    /// Converts the little-endian B,G,R,X/A bytes in place to `0xAARRGGBB` (a no-op on
+    /// little-endian hosts) and, unless `alpha`, sets the alpha byte. `opaque_already`
+    /// tells that the decoder wrote alpha 0xff itself.
+    fn finish(mut self, alpha: bool, opaque_already: bool) -> Pixmap {
+        self.px.truncate(self.w as usize * self.h as usize);
+        let or = if alpha || opaque_already {
+            0
+        } else {
+            0xff00_0000
+        };
+        if cfg!(target_endian = "big") || or != 0 {
+            for p in &mut self.px {
+                *p = u32::from_le(*p) | or;
+            }
+        }
+        Pixmap::from_pixels(self.w, self.h, alpha, self.px).expect("w*h pixels")
+    }
 }
 
 fn from_bgrx(w: u32, h: u32, alpha: bool, bytes: &[u8]) -> Pixmap {
