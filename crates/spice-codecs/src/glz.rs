@@ -486,6 +486,11 @@ impl GlzDictionary {
         let t = cur.image_type;
         let mut lits = Literals::new(out);
         let mut ip = 0usize;
+        // Hashes of `hpos..hpos + 4`, computed four at a time while literals
+        // follow each other (one at a time after a match).
+        let mut hcache = [0u32; 4];
+        let mut hpos = usize::MAX - 4;
+        let mut after_literal = false;
         while ip < n {
             // Run of the previous pixel.
             if ip > 0 && ip + 2 < n {
@@ -496,6 +501,7 @@ impl GlzDictionary {
                         lits.flush();
                         emit_glz_match(lits.out, len - P::GLZ_BIAS, 0, 0);
                         ip += len;
+                        after_literal = false;
                         continue;
                     }
                 }
@@ -505,7 +511,15 @@ impl GlzDictionary {
                 ip += 1;
                 continue;
             }
-            let hv = P::hash(d, ip, HASH_MASK) as usize;
+            let hv = if ip.wrapping_sub(hpos) < 4 {
+                hcache[ip - hpos]
+            } else if after_literal && ip + 6 <= n {
+                hpos = ip;
+                hcache = P::hash4(d, ip, HASH_MASK);
+                hcache[0]
+            } else {
+                P::hash(d, ip, HASH_MASK)
+            } as usize;
             let g = base + ip as u64;
             let cand_slot = std::mem::replace(&mut hash[hv], slot(g));
             let cand = (hash_base + u64::from(cand_slot)).wrapping_sub(1);
@@ -534,6 +548,7 @@ impl GlzDictionary {
                     }
                 }
             }
+            after_literal = best.is_none();
             match best {
                 Some((len, pofs, idist)) => {
                     lits.flush();
