@@ -326,14 +326,14 @@ impl GlzDictionary {
         }
     }
 
-    /// Makes sure positions up to `end` fit the `u32` hash slots, moving the
+    /// Makes sure positions up to `end` (the end of the image at `cur`) fit the `u32` hash slots, moving the
     /// slot base to the window head when needed (slots before it are emptied:
     /// they could not be used anyway).
-    fn rebase_hash(&mut self, end: u64) {
+    fn rebase_hash(&mut self, cur: u64, end: u64) {
         if end - self.hash_base < u64::from(u32::MAX) {
             return;
         }
-        let head = self.images.front().map_or(self.next_pos, |i| i.pos);
+        let head = self.images.front().map_or(cur, |i| i.pos);
         let shift = head - self.hash_base;
         for table in [&mut self.hash, &mut self.hash_alpha] {
             for v in table.iter_mut() {
@@ -402,9 +402,11 @@ impl GlzDictionary {
         let mut data = self.spare.pop().unwrap_or_default();
         data.clear();
         data.reserve(n * bpp);
-        if img.stride == row {
-            data.extend_from_slice(&img.data[..n * bpp]);
-        } else {
+        // A packed image is read in place and copied into the dictionary as
+        // the encoder goes (while its bytes are in cache); rows with padding
+        // are packed first.
+        let packed = img.stride == row;
+        if !packed {
             for r in 0..h {
                 data.extend_from_slice(&img.data[r * img.stride..r * img.stride + row]);
             }
@@ -412,17 +414,12 @@ impl GlzDictionary {
         let id = self.next_id;
         let head = self.images.front().map_or(id, |i| i.id);
         let win_head_dist = u32::try_from(id - head).unwrap_or(u32::MAX);
-        self.images.push_back(DictImage {
+        let cur = Current {
             id,
             pos: self.next_pos,
             n,
             image_type: t,
-            encoder_id,
-            data,
-        });
-        self.next_id += 1;
-        self.next_pos += n as u64;
-        self.window_pixels += n;
+        };
         let start = out.len();
         GlzHeader {
             image_type: t,
@@ -434,26 +431,53 @@ impl GlzDictionary {
             win_head_dist,
         }
         .write(out);
-        self.rebase_hash(self.next_pos);
+        self.rebase_hash(cur.pos, cur.pos + n as u64);
         if self.hash.is_empty() {
             self.hash = vec![0; HASH_SIZE];
         }
         let mut hash = std::mem::take(&mut self.hash);
-        match t {
-            LzImageType::Rgb16 => self.compress::<Rgb16Px>(&mut hash, out),
-            LzImageType::Rgb24 => self.compress::<Rgb24Px>(&mut hash, out),
-            LzImageType::Rgb32 => self.compress::<Rgb32Px>(&mut hash, out),
-            _ => {
-                self.compress::<Rgb32Px>(&mut hash, out);
-                if self.hash_alpha.is_empty() {
-                    self.hash_alpha = vec![0; HASH_SIZE];
+        {
+            let (src, mut copy) = if packed {
+                let src = &img.data[..n * bpp];
+                (src, Copier::new(src, &mut data))
+            } else {
+                (data.as_slice(), Copier::none())
+            };
+            match t {
+                LzImageType::Rgb16 => {
+                    self.compress::<Rgb16Px>(&cur, src, &mut copy, &mut hash, out)
                 }
-                let mut ha = std::mem::take(&mut self.hash_alpha);
-                self.compress::<AlphaPx>(&mut ha, out);
-                self.hash_alpha = ha;
+                LzImageType::Rgb24 => {
+                    self.compress::<Rgb24Px>(&cur, src, &mut copy, &mut hash, out)
+                }
+                LzImageType::Rgb32 => {
+                    self.compress::<Rgb32Px>(&cur, src, &mut copy, &mut hash, out)
+                }
+                _ => {
+                    self.compress::<Rgb32Px>(&cur, src, &mut copy, &mut hash, out);
+                    copy.finish();
+                    if self.hash_alpha.is_empty() {
+                        self.hash_alpha = vec![0; HASH_SIZE];
+                    }
+                    let mut ha = std::mem::take(&mut self.hash_alpha);
+                    self.compress::<AlphaPx>(&cur, src, &mut Copier::none(), &mut ha, out);
+                    self.hash_alpha = ha;
+                }
             }
+            copy.finish();
         }
         self.hash = hash;
+        self.images.push_back(DictImage {
+            id,
+            pos: cur.pos,
+            n,
+            image_type: t,
+            encoder_id,
+            data,
+        });
+        self.next_id += 1;
+        self.next_pos += n as u64;
+        self.window_pixels += n;
         Ok(GlzEncoded {
             id,
             win_head_dist,
@@ -473,10 +497,16 @@ impl GlzDictionary {
         (p < im.pos + im.n as u64).then_some(i)
     }
 
-    fn compress<P: GlzPixel>(&self, hash: &mut [u32], out: &mut Vec<u8>) {
-        let cur_idx = self.images.len() - 1;
-        let cur = &self.images[cur_idx];
-        let d = cur.data.as_slice();
+    /// Encodes the pixels `d` of `cur` (not yet in `images`), handing them to
+    /// `copy` as it goes.
+    fn compress<P: GlzPixel>(
+        &self,
+        cur: &Current,
+        d: &[u8],
+        copy: &mut Copier<'_>,
+        hash: &mut [u32],
+        out: &mut Vec<u8>,
+    ) {
         let n = cur.n;
         let base = cur.pos;
         let hash_base = self.hash_base;
@@ -492,11 +522,14 @@ impl GlzDictionary {
         let mut hpos = usize::MAX - 4;
         let mut after_literal = false;
         while ip < n {
+            copy.upto(ip * P::BYTES);
             // Run of the previous pixel.
             if ip > 0 && ip + 2 < n {
                 let k = P::key(d, ip - 1);
                 if k == P::key(d, ip) && k == P::key(d, ip + 1) && k == P::key(d, ip + 2) {
-                    let len = 3 + P::run_len(d, ip + 3, k, n - ip - 3);
+                    let len = 3 + in_pieces::<P>(copy, ip + 3, n - ip - 3, |at, m| {
+                        P::run_len(d, at, k, m)
+                    });
                     if len >= P::GLZ_MIN {
                         lits.flush();
                         emit_glz_match(lits.out, len - P::GLZ_BIAS, 0, 0);
@@ -525,22 +558,26 @@ impl GlzDictionary {
             let cand = (hash_base + u64::from(cand_slot)).wrapping_sub(1);
             let mut best: Option<(usize, usize, u64)> = None; // (len, pofs, idist)
             if cand_slot != 0 && cand < g {
-                if let Some(ri) = self.find(cand) {
-                    let rimg = &self.images[ri];
-                    if rimg.image_type == t {
-                        let roff = (cand - rimg.pos) as usize;
-                        let (pofs, idist, rlimit) = if ri == cur_idx {
-                            ((g - cand - 1) as usize, 0, n)
-                        } else {
-                            (roff, cur_id - rimg.id, rimg.n)
+                // The reference: this image, or a live older one.
+                let rimg = if cand >= base {
+                    Some((d, base, None))
+                } else {
+                    self.find(cand).map(|ri| &self.images[ri]).and_then(|im| {
+                        (im.image_type == t).then_some((im.data.as_slice(), im.pos, Some(im)))
+                    })
+                };
+                if let Some((rdata, rpos, older)) = rimg {
+                    {
+                        let roff = (cand - rpos) as usize;
+                        let (pofs, idist, rlimit) = match older {
+                            None => ((g - cand - 1) as usize, 0, n),
+                            Some(im) => (roff, cur_id - im.id, im.n),
                         };
                         if pofs < MAX_PIXEL_OFS && idist <= MAX_IMAGE_DIST {
                             let max = (rlimit - roff).min(n - ip);
-                            let len = if ri == cur_idx {
-                                P::match_len(d, roff, d, ip, max)
-                            } else {
-                                P::match_len(&rimg.data, roff, d, ip, max)
-                            };
+                            let len = in_pieces::<P>(copy, ip, max, |at, m| {
+                                P::match_len(rdata, roff + (at - ip), d, at, m)
+                            });
                             if len >= P::GLZ_MIN && len * P::LIT_BYTES > ref_size(pofs, idist) {
                                 best = Some((len, pofs, idist));
                             }
@@ -681,6 +718,86 @@ impl<'a> Literals<'a> {
             self.out[self.ctrl] = (self.count - 1) as u8;
             self.count = 0;
         }
+    }
+}
+
+/// The image being encoded (it joins the dictionary afterwards).
+struct Current {
+    id: u64,
+    pos: u64,
+    n: usize,
+    image_type: LzImageType,
+}
+
+/// Copies the bytes of the image being encoded into its dictionary buffer a
+/// block at a time, right behind the encoder (so they are read from cache).
+struct Copier<'a> {
+    src: &'a [u8],
+    dst: Option<&'a mut Vec<u8>>,
+    done: usize,
+}
+
+/// Bytes copied at a time.
+const COPY_BLOCK: usize = 16 * 1024;
+
+impl<'a> Copier<'a> {
+    fn new(src: &'a [u8], dst: &'a mut Vec<u8>) -> Self {
+        Self {
+            src,
+            dst: Some(dst),
+            done: 0,
+        }
+    }
+    /// A copier with nothing to do.
+    fn none() -> Self {
+        Self {
+            src: &[],
+            dst: None,
+            done: 0,
+        }
+    }
+    /// Copies whole blocks up to byte `end`.
+    #[inline(always)]
+    fn upto(&mut self, end: usize) {
+        if end >= self.done + COPY_BLOCK {
+            self.copy_to(end / COPY_BLOCK * COPY_BLOCK);
+        }
+    }
+    #[inline(never)]
+    fn copy_to(&mut self, end: usize) {
+        if let Some(dst) = self.dst.as_deref_mut() {
+            let end = end.min(self.src.len());
+            if end > self.done {
+                dst.extend_from_slice(&self.src[self.done..end]);
+                self.done = end;
+            }
+        }
+    }
+    /// Copies the rest.
+    fn finish(&mut self) {
+        self.copy_to(self.src.len());
+    }
+}
+
+/// Runs `len(at, max)` (a count of equal units from unit `at`, at most `max`)
+/// over `ip..ip + max` in pieces, copying behind each piece; returns the total.
+#[inline(always)]
+fn in_pieces<P: Pixel>(
+    copy: &mut Copier<'_>,
+    ip: usize,
+    max: usize,
+    mut len: impl FnMut(usize, usize) -> usize,
+) -> usize {
+    let piece = COPY_BLOCK / P::BYTES;
+    let mut total = 0;
+    loop {
+        let m = (max - total).min(piece);
+        let got = len(ip + total, m);
+        total += got;
+        if got < m || total == max {
+            return total;
+        }
+        copy.upto((ip + total) * P::BYTES);
     }
 }
 
@@ -1108,6 +1225,47 @@ pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
 mod tests {
     use super::{GlzDictionary, GlzInput};
     use crate::lz::LzImageType;
+
+    /// The dictionary keeps exact copies of packed and padded inputs, long
+    /// matches and runs included (copied block by block while encoding).
+    #[test]
+    fn dictionary_holds_the_input_pixels() {
+        let (w, h) = (300usize, 70usize);
+        let mut img: Vec<u8> = (0..w * h * 4).map(|i| (i / 4 % 251) as u8).collect();
+        // A long run in the middle, and a long stretch repeating earlier rows.
+        img[w * 4 * 10..w * 4 * 30].fill(7);
+        img.copy_within(0..w * 4 * 20, w * 4 * 40);
+        let mut dict = GlzDictionary::new(w * h * 4).unwrap();
+        for t in [LzImageType::Rgb32, LzImageType::Rgba, LzImageType::Rgb32] {
+            let mut out = Vec::new();
+            let input = GlzInput {
+                image_type: t,
+                width: w as u32,
+                height: h as u32,
+                stride: w * 4,
+                top_down: true,
+                data: &img,
+            };
+            dict.encode(0, &input, &mut out).unwrap();
+            assert_eq!(dict.images.back().unwrap().data, img);
+        }
+        // Padded rows are packed.
+        let mut out = Vec::new();
+        let input = GlzInput {
+            image_type: LzImageType::Rgb32,
+            width: (w - 1) as u32,
+            height: h as u32,
+            stride: w * 4,
+            top_down: true,
+            data: &img,
+        };
+        dict.encode(0, &input, &mut out).unwrap();
+        let packed: Vec<u8> = img
+            .chunks(w * 4)
+            .flat_map(|r| r[..(w - 1) * 4].iter().copied())
+            .collect();
+        assert_eq!(dict.images.back().unwrap().data, packed);
+    }
 
     /// Positions close to the `u32` limit of the hash slots force a rebase in
     /// the middle of a sequence; the output must not change.
