@@ -187,6 +187,39 @@ pub struct GlzInput<'a> {
     pub data: &'a [u8],
 }
 
+/// Where the pixels of a [`GlzFrame`] are.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum GlzPixels<'a> {
+    /// `height` rows of `stride` bytes in one buffer (copied into the
+    /// dictionary; a packed buffer is copied while it is encoded).
+    Rows(&'a [u8]),
+    /// Row chunks in memory order (the QXL bitmap chunks), each holding whole
+    /// rows of `stride` bytes, `height` rows in all (packed into the
+    /// dictionary). Unlike LZ, the chunking does not change the output.
+    Chunks(&'a [&'a [u8]]),
+    /// Packed rows (`stride == width * bytes per pixel`) that the dictionary
+    /// keeps as they are, without a copy, until the image leaves the window.
+    Shared(Arc<[u8]>),
+}
+
+/// An image to GLZ-encode, its pixels given in any of the [`GlzPixels`] forms.
+#[derive(Debug, Clone)]
+pub struct GlzFrame<'a> {
+    /// RGB16, RGB24, RGB32 or RGBA.
+    pub image_type: LzImageType,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in rows.
+    pub height: u32,
+    /// Stride in bytes (at least `width * bytes per pixel`).
+    pub stride: usize,
+    /// Top-down flag written to the header.
+    pub top_down: bool,
+    /// The pixels.
+    pub pixels: GlzPixels<'a>,
+}
+
 /// What [`GlzDictionary::encode`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GlzEncoded {
@@ -215,7 +248,24 @@ struct DictImage {
     image_type: LzImageType,
     encoder_id: u32,
     /// Packed pixels in the source format.
-    data: Vec<u8>,
+    data: Pixels,
+}
+
+/// The pixels a dictionary image keeps.
+enum Pixels {
+    /// Copied by the dictionary (the buffer is reused once evicted).
+    Owned(Vec<u8>),
+    /// Handed over by the caller ([`GlzPixels::Shared`]).
+    Shared(Arc<[u8]>),
+}
+
+impl Pixels {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Pixels::Owned(v) => v,
+            Pixels::Shared(a) => a,
+        }
+    }
 }
 
 /// The server's GLZ dictionary of one client. See the module docs for how it
@@ -321,8 +371,10 @@ impl GlzDictionary {
             id: img.id,
             encoder_id: img.encoder_id,
         });
-        if self.spare.len() < SPARE_BUFFERS {
-            self.spare.push(img.data);
+        if let Pixels::Owned(v) = img.data
+            && self.spare.len() < SPARE_BUFFERS
+        {
+            self.spare.push(v);
         }
     }
 
@@ -355,6 +407,25 @@ impl GlzDictionary {
         img: &GlzInput<'_>,
         out: &mut Vec<u8>,
     ) -> Result<GlzEncoded, GlzError> {
+        let frame = GlzFrame {
+            image_type: img.image_type,
+            width: img.width,
+            height: img.height,
+            stride: img.stride,
+            top_down: img.top_down,
+            pixels: GlzPixels::Rows(img.data),
+        };
+        self.encode_frame(encoder_id, &frame, out)
+    }
+
+    /// Like [`encode`](Self::encode), for pixels in any [`GlzPixels`] form
+    /// (row chunks, or a shared buffer the dictionary keeps without a copy).
+    pub fn encode_frame(
+        &mut self,
+        encoder_id: u32,
+        img: &GlzFrame<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<GlzEncoded, GlzError> {
         let t = img.image_type;
         check_type(t)?;
         let bpp = t.bytes_per_pixel();
@@ -375,21 +446,45 @@ impl GlzDictionary {
             });
         }
         let row = w * bpp;
-        if img.stride < row {
-            return Err(LzError::BadStride {
-                image_type: t,
-                width: img.width,
-                stride: img.stride as u32,
-            }
-            .into());
+        let stride = img.stride;
+        let bad_stride = || LzError::BadStride {
+            image_type: t,
+            width: img.width,
+            stride: u32::try_from(stride).unwrap_or(u32::MAX),
+        };
+        if stride < row {
+            return Err(bad_stride().into());
         }
-        let need = img.stride * (h - 1) + row;
-        if img.data.len() < need {
-            return Err(LzError::BadInput {
-                got: img.data.len(),
-                expected: need,
+        let bad_input = |got: usize, expected: usize| LzError::BadInput { got, expected };
+        // Check the input before the window changes.
+        match &img.pixels {
+            GlzPixels::Rows(data) => {
+                let need = stride * (h - 1) + row;
+                if data.len() < need {
+                    return Err(bad_input(data.len(), need).into());
+                }
             }
-            .into());
+            GlzPixels::Chunks(chunks) => {
+                let need = stride * h;
+                let mut total = 0usize;
+                for c in chunks.iter() {
+                    if c.len() % stride != 0 {
+                        return Err(bad_input(c.len(), need).into());
+                    }
+                    total += c.len();
+                }
+                if total != need {
+                    return Err(bad_input(total, need).into());
+                }
+            }
+            GlzPixels::Shared(data) => {
+                if stride != row {
+                    return Err(bad_stride().into());
+                }
+                if data.len() < n * bpp {
+                    return Err(bad_input(data.len(), n * bpp).into());
+                }
+            }
         }
         // Make room, oldest first.
         while self.window_pixels + n > self.limit {
@@ -399,17 +494,33 @@ impl GlzDictionary {
             self.window_pixels -= old.n;
             self.retire(old);
         }
-        let mut data = self.spare.pop().unwrap_or_default();
-        data.clear();
-        data.reserve(n * bpp);
-        // A packed image is read in place and copied into the dictionary as
-        // the encoder goes (while its bytes are in cache); rows with padding
-        // are packed first.
-        let packed = img.stride == row;
-        if !packed {
-            for r in 0..h {
-                data.extend_from_slice(&img.data[r * img.stride..r * img.stride + row]);
+        let mut data = match &img.pixels {
+            GlzPixels::Shared(_) => Vec::new(),
+            _ => {
+                let mut v = self.spare.pop().unwrap_or_default();
+                v.clear();
+                v.reserve(n * bpp);
+                v
             }
+        };
+        // A packed buffer is read in place and copied into the dictionary as
+        // the encoder goes (while its bytes are in cache); rows with padding
+        // and chunks are packed first.
+        let mut in_place: Option<&[u8]> = None;
+        let mut shared = None;
+        match &img.pixels {
+            GlzPixels::Rows(src) if stride == row => in_place = Some(&src[..n * bpp]),
+            GlzPixels::Rows(src) => {
+                for r in src.chunks(stride).take(h) {
+                    data.extend_from_slice(&r[..row]);
+                }
+            }
+            GlzPixels::Chunks(chunks) => {
+                for r in chunks.iter().flat_map(|c| c.chunks_exact(stride)) {
+                    data.extend_from_slice(&r[..row]);
+                }
+            }
+            GlzPixels::Shared(a) => shared = Some(Arc::clone(a)),
         }
         let id = self.next_id;
         let head = self.images.front().map_or(id, |i| i.id);
@@ -437,11 +548,10 @@ impl GlzDictionary {
         }
         let mut hash = std::mem::take(&mut self.hash);
         {
-            let (src, mut copy) = if packed {
-                let src = &img.data[..n * bpp];
-                (src, Copier::new(src, &mut data))
-            } else {
-                (data.as_slice(), Copier::none())
+            let (src, mut copy) = match (&shared, in_place) {
+                (Some(a), _) => (&a[..n * bpp], Copier::none()),
+                (None, Some(src)) => (src, Copier::new(src, &mut data)),
+                (None, None) => (data.as_slice(), Copier::none()),
             };
             match t {
                 LzImageType::Rgb16 => {
@@ -473,7 +583,10 @@ impl GlzDictionary {
             n,
             image_type: t,
             encoder_id,
-            data,
+            data: match shared {
+                Some(a) => Pixels::Shared(a),
+                None => Pixels::Owned(data),
+            },
         });
         self.next_id += 1;
         self.next_pos += n as u64;
@@ -563,7 +676,7 @@ impl GlzDictionary {
                     Some((d, base, None))
                 } else {
                     self.find(cand).map(|ri| &self.images[ri]).and_then(|im| {
-                        (im.image_type == t).then_some((im.data.as_slice(), im.pos, Some(im)))
+                        (im.image_type == t).then_some((im.data.bytes(), im.pos, Some(im)))
                     })
                 };
                 if let Some((rdata, rpos, older)) = rimg {
@@ -860,6 +973,17 @@ impl GlzEncoder {
         // dictionary is updated before any output is written, so it is usable.
         let mut d = self.dict.lock().unwrap_or_else(|e| e.into_inner());
         d.encode(self.id, img, out)
+    }
+
+    /// Encodes one image given in any [`GlzPixels`] form (see
+    /// [`GlzDictionary::encode_frame`]).
+    pub fn encode_frame(
+        &mut self,
+        img: &GlzFrame<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<GlzEncoded, GlzError> {
+        let mut d = self.dict.lock().unwrap_or_else(|e| e.into_inner());
+        d.encode_frame(self.id, img, out)
     }
 }
 
@@ -1223,7 +1347,7 @@ pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GlzDictionary, GlzInput};
+    use super::{GlzDictionary, GlzFrame, GlzInput, GlzPixels};
     use crate::lz::LzImageType;
 
     /// The dictionary keeps exact copies of packed and padded inputs, long
@@ -1247,7 +1371,7 @@ mod tests {
                 data: &img,
             };
             dict.encode(0, &input, &mut out).unwrap();
-            assert_eq!(dict.images.back().unwrap().data, img);
+            assert_eq!(dict.images.back().unwrap().data.bytes(), img);
         }
         // Padded rows are packed.
         let mut out = Vec::new();
@@ -1264,7 +1388,65 @@ mod tests {
             .chunks(w * 4)
             .flat_map(|r| r[..(w - 1) * 4].iter().copied())
             .collect();
-        assert_eq!(dict.images.back().unwrap().data, packed);
+        assert_eq!(dict.images.back().unwrap().data.bytes(), packed);
+    }
+
+    /// Row chunks and shared buffers give the bytes of the plain input, and
+    /// later images may refer into them.
+    #[test]
+    fn chunks_and_shared_pixels_encode_like_rows() {
+        let (w, h) = (90usize, 40usize);
+        let imgs: Vec<Vec<u8>> = (0..4u32)
+            .map(|k| {
+                (0..w * h * 4)
+                    .map(|i| ((i as u32 / 4 % 17) * (k % 2 + 1) % 9 * 25) as u8)
+                    .collect()
+            })
+            .collect();
+        fn frame(w: usize, h: usize, pixels: GlzPixels<'_>) -> GlzFrame<'_> {
+            GlzFrame {
+                image_type: LzImageType::Rgba,
+                width: w as u32,
+                height: h as u32,
+                stride: w * 4,
+                top_down: true,
+                pixels,
+            }
+        }
+        let mut plain = GlzDictionary::new(w * h * 3).unwrap();
+        let mut other = GlzDictionary::new(w * h * 3).unwrap();
+        for (k, img) in imgs.iter().enumerate() {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            plain
+                .encode_frame(0, &frame(w, h, GlzPixels::Rows(img)), &mut a)
+                .unwrap();
+            let rows: Vec<&[u8]> = img.chunks(w * 4 * 7).collect();
+            let pixels = if k % 2 == 0 {
+                GlzPixels::Chunks(&rows)
+            } else {
+                GlzPixels::Shared(img.clone().into())
+            };
+            other.encode_frame(0, &frame(w, h, pixels), &mut b).unwrap();
+            assert_eq!(a, b, "image {k}");
+        }
+        // Chunks must hold whole rows, `height` in all; shared buffers packed rows.
+        let rows: Vec<&[u8]> = vec![&imgs[0][..w * 4 * 3 + 4]];
+        assert!(
+            other
+                .encode_frame(0, &frame(w, h, GlzPixels::Chunks(&rows)), &mut Vec::new())
+                .is_err()
+        );
+        let rows: Vec<&[u8]> = vec![&imgs[0][..w * 4 * 3]];
+        assert!(
+            other
+                .encode_frame(0, &frame(w, h, GlzPixels::Chunks(&rows)), &mut Vec::new())
+                .is_err()
+        );
+        let mut f = frame(w, h, GlzPixels::Shared(imgs[0].clone().into()));
+        f.stride += 4;
+        assert!(other.encode_frame(0, &f, &mut Vec::new()).is_err());
+        let f = frame(w, h, GlzPixels::Shared(imgs[0][..100].to_vec().into()));
+        assert!(other.encode_frame(0, &f, &mut Vec::new()).is_err());
     }
 
     /// Positions close to the `u32` limit of the hash slots force a rebase in

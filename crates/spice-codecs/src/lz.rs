@@ -1594,7 +1594,13 @@ mod tests {
         // X bytes vary, so byte-exact block compares fail and the masked
         // compare has to take over.
         let base: Vec<u8> = (0..n * 4)
-            .map(|i| if i % 4 == 3 { (i / 4 % 5) as u8 } else { (i % 4 * 60) as u8 })
+            .map(|i| {
+                if i % 4 == 3 {
+                    (i / 4 % 5) as u8
+                } else {
+                    (i % 4 * 60) as u8
+                }
+            })
             .collect();
         let same_x: Vec<u8> = (0..n * 4).map(|i| (i % 4 * 60) as u8).collect();
         let positions = (0..40).chain((40..n).step_by(13)).chain([n - 1]);
