@@ -1610,9 +1610,9 @@ mod tests {
                 b[pos * 4 + byte] ^= 0x11;
                 for ai in [0, 1, 3] {
                     for max in [0, 1, 7, 8, 9, 17, 150, n - ai] {
-                        let want = slow_len(&base, ai, &b, ai, max);
-                        assert_eq!(Rgb32Px::match_len(&base, ai, &b, ai, max), want);
-                        let x = Rgb32Px::key(&base, 0);
+                        let want = slow_len(base, ai, &b, ai, max);
+                        assert_eq!(Rgb32Px::match_len(base, ai, &b, ai, max), want);
+                        let x = Rgb32Px::key(base, 0);
                         assert_eq!(Rgb32Px::run_len(&b, ai, x, max), want);
                     }
                 }
