@@ -9,6 +9,10 @@
 //!   one image, so images of several channels are serialised and every image is
 //!   coded against a consistent window (ids are assigned in lock order). A
 //!   single-threaded user may call [`GlzDictionary::encode`] on a `&mut`.
+//!   The dictionary keeps the pixels of the images in its window: it copies
+//!   them ([`GlzDictionary::encode`], or [`GlzDictionary::encode_frame`] with
+//!   row chunks), or keeps a shared buffer handed over with
+//!   [`GlzPixels::Shared`] without a copy (the cheapest for large images).
 //!   Images leaving the window are reported by [`GlzDictionary::take_evicted`]
 //!   so the server can release what it kept for them.
 //! - [`GlzWindow`]: the client's window of decoded images (one per session,
