@@ -4,9 +4,10 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use spice_codecs::glz::{GlzDictionary, GlzInput, GlzWindow};
+use spice_codecs::glz::{GlzDictionary, GlzFrame, GlzInput, GlzPixels, GlzWindow};
 use spice_codecs::lz::LzImageType;
 use std::hint::black_box;
+use std::sync::Arc;
 
 #[path = "lz.rs"]
 #[allow(dead_code)]
@@ -23,6 +24,18 @@ fn input(img: &[u8]) -> GlzInput<'_> {
         stride: W * 4,
         top_down: true,
         data: img,
+    }
+}
+
+/// The same image handed over as a shared buffer (kept without a copy).
+fn shared(img: &Arc<[u8]>) -> GlzFrame<'static> {
+    GlzFrame {
+        image_type: LzImageType::Rgb32,
+        width: W as u32,
+        height: H as u32,
+        stride: W * 4,
+        top_down: true,
+        pixels: GlzPixels::Shared(Arc::clone(img)),
     }
 }
 
@@ -47,6 +60,33 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             d.encode(0, &input(black_box(&desk)), &mut out).unwrap();
+        })
+    });
+    // The same with the image handed over as a shared buffer (no copy into
+    // the dictionary, as the reference encoder keeps the drawable instead).
+    let desk_arc: Arc<[u8]> = desk.clone().into();
+    g.bench_function("encode_first_shared/desktop", |b| {
+        b.iter(|| {
+            let mut d = GlzDictionary::new(1 << 23).unwrap();
+            out.clear();
+            d.encode_frame(0, &shared(black_box(&desk_arc)), &mut out)
+                .unwrap();
+        })
+    });
+    // Two buffers of equal content, used in turn, so that the frame and the
+    // one it repeats are in different memory as they would be in a server.
+    let desk_arc2: Arc<[u8]> = desk.clone().into();
+    let mut ds = GlzDictionary::new(1 << 23).unwrap();
+    ds.encode_frame(0, &shared(&desk_arc2), &mut Vec::new())
+        .unwrap();
+    let mut turn = false;
+    g.bench_function("encode_repeat_shared/desktop", |b| {
+        b.iter(|| {
+            turn = !turn;
+            let img = if turn { &desk_arc } else { &desk_arc2 };
+            out.clear();
+            ds.encode_frame(0, &shared(black_box(img)), &mut out)
+                .unwrap();
         })
     });
     eprintln!(

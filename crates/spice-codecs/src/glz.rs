@@ -9,6 +9,10 @@
 //!   one image, so images of several channels are serialised and every image is
 //!   coded against a consistent window (ids are assigned in lock order). A
 //!   single-threaded user may call [`GlzDictionary::encode`] on a `&mut`.
+//!   The dictionary keeps the pixels of the images in its window: it copies
+//!   them ([`GlzDictionary::encode`], or [`GlzDictionary::encode_frame`] with
+//!   row chunks), or keeps a shared buffer handed over with
+//!   [`GlzPixels::Shared`] without a copy (the cheapest for large images).
 //!   Images leaving the window are reported by [`GlzDictionary::take_evicted`]
 //!   so the server can release what it kept for them.
 //! - [`GlzWindow`]: the client's window of decoded images (one per session,
@@ -187,6 +191,39 @@ pub struct GlzInput<'a> {
     pub data: &'a [u8],
 }
 
+/// Where the pixels of a [`GlzFrame`] are.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum GlzPixels<'a> {
+    /// `height` rows of `stride` bytes in one buffer (copied into the
+    /// dictionary; a packed buffer is copied while it is encoded).
+    Rows(&'a [u8]),
+    /// Row chunks in memory order (the QXL bitmap chunks), each holding whole
+    /// rows of `stride` bytes, `height` rows in all (packed into the
+    /// dictionary). Unlike LZ, the chunking does not change the output.
+    Chunks(&'a [&'a [u8]]),
+    /// Packed rows (`stride == width * bytes per pixel`) that the dictionary
+    /// keeps as they are, without a copy, until the image leaves the window.
+    Shared(Arc<[u8]>),
+}
+
+/// An image to GLZ-encode, its pixels given in any of the [`GlzPixels`] forms.
+#[derive(Debug, Clone)]
+pub struct GlzFrame<'a> {
+    /// RGB16, RGB24, RGB32 or RGBA.
+    pub image_type: LzImageType,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in rows.
+    pub height: u32,
+    /// Stride in bytes (at least `width * bytes per pixel`).
+    pub stride: usize,
+    /// Top-down flag written to the header.
+    pub top_down: bool,
+    /// The pixels.
+    pub pixels: GlzPixels<'a>,
+}
+
 /// What [`GlzDictionary::encode`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GlzEncoded {
@@ -215,7 +252,24 @@ struct DictImage {
     image_type: LzImageType,
     encoder_id: u32,
     /// Packed pixels in the source format.
-    data: Vec<u8>,
+    data: Pixels,
+}
+
+/// The pixels a dictionary image keeps.
+enum Pixels {
+    /// Copied by the dictionary (the buffer is reused once evicted).
+    Owned(Vec<u8>),
+    /// Handed over by the caller ([`GlzPixels::Shared`]).
+    Shared(Arc<[u8]>),
+}
+
+impl Pixels {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Pixels::Owned(v) => v,
+            Pixels::Shared(a) => a,
+        }
+    }
 }
 
 /// The server's GLZ dictionary of one client. See the module docs for how it
@@ -321,19 +375,21 @@ impl GlzDictionary {
             id: img.id,
             encoder_id: img.encoder_id,
         });
-        if self.spare.len() < SPARE_BUFFERS {
-            self.spare.push(img.data);
+        if let Pixels::Owned(v) = img.data
+            && self.spare.len() < SPARE_BUFFERS
+        {
+            self.spare.push(v);
         }
     }
 
-    /// Makes sure positions up to `end` fit the `u32` hash slots, moving the
+    /// Makes sure positions up to `end` (the end of the image at `cur`) fit the `u32` hash slots, moving the
     /// slot base to the window head when needed (slots before it are emptied:
     /// they could not be used anyway).
-    fn rebase_hash(&mut self, end: u64) {
+    fn rebase_hash(&mut self, cur: u64, end: u64) {
         if end - self.hash_base < u64::from(u32::MAX) {
             return;
         }
-        let head = self.images.front().map_or(self.next_pos, |i| i.pos);
+        let head = self.images.front().map_or(cur, |i| i.pos);
         let shift = head - self.hash_base;
         for table in [&mut self.hash, &mut self.hash_alpha] {
             for v in table.iter_mut() {
@@ -353,6 +409,25 @@ impl GlzDictionary {
         &mut self,
         encoder_id: u32,
         img: &GlzInput<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<GlzEncoded, GlzError> {
+        let frame = GlzFrame {
+            image_type: img.image_type,
+            width: img.width,
+            height: img.height,
+            stride: img.stride,
+            top_down: img.top_down,
+            pixels: GlzPixels::Rows(img.data),
+        };
+        self.encode_frame(encoder_id, &frame, out)
+    }
+
+    /// Like [`encode`](Self::encode), for pixels in any [`GlzPixels`] form
+    /// (row chunks, or a shared buffer the dictionary keeps without a copy).
+    pub fn encode_frame(
+        &mut self,
+        encoder_id: u32,
+        img: &GlzFrame<'_>,
         out: &mut Vec<u8>,
     ) -> Result<GlzEncoded, GlzError> {
         let t = img.image_type;
@@ -375,21 +450,45 @@ impl GlzDictionary {
             });
         }
         let row = w * bpp;
-        if img.stride < row {
-            return Err(LzError::BadStride {
-                image_type: t,
-                width: img.width,
-                stride: img.stride as u32,
-            }
-            .into());
+        let stride = img.stride;
+        let bad_stride = || LzError::BadStride {
+            image_type: t,
+            width: img.width,
+            stride: u32::try_from(stride).unwrap_or(u32::MAX),
+        };
+        if stride < row {
+            return Err(bad_stride().into());
         }
-        let need = img.stride * (h - 1) + row;
-        if img.data.len() < need {
-            return Err(LzError::BadInput {
-                got: img.data.len(),
-                expected: need,
+        let bad_input = |got: usize, expected: usize| LzError::BadInput { got, expected };
+        // Check the input before the window changes.
+        match &img.pixels {
+            GlzPixels::Rows(data) => {
+                let need = stride * (h - 1) + row;
+                if data.len() < need {
+                    return Err(bad_input(data.len(), need).into());
+                }
             }
-            .into());
+            GlzPixels::Chunks(chunks) => {
+                let need = stride * h;
+                let mut total = 0usize;
+                for c in chunks.iter() {
+                    if c.len() % stride != 0 {
+                        return Err(bad_input(c.len(), need).into());
+                    }
+                    total += c.len();
+                }
+                if total != need {
+                    return Err(bad_input(total, need).into());
+                }
+            }
+            GlzPixels::Shared(data) => {
+                if stride != row {
+                    return Err(bad_stride().into());
+                }
+                if data.len() < n * bpp {
+                    return Err(bad_input(data.len(), n * bpp).into());
+                }
+            }
         }
         // Make room, oldest first.
         while self.window_pixels + n > self.limit {
@@ -399,30 +498,43 @@ impl GlzDictionary {
             self.window_pixels -= old.n;
             self.retire(old);
         }
-        let mut data = self.spare.pop().unwrap_or_default();
-        data.clear();
-        data.reserve(n * bpp);
-        if img.stride == row {
-            data.extend_from_slice(&img.data[..n * bpp]);
-        } else {
-            for r in 0..h {
-                data.extend_from_slice(&img.data[r * img.stride..r * img.stride + row]);
+        let mut data = match &img.pixels {
+            GlzPixels::Shared(_) => Vec::new(),
+            _ => {
+                let mut v = self.spare.pop().unwrap_or_default();
+                v.clear();
+                v.reserve(n * bpp);
+                v
             }
+        };
+        // A packed buffer is read in place and copied into the dictionary as
+        // the encoder goes (while its bytes are in cache); rows with padding
+        // and chunks are packed first.
+        let mut in_place: Option<&[u8]> = None;
+        let mut shared = None;
+        match &img.pixels {
+            GlzPixels::Rows(src) if stride == row => in_place = Some(&src[..n * bpp]),
+            GlzPixels::Rows(src) => {
+                for r in src.chunks(stride).take(h) {
+                    data.extend_from_slice(&r[..row]);
+                }
+            }
+            GlzPixels::Chunks(chunks) => {
+                for r in chunks.iter().flat_map(|c| c.chunks_exact(stride)) {
+                    data.extend_from_slice(&r[..row]);
+                }
+            }
+            GlzPixels::Shared(a) => shared = Some(Arc::clone(a)),
         }
         let id = self.next_id;
         let head = self.images.front().map_or(id, |i| i.id);
         let win_head_dist = u32::try_from(id - head).unwrap_or(u32::MAX);
-        self.images.push_back(DictImage {
+        let cur = Current {
             id,
             pos: self.next_pos,
             n,
             image_type: t,
-            encoder_id,
-            data,
-        });
-        self.next_id += 1;
-        self.next_pos += n as u64;
-        self.window_pixels += n;
+        };
         let start = out.len();
         GlzHeader {
             image_type: t,
@@ -434,26 +546,55 @@ impl GlzDictionary {
             win_head_dist,
         }
         .write(out);
-        self.rebase_hash(self.next_pos);
+        self.rebase_hash(cur.pos, cur.pos + n as u64);
         if self.hash.is_empty() {
             self.hash = vec![0; HASH_SIZE];
         }
         let mut hash = std::mem::take(&mut self.hash);
-        match t {
-            LzImageType::Rgb16 => self.compress::<Rgb16Px>(&mut hash, out),
-            LzImageType::Rgb24 => self.compress::<Rgb24Px>(&mut hash, out),
-            LzImageType::Rgb32 => self.compress::<Rgb32Px>(&mut hash, out),
-            _ => {
-                self.compress::<Rgb32Px>(&mut hash, out);
-                if self.hash_alpha.is_empty() {
-                    self.hash_alpha = vec![0; HASH_SIZE];
+        {
+            let (src, mut copy) = match (&shared, in_place) {
+                (Some(a), _) => (&a[..n * bpp], Copier::none()),
+                (None, Some(src)) => (src, Copier::new(src, &mut data)),
+                (None, None) => (data.as_slice(), Copier::none()),
+            };
+            match t {
+                LzImageType::Rgb16 => {
+                    self.compress::<Rgb16Px>(&cur, src, &mut copy, &mut hash, out)
                 }
-                let mut ha = std::mem::take(&mut self.hash_alpha);
-                self.compress::<AlphaPx>(&mut ha, out);
-                self.hash_alpha = ha;
+                LzImageType::Rgb24 => {
+                    self.compress::<Rgb24Px>(&cur, src, &mut copy, &mut hash, out)
+                }
+                LzImageType::Rgb32 => {
+                    self.compress::<Rgb32Px>(&cur, src, &mut copy, &mut hash, out)
+                }
+                _ => {
+                    self.compress::<Rgb32Px>(&cur, src, &mut copy, &mut hash, out);
+                    copy.finish();
+                    if self.hash_alpha.is_empty() {
+                        self.hash_alpha = vec![0; HASH_SIZE];
+                    }
+                    let mut ha = std::mem::take(&mut self.hash_alpha);
+                    self.compress::<AlphaPx>(&cur, src, &mut Copier::none(), &mut ha, out);
+                    self.hash_alpha = ha;
+                }
             }
+            copy.finish();
         }
         self.hash = hash;
+        self.images.push_back(DictImage {
+            id,
+            pos: cur.pos,
+            n,
+            image_type: t,
+            encoder_id,
+            data: match shared {
+                Some(a) => Pixels::Shared(a),
+                None => Pixels::Owned(data),
+            },
+        });
+        self.next_id += 1;
+        self.next_pos += n as u64;
+        self.window_pixels += n;
         Ok(GlzEncoded {
             id,
             win_head_dist,
@@ -473,10 +614,16 @@ impl GlzDictionary {
         (p < im.pos + im.n as u64).then_some(i)
     }
 
-    fn compress<P: GlzPixel>(&self, hash: &mut [u32], out: &mut Vec<u8>) {
-        let cur_idx = self.images.len() - 1;
-        let cur = &self.images[cur_idx];
-        let d = cur.data.as_slice();
+    /// Encodes the pixels `d` of `cur` (not yet in `images`), handing them to
+    /// `copy` as it goes.
+    fn compress<P: GlzPixel>(
+        &self,
+        cur: &Current,
+        d: &[u8],
+        copy: &mut Copier<'_>,
+        hash: &mut [u32],
+        out: &mut Vec<u8>,
+    ) {
         let n = cur.n;
         let base = cur.pos;
         let hash_base = self.hash_base;
@@ -486,16 +633,25 @@ impl GlzDictionary {
         let t = cur.image_type;
         let mut lits = Literals::new(out);
         let mut ip = 0usize;
+        // Hashes of `hpos..hpos + 4`, computed four at a time while literals
+        // follow each other (one at a time after a match).
+        let mut hcache = [0u32; 4];
+        let mut hpos = usize::MAX - 4;
+        let mut after_literal = false;
         while ip < n {
+            copy.upto(ip * P::BYTES);
             // Run of the previous pixel.
             if ip > 0 && ip + 2 < n {
                 let k = P::key(d, ip - 1);
                 if k == P::key(d, ip) && k == P::key(d, ip + 1) && k == P::key(d, ip + 2) {
-                    let len = 3 + P::run_len(d, ip + 3, k, n - ip - 3);
+                    let len = 3 + in_pieces::<P>(copy, ip + 3, n - ip - 3, |at, m| {
+                        P::run_len(d, at, k, m)
+                    });
                     if len >= P::GLZ_MIN {
                         lits.flush();
                         emit_glz_match(lits.out, len - P::GLZ_BIAS, 0, 0);
                         ip += len;
+                        after_literal = false;
                         continue;
                     }
                 }
@@ -505,28 +661,40 @@ impl GlzDictionary {
                 ip += 1;
                 continue;
             }
-            let hv = P::hash(d, ip, HASH_MASK) as usize;
+            let hv = if ip.wrapping_sub(hpos) < 4 {
+                hcache[ip - hpos]
+            } else if after_literal && ip + 6 <= n {
+                hpos = ip;
+                hcache = P::hash4(d, ip, HASH_MASK);
+                hcache[0]
+            } else {
+                P::hash(d, ip, HASH_MASK)
+            } as usize;
             let g = base + ip as u64;
             let cand_slot = std::mem::replace(&mut hash[hv], slot(g));
             let cand = (hash_base + u64::from(cand_slot)).wrapping_sub(1);
             let mut best: Option<(usize, usize, u64)> = None; // (len, pofs, idist)
             if cand_slot != 0 && cand < g {
-                if let Some(ri) = self.find(cand) {
-                    let rimg = &self.images[ri];
-                    if rimg.image_type == t {
-                        let roff = (cand - rimg.pos) as usize;
-                        let (pofs, idist, rlimit) = if ri == cur_idx {
-                            ((g - cand - 1) as usize, 0, n)
-                        } else {
-                            (roff, cur_id - rimg.id, rimg.n)
+                // The reference: this image, or a live older one.
+                let rimg = if cand >= base {
+                    Some((d, base, None))
+                } else {
+                    self.find(cand).map(|ri| &self.images[ri]).and_then(|im| {
+                        (im.image_type == t).then_some((im.data.bytes(), im.pos, Some(im)))
+                    })
+                };
+                if let Some((rdata, rpos, older)) = rimg {
+                    {
+                        let roff = (cand - rpos) as usize;
+                        let (pofs, idist, rlimit) = match older {
+                            None => ((g - cand - 1) as usize, 0, n),
+                            Some(im) => (roff, cur_id - im.id, im.n),
                         };
                         if pofs < MAX_PIXEL_OFS && idist <= MAX_IMAGE_DIST {
                             let max = (rlimit - roff).min(n - ip);
-                            let len = if ri == cur_idx {
-                                P::match_len(d, roff, d, ip, max)
-                            } else {
-                                P::match_len(&rimg.data, roff, d, ip, max)
-                            };
+                            let len = in_pieces::<P>(copy, ip, max, |at, m| {
+                                P::match_len(rdata, roff + (at - ip), d, at, m)
+                            });
                             if len >= P::GLZ_MIN && len * P::LIT_BYTES > ref_size(pofs, idist) {
                                 best = Some((len, pofs, idist));
                             }
@@ -534,6 +702,7 @@ impl GlzDictionary {
                     }
                 }
             }
+            after_literal = best.is_none();
             match best {
                 Some((len, pofs, idist)) => {
                     lits.flush();
@@ -669,6 +838,86 @@ impl<'a> Literals<'a> {
     }
 }
 
+/// The image being encoded (it joins the dictionary afterwards).
+struct Current {
+    id: u64,
+    pos: u64,
+    n: usize,
+    image_type: LzImageType,
+}
+
+/// Copies the bytes of the image being encoded into its dictionary buffer a
+/// block at a time, right behind the encoder (so they are read from cache).
+struct Copier<'a> {
+    src: &'a [u8],
+    dst: Option<&'a mut Vec<u8>>,
+    done: usize,
+}
+
+/// Bytes copied at a time.
+const COPY_BLOCK: usize = 16 * 1024;
+
+impl<'a> Copier<'a> {
+    fn new(src: &'a [u8], dst: &'a mut Vec<u8>) -> Self {
+        Self {
+            src,
+            dst: Some(dst),
+            done: 0,
+        }
+    }
+    /// A copier with nothing to do.
+    fn none() -> Self {
+        Self {
+            src: &[],
+            dst: None,
+            done: 0,
+        }
+    }
+    /// Copies whole blocks up to byte `end`.
+    #[inline(always)]
+    fn upto(&mut self, end: usize) {
+        if end >= self.done + COPY_BLOCK {
+            self.copy_to(end / COPY_BLOCK * COPY_BLOCK);
+        }
+    }
+    #[inline(never)]
+    fn copy_to(&mut self, end: usize) {
+        if let Some(dst) = self.dst.as_deref_mut() {
+            let end = end.min(self.src.len());
+            if end > self.done {
+                dst.extend_from_slice(&self.src[self.done..end]);
+                self.done = end;
+            }
+        }
+    }
+    /// Copies the rest.
+    fn finish(&mut self) {
+        self.copy_to(self.src.len());
+    }
+}
+
+/// Runs `len(at, max)` (a count of equal units from unit `at`, at most `max`)
+/// over `ip..ip + max` in pieces, copying behind each piece; returns the total.
+#[inline(always)]
+fn in_pieces<P: Pixel>(
+    copy: &mut Copier<'_>,
+    ip: usize,
+    max: usize,
+    mut len: impl FnMut(usize, usize) -> usize,
+) -> usize {
+    let piece = COPY_BLOCK / P::BYTES;
+    let mut total = 0;
+    loop {
+        let m = (max - total).min(piece);
+        let got = len(ip + total, m);
+        total += got;
+        if got < m || total == max {
+            return total;
+        }
+        copy.upto((ip + total) * P::BYTES);
+    }
+}
+
 /// GLZ-specific constants of a pixel kind.
 trait GlzPixel: Pixel {
     /// `count = len_code + GLZ_BIAS` in the decoder.
@@ -728,6 +977,17 @@ impl GlzEncoder {
         // dictionary is updated before any output is written, so it is usable.
         let mut d = self.dict.lock().unwrap_or_else(|e| e.into_inner());
         d.encode(self.id, img, out)
+    }
+
+    /// Encodes one image given in any [`GlzPixels`] form (see
+    /// [`GlzDictionary::encode_frame`]).
+    pub fn encode_frame(
+        &mut self,
+        img: &GlzFrame<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<GlzEncoded, GlzError> {
+        let mut d = self.dict.lock().unwrap_or_else(|e| e.into_inner());
+        d.encode_frame(self.id, img, out)
     }
 }
 
@@ -1091,8 +1351,107 @@ pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GlzDictionary, GlzInput};
+    use super::{GlzDictionary, GlzFrame, GlzInput, GlzPixels};
     use crate::lz::LzImageType;
+
+    /// The dictionary keeps exact copies of packed and padded inputs, long
+    /// matches and runs included (copied block by block while encoding).
+    #[test]
+    fn dictionary_holds_the_input_pixels() {
+        let (w, h) = (300usize, 70usize);
+        let mut img: Vec<u8> = (0..w * h * 4).map(|i| (i / 4 % 251) as u8).collect();
+        // A long run in the middle, and a long stretch repeating earlier rows.
+        img[w * 4 * 10..w * 4 * 30].fill(7);
+        img.copy_within(0..w * 4 * 20, w * 4 * 40);
+        let mut dict = GlzDictionary::new(w * h * 4).unwrap();
+        for t in [LzImageType::Rgb32, LzImageType::Rgba, LzImageType::Rgb32] {
+            let mut out = Vec::new();
+            let input = GlzInput {
+                image_type: t,
+                width: w as u32,
+                height: h as u32,
+                stride: w * 4,
+                top_down: true,
+                data: &img,
+            };
+            dict.encode(0, &input, &mut out).unwrap();
+            assert_eq!(dict.images.back().unwrap().data.bytes(), img);
+        }
+        // Padded rows are packed.
+        let mut out = Vec::new();
+        let input = GlzInput {
+            image_type: LzImageType::Rgb32,
+            width: (w - 1) as u32,
+            height: h as u32,
+            stride: w * 4,
+            top_down: true,
+            data: &img,
+        };
+        dict.encode(0, &input, &mut out).unwrap();
+        let packed: Vec<u8> = img
+            .chunks(w * 4)
+            .flat_map(|r| r[..(w - 1) * 4].iter().copied())
+            .collect();
+        assert_eq!(dict.images.back().unwrap().data.bytes(), packed);
+    }
+
+    /// Row chunks and shared buffers give the bytes of the plain input, and
+    /// later images may refer into them.
+    #[test]
+    fn chunks_and_shared_pixels_encode_like_rows() {
+        let (w, h) = (90usize, 40usize);
+        let imgs: Vec<Vec<u8>> = (0..4u32)
+            .map(|k| {
+                (0..w * h * 4)
+                    .map(|i| ((i as u32 / 4 % 17) * (k % 2 + 1) % 9 * 25) as u8)
+                    .collect()
+            })
+            .collect();
+        fn frame(w: usize, h: usize, pixels: GlzPixels<'_>) -> GlzFrame<'_> {
+            GlzFrame {
+                image_type: LzImageType::Rgba,
+                width: w as u32,
+                height: h as u32,
+                stride: w * 4,
+                top_down: true,
+                pixels,
+            }
+        }
+        let mut plain = GlzDictionary::new(w * h * 3).unwrap();
+        let mut other = GlzDictionary::new(w * h * 3).unwrap();
+        for (k, img) in imgs.iter().enumerate() {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            plain
+                .encode_frame(0, &frame(w, h, GlzPixels::Rows(img)), &mut a)
+                .unwrap();
+            let rows: Vec<&[u8]> = img.chunks(w * 4 * 7).collect();
+            let pixels = if k % 2 == 0 {
+                GlzPixels::Chunks(&rows)
+            } else {
+                GlzPixels::Shared(img.clone().into())
+            };
+            other.encode_frame(0, &frame(w, h, pixels), &mut b).unwrap();
+            assert_eq!(a, b, "image {k}");
+        }
+        // Chunks must hold whole rows, `height` in all; shared buffers packed rows.
+        let rows: Vec<&[u8]> = vec![&imgs[0][..w * 4 * 3 + 4]];
+        assert!(
+            other
+                .encode_frame(0, &frame(w, h, GlzPixels::Chunks(&rows)), &mut Vec::new())
+                .is_err()
+        );
+        let rows: Vec<&[u8]> = vec![&imgs[0][..w * 4 * 3]];
+        assert!(
+            other
+                .encode_frame(0, &frame(w, h, GlzPixels::Chunks(&rows)), &mut Vec::new())
+                .is_err()
+        );
+        let mut f = frame(w, h, GlzPixels::Shared(imgs[0].clone().into()));
+        f.stride += 4;
+        assert!(other.encode_frame(0, &f, &mut Vec::new()).is_err());
+        let f = frame(w, h, GlzPixels::Shared(imgs[0][..100].to_vec().into()));
+        assert!(other.encode_frame(0, &f, &mut Vec::new()).is_err());
+    }
 
     /// Positions close to the `u32` limit of the hash slots force a rebase in
     /// the middle of a sequence; the output must not change.

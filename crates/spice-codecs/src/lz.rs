@@ -439,43 +439,102 @@ impl Pixel for Rgb32Px {
     fn match_len(a: &[u8], ai: usize, b: &[u8], bi: usize, max: usize) -> usize {
         let ea = &a[ai * 4..(ai + max) * 4];
         let eb = &b[bi * 4..(bi + max) * 4];
-        // Eight pixels per step, compared two at a time without the X bytes.
-        let mut n = 0;
-        for (x, y) in ea.chunks_exact(32).zip(eb.chunks_exact(32)) {
-            let mut diff = [0u64; 4];
-            for (j, d) in diff.iter_mut().enumerate() {
-                *d = (le64(&x[j * 8..]) ^ le64(&y[j * 8..])) & RGB_MASK2;
-            }
-            if diff != [0; 4] {
-                let j = diff.iter().position(|&d| d != 0).unwrap_or(0);
-                return n + 2 * j + (diff[j].trailing_zeros() / 32) as usize;
-            }
-            n += 8;
-        }
-        n + (0..max - n)
-            .position(|j| Self::key(a, ai + n + j) != Self::key(b, bi + n + j))
-            .unwrap_or(max - n)
+        rgb32_equal_len(ea, eb)
     }
     #[inline(always)]
     fn run_len(a: &[u8], ai: usize, x: u32, max: usize) -> usize {
         let ea = &a[ai * 4..(ai + max) * 4];
         let x2 = u64::from(x) | u64::from(x) << 32;
-        let mut n = 0;
-        for c in ea.chunks_exact(32) {
-            let mut diff = [0u64; 4];
-            for (j, d) in diff.iter_mut().enumerate() {
-                *d = (le64(&c[j * 8..]) ^ x2) & RGB_MASK2;
-            }
-            if diff != [0; 4] {
-                let j = diff.iter().position(|&d| d != 0).unwrap_or(0);
-                return n + 2 * j + (diff[j].trailing_zeros() / 32) as usize;
-            }
-            n += 8;
+        // A short masked scan; once it shows a long run, the pixel before
+        // each block has key `x`, so a block byte-equal to itself shifted by
+        // one pixel is all `x` (X bytes included, else the masked scan goes on).
+        let n = rgb32_prefix(ea, 0, max.min(16), Against::Key(x2));
+        if n < 16 {
+            return n;
         }
-        n + (0..max - n)
-            .position(|j| Self::key(a, ai + n + j) != x)
-            .unwrap_or(max - n)
+        let mut n = 16;
+        while n + BIG <= max && ea[n * 4..(n + BIG) * 4] == ea[(n - 1) * 4..(n - 1 + BIG) * 4] {
+            n += BIG;
+        }
+        n + rgb32_prefix(ea, n, max - n, Against::Key(x2))
     }
+}
+
+/// Pixels per exact block compare in long RGB32 matches and runs.
+const BIG: usize = 128;
+
+/// How many leading B,G,R,X pixels of `ea` and `eb` (same length) have equal
+/// B,G,R bytes.
+#[inline(always)]
+fn rgb32_equal_len(ea: &[u8], eb: &[u8]) -> usize {
+    let max = ea.len() / 4;
+    let n = rgb32_prefix(ea, 0, max.min(16), Against::Pixels(eb));
+    if n < 16 {
+        return n;
+    }
+    // A long match: skip byte-equal blocks (equal bytes imply equal pixels).
+    let mut n = 16;
+    while n + BIG <= max && ea[n * 4..(n + BIG) * 4] == eb[n * 4..(n + BIG) * 4] {
+        n += BIG;
+    }
+    n + rgb32_prefix(ea, n, max - n, Against::Pixels(eb))
+}
+
+/// What RGB32 pixels are compared with.
+#[derive(Clone, Copy)]
+enum Against<'a> {
+    /// The pixels at the same byte offsets of another buffer.
+    Pixels(&'a [u8]),
+    /// One key (`x | x << 32`).
+    Key(u64),
+}
+
+impl Against<'_> {
+    /// Two pixels at byte offset `o`.
+    #[inline(always)]
+    fn two(self, o: usize) -> u64 {
+        match self {
+            Against::Pixels(b) => le64(&b[o..]),
+            Against::Key(x2) => x2,
+        }
+    }
+    /// One pixel at byte offset `o`.
+    #[inline(always)]
+    fn one(self, o: usize) -> u32 {
+        match self {
+            Against::Pixels(b) => u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]),
+            Against::Key(x2) => x2 as u32,
+        }
+    }
+}
+
+/// How many of the `count` pixels of `e` from pixel `from` on have the B,G,R
+/// bytes of `other`.
+#[inline(always)]
+fn rgb32_prefix(e: &[u8], from: usize, count: usize, other: Against<'_>) -> usize {
+    let mut n = 0;
+    // Two pixels per u64, eight per step.
+    while n + 8 <= count {
+        let o = (from + n) * 4;
+        let mut d = [0u64; 4];
+        for (j, dj) in d.iter_mut().enumerate() {
+            *dj = (le64(&e[o + j * 8..]) ^ other.two(o + j * 8)) & RGB_MASK2;
+        }
+        if d != [0; 4] {
+            let j = d.iter().position(|&v| v != 0).unwrap_or(0);
+            return n + 2 * j + (d[j].trailing_zeros() / 32) as usize;
+        }
+        n += 8;
+    }
+    while n < count {
+        let o = (from + n) * 4;
+        let w = u32::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3]]);
+        if (w ^ other.one(o)) & 0x00ff_ffff != 0 {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// The B,G,R bytes of two little-endian B,G,R,X pixels in a `u64`.
@@ -1531,17 +1590,29 @@ mod tests {
 
     #[test]
     fn rgb32_match_and_run_len_agree_with_unit_compare() {
-        let n = 40;
-        let base: Vec<u8> = (0..n * 4).map(|i| (i % 4 * 60) as u8).collect();
-        for pos in 0..n {
+        let n = 300;
+        // X bytes vary, so byte-exact block compares fail and the masked
+        // compare has to take over.
+        let base: Vec<u8> = (0..n * 4)
+            .map(|i| {
+                if i % 4 == 3 {
+                    (i / 4 % 5) as u8
+                } else {
+                    (i % 4 * 60) as u8
+                }
+            })
+            .collect();
+        let same_x: Vec<u8> = (0..n * 4).map(|i| (i % 4 * 60) as u8).collect();
+        let positions = (0..40).chain((40..n).step_by(13)).chain([n - 1]);
+        for (base, pos) in positions.flat_map(|p| [(&base, p), (&same_x, p)]) {
             for byte in 0..4 {
                 let mut b = base.clone();
                 b[pos * 4 + byte] ^= 0x11;
                 for ai in [0, 1, 3] {
-                    for max in [0, 1, 7, 8, 9, 17, n - ai] {
-                        let want = slow_len(&base, ai, &b, ai, max);
-                        assert_eq!(Rgb32Px::match_len(&base, ai, &b, ai, max), want);
-                        let x = Rgb32Px::key(&base, 0);
+                    for max in [0, 1, 7, 8, 9, 17, 150, n - ai] {
+                        let want = slow_len(base, ai, &b, ai, max);
+                        assert_eq!(Rgb32Px::match_len(base, ai, &b, ai, max), want);
+                        let x = Rgb32Px::key(base, 0);
                         assert_eq!(Rgb32Px::run_len(&b, ai, x, max), want);
                     }
                 }
