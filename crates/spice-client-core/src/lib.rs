@@ -17,6 +17,7 @@ pub mod display;
 pub mod error;
 pub mod event;
 pub mod session;
+pub mod testing;
 pub mod uri;
 
 pub use error::{ChannelError, SessionError};
