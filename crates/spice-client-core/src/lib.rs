@@ -11,6 +11,7 @@
 //! - [`cursor`]: cursor shapes of every type decoded to RGBA, the cursor cache.
 //! - [`uri`]: `spice://` URIs as remote-viewer takes them.
 
+#[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod cursor;
 pub mod display;

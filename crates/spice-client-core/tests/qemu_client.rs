@@ -45,7 +45,9 @@ fn links_main_display_inputs_cursor() {
     );
 }
 
-use spice_client_core::blocking::{ScreenshotError, ScreenshotOptions, screenshot_with_stats};
+use spice_client_core::blocking::{
+    DriverError, ScreenshotError, ScreenshotOptions, screenshot_with_stats,
+};
 use spice_proto::link::{LinkErr, LinkError};
 use spice_testpeers::ppm::{Ppm, assert_ppm_eq};
 
@@ -296,4 +298,70 @@ fn keyboard_reaches_ipxe_shell() {
         &truth,
         &Ppm::parse(&spice_client_core::blocking::surface_to_ppm(s)).unwrap(),
     );
+}
+
+/// A test CA and a server certificate for 127.0.0.1 in QEMU's x509-dir layout.
+fn make_x509_dir(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "spice-rs test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let mut srv =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    srv.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    let key = KeyPair::generate().unwrap();
+    let cert = srv.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("ca-cert.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server-cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server-key.pem"), key.serialize_pem()).unwrap();
+}
+
+/// Over TLS (rustls, the test CA) our client gets the same picture as QMP's dump; a client
+/// trusting another CA is refused.
+#[test]
+fn screenshot_over_tls() {
+    use spice_client_core::blocking::{TlsConfig, screenshot_tls};
+    let certs = tempfile::tempdir().unwrap();
+    make_x509_dir(certs.path());
+    let mut qemu = QemuBuilder::new()
+        .image_compression("glz")
+        .tls(certs.path())
+        .spawn()
+        .expect("start QEMU");
+    qemu.settle(BOOT).expect("stop the guest");
+    let truth = qemu.screendump().unwrap();
+    let uri = SpiceUri::parse(&format!(
+        "spice://127.0.0.1?tls-port={}",
+        qemu.tls_port().expect("tls port")
+    ))
+    .unwrap();
+    let opts = ScreenshotOptions {
+        quiet: Duration::from_millis(500),
+        timeout: Duration::from_secs(30),
+    };
+    let tls = TlsConfig {
+        ca_file: certs.path().join("ca-cert.pem"),
+        server_name: None,
+    };
+    let (shot, _) = screenshot_tls(&uri, &opts, Some(tls)).expect("TLS screenshot");
+    assert_ppm_eq(&truth, &Ppm::parse(&shot).unwrap());
+
+    let other = tempfile::tempdir().unwrap();
+    make_x509_dir(other.path());
+    let tls = TlsConfig {
+        ca_file: other.path().join("ca-cert.pem"),
+        server_name: None,
+    };
+    let opts = ScreenshotOptions {
+        quiet: Duration::from_millis(500),
+        timeout: Duration::from_secs(5),
+    };
+    match screenshot_tls(&uri, &opts, Some(tls)) {
+        Err(ScreenshotError::Driver(DriverError::MainConnection(e))) => {
+            assert!(e.to_string().contains("invalid peer certificate"), "{e}")
+        }
+        other => panic!("an unknown CA gave {other:?}"),
+    }
 }
