@@ -101,9 +101,6 @@ pub enum CanvasError {
     /// A stroke whose path or pixel count is over the canvas's limits.
     #[error("stroke too complex: {0}")]
     StrokeTooComplex(&'static str),
-    /// A draw the canvas does not render yet.
-    #[error("{0} is not implemented")]
-    NotImplemented(&'static str),
     /// QUIC decoding failed.
     #[error("QUIC: {0}")]
     Quic(#[from] spice_codecs::quic::QuicError),
