@@ -5,7 +5,22 @@
 //!   implements (the plug-in point for display channels).
 //! - [`session`]: per-client sessions shared by a client's channels.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
+//! - [`config`]: [`config::ServerConfig`] and its builder (libspice's settings).
+//! - [`host`]: host device traits (keyboard, mouse, tablet, audio, character devices).
+//! - [`server`]: the driver (listeners, link stage, sessions, routing):
+//!   [`server::ServerBuilder`] → [`server::Server`].
+//! - [`main_channel`], [`inputs`], [`cursor`]: the built-in channels.
+//! - [`transport`]: TLS and WebSocket layers.
+//! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
 
 pub mod channel;
+pub mod config;
+pub mod cursor;
 pub mod display;
+pub mod host;
+pub mod inputs;
+pub mod main_channel;
+pub mod server;
 pub mod session;
+pub mod test_client;
+pub mod transport;

@@ -4,7 +4,10 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::channel::Waker;
 
 use spice_proto::main::MouseMode;
 
@@ -20,6 +23,8 @@ pub struct Session {
     id: u32,
     mouse_mode: Mutex<MouseMode>,
     slots: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    closed: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -38,6 +43,8 @@ impl Session {
             id,
             mouse_mode: Mutex::new(MouseMode::SERVER),
             slots: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            wakers: Mutex::new(Vec::new()),
         }
     }
 
@@ -54,6 +61,30 @@ impl Session {
     /// Sets the mouse mode (the main channel does this on `MOUSE_MODE_REQUEST`).
     pub fn set_mouse_mode(&self, mode: MouseMode) {
         *lock(&self.mouse_mode) = mode;
+    }
+
+    /// Ends the session: every channel of the client is woken and closes (spice-server
+    /// drops a client's channels when its main channel goes).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let wakers = std::mem::take(&mut *lock(&self.wakers));
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// True once [`Session::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Registers a channel's waker, woken when the session closes.
+    pub fn add_waker(&self, waker: Waker) {
+        if self.is_closed() {
+            waker.wake();
+        } else {
+            lock(&self.wakers).push(waker);
+        }
     }
 
     /// The session's shared value of type `T`, created by `init` on first use.

@@ -1,0 +1,225 @@
+//! The main channel: `MAIN_INIT`, `CHANNELS_LIST`, mouse modes, multimedia time, and the
+//! agent token accounting (no agent is served yet: the client is told it is disconnected,
+//! and agent data it sends anyway is dropped and its token returned).
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use spice_proto::ChannelType;
+use spice_proto::caps::{self, Caps};
+use spice_proto::link::LinkErr;
+use spice_proto::main::{ClientMessage, Init, MouseMode, ServerMessage};
+use spice_proto::messages;
+
+use crate::channel::{
+    ChannelError, ChannelFactory, ChannelHandler, ChannelInfo, OpenContext, Outbox,
+};
+use crate::server::ServerContext;
+use crate::session::Session;
+
+/// Agent data tokens granted to the client in `MAIN_INIT` (spice-server's
+/// `REDS_AGENT_WINDOW_SIZE`).
+pub const AGENT_TOKENS: u32 = 10;
+
+/// Creates [`MainChannel`]s (built into every server).
+#[derive(Debug)]
+pub struct MainChannelFactory {
+    ctx: Weak<ServerContext>,
+}
+
+impl MainChannelFactory {
+    /// A factory over the server's context.
+    pub fn new(ctx: Weak<ServerContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+impl ChannelFactory for MainChannelFactory {
+    fn channel_type(&self) -> ChannelType {
+        ChannelType::MAIN
+    }
+    fn channel_id(&self) -> u8 {
+        0
+    }
+    fn caps(&self) -> Caps {
+        Caps::from_caps(&[
+            caps::main::SEMI_SEAMLESS_MIGRATE,
+            caps::main::NAME_AND_UUID,
+            caps::main::AGENT_CONNECTED_TOKENS,
+        ])
+    }
+    fn open(&self, ctx: OpenContext<'_>) -> Result<Box<dyn ChannelHandler>, LinkErr> {
+        let server = self.ctx.upgrade().ok_or(LinkErr::ERROR)?;
+        Ok(Box::new(MainChannel {
+            server,
+            session: ctx.session.clone(),
+            info: ctx.info.clone(),
+            client_tokens: AGENT_TOKENS,
+            server_tokens: 0,
+        }))
+    }
+}
+
+/// The main channel of one client.
+pub struct MainChannel {
+    server: Arc<ServerContext>,
+    session: Arc<Session>,
+    info: ChannelInfo,
+    /// Agent data messages the client may still send.
+    client_tokens: u32,
+    /// Agent data messages we may send to the client (from `AGENT_START`/`AGENT_TOKEN`).
+    server_tokens: u32,
+}
+
+impl std::fmt::Debug for MainChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MainChannel")
+            .field("session", &self.session.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MainChannel {
+    fn supported_modes(&self) -> MouseMode {
+        if self.server.client_mouse_allowed() {
+            MouseMode::SERVER | MouseMode::CLIENT
+        } else {
+            MouseMode::SERVER
+        }
+    }
+
+    /// Agent tokens the server holds for sending agent data to the client.
+    pub fn server_tokens(&self) -> u32 {
+        self.server_tokens
+    }
+
+    fn protocol(&self, what: String) -> ChannelError {
+        ChannelError::Protocol {
+            channel: ChannelType::MAIN,
+            what,
+        }
+    }
+}
+
+impl ChannelHandler for MainChannel {
+    fn on_connect(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        let agent = self.server.agent_connected();
+        out.send(&ServerMessage::Init(Init {
+            session_id: self.session.id(),
+            display_channels_hint: self.server.display_channel_count(),
+            supported_mouse_modes: self.supported_modes(),
+            current_mouse_mode: self.session.mouse_mode(),
+            agent_connected: u32::from(agent),
+            agent_tokens: AGENT_TOKENS,
+            multi_media_time: self.server.mm_time(now),
+            ram_hint: self.server.config().ram_hint,
+        }))?;
+        let has_name_cap = self.info.peer_channel_caps.has(caps::main::NAME_AND_UUID);
+        if has_name_cap {
+            if let Some(name) = &self.server.config().name {
+                // spice-server includes the terminating NUL.
+                let mut bytes = name.as_bytes().to_vec();
+                bytes.push(0);
+                out.send(&ServerMessage::Name(&bytes))?;
+            }
+            if let Some(uuid) = self.server.config().uuid {
+                out.send(&ServerMessage::Uuid(uuid))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_message(
+        &mut self,
+        msg: &messages::ClientMessage<'_>,
+        now: Instant,
+        out: &mut Outbox<'_>,
+    ) -> Result<(), ChannelError> {
+        let messages::ClientMessage::Main(msg) = msg else {
+            return Err(self.protocol(format!("{} is not a main message", msg.name())));
+        };
+        match msg {
+            ClientMessage::AttachChannels => {
+                let list = self
+                    .server
+                    .channel_list()
+                    .into_iter()
+                    .filter(|c| c.channel_type != ChannelType::MAIN)
+                    .collect();
+                out.send(&ServerMessage::ChannelsList(list))?;
+                // Keep the client's multimedia clock in step from the start.
+                out.send(&ServerMessage::MultiMediaTime {
+                    time: self.server.mm_time(now),
+                })?;
+            }
+            ClientMessage::MouseModeRequest { mode } => {
+                let supported = self.supported_modes();
+                let wanted = if *mode == MouseMode::CLIENT {
+                    MouseMode::CLIENT
+                } else if *mode == MouseMode::SERVER {
+                    MouseMode::SERVER
+                } else {
+                    return Err(self.protocol(format!("mouse mode request {:#x}", mode.bits())));
+                };
+                if !supported.contains(wanted) {
+                    // spice-server ignores a request for a mode it does not allow.
+                    tracing::info!(
+                        session = self.session.id(),
+                        ?wanted,
+                        "mouse mode not allowed"
+                    );
+                    return Ok(());
+                }
+                self.session.set_mouse_mode(wanted);
+                tracing::debug!(session = self.session.id(), ?wanted, "mouse mode");
+                out.send(&ServerMessage::MouseMode {
+                    supported_modes: supported,
+                    current_mode: wanted,
+                })?;
+            }
+            ClientMessage::AgentStart { num_tokens } => {
+                self.server_tokens = *num_tokens;
+                if !self.server.agent_connected() {
+                    out.send(&ServerMessage::AgentDisconnected {
+                        error_code: LinkErr::OK.0,
+                    })?;
+                }
+            }
+            ClientMessage::AgentToken { num_tokens } => {
+                self.server_tokens = self.server_tokens.saturating_add(*num_tokens);
+            }
+            ClientMessage::AgentData(data) => {
+                if self.client_tokens == 0 {
+                    return Err(self.protocol("agent data without a token".into()));
+                }
+                self.client_tokens -= 1;
+                if !self.server.agent_connected() {
+                    // No agent to deliver to: drop the chunk and hand the token back.
+                    tracing::debug!(len = data.len(), "agent data dropped: no agent");
+                    self.client_tokens += 1;
+                    out.send(&ServerMessage::AgentToken { num_tokens: 1 })?;
+                }
+            }
+            ClientMessage::ClientInfo { .. } | ClientMessage::QualityIndicator(_) => {}
+            ClientMessage::MigrateConnected
+            | ClientMessage::MigrateConnectError
+            | ClientMessage::MigrateEnd
+            | ClientMessage::MigrateDstDoSeamless { .. }
+            | ClientMessage::MigrateConnectedSeamless => {
+                // This server never starts a migration.
+                tracing::debug!(msg = msg_name(msg), "migration message ignored");
+            }
+            _ => tracing::debug!(msg = msg_name(msg), "main message ignored"),
+        }
+        Ok(())
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+fn msg_name(m: &ClientMessage<'_>) -> &'static str {
+    use spice_proto::ChannelMessage;
+    m.name()
+}
