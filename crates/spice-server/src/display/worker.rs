@@ -28,6 +28,7 @@ use spice_qxl::{IoRequest, QxlDevice, QxlInterface, abi};
 
 use super::client::{ClientId, ClientState, PipeItem};
 use super::tree::{self, DrawTree, Pending};
+use crate::cursor::{CursorCommand, CursorFeed, CursorShape as FeedShape};
 
 /// Settings of a display worker (libspice's image/video options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,23 @@ impl Default for DisplayConfig {
             max_pipe_items: 4096,
             max_surface_pixels: 64 << 20,
             max_commands_per_process: 1024,
+        }
+    }
+}
+
+impl DisplayConfig {
+    /// The display settings of a server configuration.
+    pub fn from_server_config(c: &crate::config::ServerConfig) -> Self {
+        DisplayConfig {
+            compression: c.image_compression,
+            jpeg_wan: c.jpeg_wan_compression,
+            zlib_glz_wan: c.zlib_glz_wan_compression,
+            streaming: match c.streaming_video {
+                crate::config::StreamingVideo::Off => StreamingVideo::Off,
+                crate::config::StreamingVideo::All => StreamingVideo::All,
+                crate::config::StreamingVideo::Filter => StreamingVideo::Filter,
+            },
+            ..DisplayConfig::default()
         }
     }
 }
@@ -163,6 +181,8 @@ pub struct DisplayWorker<M: GuestMemory> {
     pub(crate) stats: WorkerStats,
     /// Guest resources taken and not yet released (each goes back exactly once).
     outstanding: HashSet<ReleaseInfoExt>,
+    /// Where the cursor ring's commands go (the cursor channel).
+    cursor: Option<Arc<CursorFeed>>,
 }
 
 impl<M: GuestMemory> std::fmt::Debug for DisplayWorker<M> {
@@ -174,6 +194,37 @@ impl<M: GuestMemory> std::fmt::Debug for DisplayWorker<M> {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// A parsed cursor operation as the cursor channel's command.
+fn cursor_command(op: spice_qxl::parse::CursorOp) -> Option<CursorCommand> {
+    use spice_proto::types::{CursorType, Point16};
+    use spice_qxl::parse::CursorOp;
+    let pt = |p: spice_qxl::parse::Point16| Point16 { x: p.x, y: p.y };
+    Some(match op {
+        CursorOp::Set {
+            position,
+            visible,
+            shape,
+        } => CursorCommand::Set {
+            position: pt(position),
+            visible,
+            shape: Arc::new(FeedShape {
+                unique: shape.unique,
+                cursor_type: CursorType(u8::try_from(shape.cursor_type).ok()?),
+                width: shape.width,
+                height: shape.height,
+                hot_spot_x: shape.hot_spot_x,
+                hot_spot_y: shape.hot_spot_y,
+                data: shape.data,
+            }),
+        },
+        CursorOp::Move { position } => CursorCommand::Move(pt(position)),
+        CursorOp::Hide => CursorCommand::Hide,
+        CursorOp::Trail { length, frequency } => CursorCommand::Trail { length, frequency },
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
 }
 
 fn to_stream_rect(r: &Rect) -> stream_detect::Rect {
@@ -223,6 +274,7 @@ impl<M: GuestMemory> DisplayWorker<M> {
             next_client: 1,
             stats: WorkerStats::default(),
             outstanding: HashSet::new(),
+            cursor: None,
         }
     }
 
@@ -234,6 +286,12 @@ impl<M: GuestMemory> DisplayWorker<M> {
     /// The device, to drive its guest side (tests, the demo desktop).
     pub fn device_mut(&mut self) -> &mut QxlDevice<M> {
         &mut self.dev
+    }
+
+    /// Sends the cursor ring's commands to `feed` (the cursor channel's source); they are
+    /// taken by [`DisplayWorker::process`].
+    pub fn set_cursor_feed(&mut self, feed: Arc<CursorFeed>) {
+        self.cursor = Some(feed);
     }
 
     /// The settings.
@@ -329,10 +387,56 @@ impl<M: GuestMemory> DisplayWorker<M> {
                 }
             }
         }
+        self.process_cursor();
         self.poll_streams(now_ms);
         self.dev.flush_resources();
         self.wake_clients();
         n
+    }
+
+    /// Takes the cursor ring's commands to the cursor feed (if any), releasing each.
+    fn process_cursor(&mut self) {
+        let Some(feed) = self.cursor.clone() else {
+            return;
+        };
+        let mut rechecked = false;
+        for _ in 0..self.cfg.max_commands_per_process {
+            let Some(ext) = self.dev.get_cursor_command() else {
+                if !self.dev.req_cursor_notification() && !rechecked {
+                    rechecked = true;
+                    continue;
+                }
+                break;
+            };
+            rechecked = false;
+            match self.dev.parse_command(&ext) {
+                Ok(ParsedCommand::Cursor(c)) => {
+                    if !self.outstanding.insert(c.release) {
+                        self.stats.bad_commands += 1;
+                        continue;
+                    }
+                    if let Some(cmd) = cursor_command(c.op) {
+                        feed.push(cmd);
+                    }
+                    self.release(c.release);
+                }
+                Ok(other) => {
+                    let r = other.release_info();
+                    if self.outstanding.insert(r) {
+                        self.release(r);
+                    }
+                }
+                Err(e) => {
+                    self.stats.bad_commands += 1;
+                    tracing::warn!(error = %e, "bad QXL cursor command");
+                    if let Some(r) = e.release
+                        && self.outstanding.insert(r)
+                    {
+                        self.release(r);
+                    }
+                }
+            }
+        }
     }
 
     /// The next time [`DisplayWorker::process`] should run without new commands (stream
