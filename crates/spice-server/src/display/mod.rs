@@ -25,6 +25,7 @@ pub mod cache;
 pub mod channel;
 pub mod client;
 pub mod encode;
+pub mod fuzz;
 pub mod glz;
 pub mod tree;
 pub mod worker;
