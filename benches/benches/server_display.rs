@@ -63,7 +63,7 @@ fn frame(seed: u32) -> Vec<u8> {
 }
 
 struct Pipeline {
-    worker: DisplayWorker<VecMemory>,
+    worker: DisplayWorker<QxlDevice<VecMemory>>,
     guest: GuestDriver,
     client: ClientId,
     sink: CountingSink,

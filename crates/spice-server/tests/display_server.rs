@@ -26,7 +26,7 @@ use spice_server::test_client::{TestClient, link_config};
 const W: u32 = 200;
 const H: u32 = 150;
 
-type Worker = Arc<Mutex<DisplayWorker<VecMemory>>>;
+type Worker = Arc<Mutex<DisplayWorker<QxlDevice<VecMemory>>>>;
 
 fn r(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
     Rect {

@@ -32,4 +32,6 @@ pub mod worker;
 
 pub use channel::{DisplayChannelFactory, SharedWorker, millis_since};
 pub use client::{ClientId, ClientOptions, ClientStats, DisplayClientCaps};
-pub use worker::{DisplayConfig, DisplayError, DisplaySink, DisplayWorker, WorkerStats};
+pub use worker::{
+    DisplayConfig, DisplayDevice, DisplayError, DisplaySink, DisplayWorker, WorkerStats,
+};

@@ -19,7 +19,7 @@ use spice_codecs::stream_detect::{self, Detection, DrawCandidate, StreamDetector
 use spice_proto::display::{MonitorsConfig, ServerMessage, SurfaceCreate};
 use spice_proto::types::{Head, SurfaceFlags, SurfaceFormat};
 use spice_qxl::convert::{self, ConvertError, ConvertedDrawable, SlotContent};
-use spice_qxl::memory::GuestMemory;
+use spice_qxl::memory::{GuestMemory, MemoryError};
 use spice_qxl::parse::{
     DrawOp, ImageKind, ParsedBitmap, ParsedCommand, ParsedDrawable, ParsedImage, Rect,
     ReleaseInfoExt, SurfaceOp,
@@ -164,9 +164,29 @@ pub(crate) struct Snapshot {
     pub(crate) bitmap: ParsedBitmap,
 }
 
+/// The device a display worker drives: spice-qxl's [`QxlInterface`] (commands, releases,
+/// notifications), plus writes into guest memory for update-area read-back.
+pub trait DisplayDevice: QxlInterface {
+    /// Writes `data` at host offset `offset` of guest memory.
+    fn write_guest(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError>;
+
+    /// The server handled an out-of-memory request (`QxlDevice::oom_done`).
+    fn oom_done(&mut self) {}
+}
+
+impl<M: GuestMemory> DisplayDevice for QxlDevice<M> {
+    fn write_guest(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
+        self.memory_mut().write(offset, data)
+    }
+
+    fn oom_done(&mut self) {
+        QxlDevice::oom_done(self);
+    }
+}
+
 /// The display worker of one QXL device. See the module docs.
-pub struct DisplayWorker<M: GuestMemory> {
-    dev: QxlDevice<M>,
+pub struct DisplayWorker<D: DisplayDevice> {
+    dev: D,
     pub(crate) cfg: DisplayConfig,
     pub(crate) canvas: Canvas,
     pub(crate) surfaces: BTreeMap<u32, SurfaceInfo>,
@@ -185,7 +205,7 @@ pub struct DisplayWorker<M: GuestMemory> {
     cursor: Option<Arc<CursorFeed>>,
 }
 
-impl<M: GuestMemory> std::fmt::Debug for DisplayWorker<M> {
+impl<D: DisplayDevice> std::fmt::Debug for DisplayWorker<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DisplayWorker")
             .field("surfaces", &self.surfaces.keys().collect::<Vec<_>>())
@@ -253,9 +273,9 @@ fn image_cost(img: &ParsedImage) -> usize {
     }
 }
 
-impl<M: GuestMemory> DisplayWorker<M> {
+impl<D: DisplayDevice> DisplayWorker<D> {
     /// A worker over `dev`.
-    pub fn new(dev: QxlDevice<M>, cfg: DisplayConfig) -> Self {
+    pub fn new(dev: D, cfg: DisplayConfig) -> Self {
         DisplayWorker {
             dev,
             canvas: Canvas::new(
@@ -279,12 +299,12 @@ impl<M: GuestMemory> DisplayWorker<M> {
     }
 
     /// The device.
-    pub fn device(&self) -> &QxlDevice<M> {
+    pub fn device(&self) -> &D {
         &self.dev
     }
 
     /// The device, to drive its guest side (tests, the demo desktop).
-    pub fn device_mut(&mut self) -> &mut QxlDevice<M> {
+    pub fn device_mut(&mut self) -> &mut D {
         &mut self.dev
     }
 
@@ -682,7 +702,7 @@ impl<M: GuestMemory> DisplayWorker<M> {
             rows.push((at as u64, bytes));
         }
         for (at, bytes) in rows {
-            if let Err(e) = self.dev.memory_mut().write(at, &bytes) {
+            if let Err(e) = self.dev.write_guest(at, &bytes) {
                 tracing::warn!(error = %e, "update area write-back failed");
                 return;
             }
