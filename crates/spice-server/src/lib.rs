@@ -4,6 +4,7 @@
 //!   [`channel::ChannelHandler`] / [`channel::ChannelFactory`] traits every channel
 //!   implements (the plug-in point for display channels).
 //! - [`session`]: per-client sessions shared by a client's channels.
+//! - [`demo`]: the demo desktop (a deterministic guest driving spice-qxl).
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
 //! - [`config`]: [`config::ServerConfig`] and its builder (libspice's settings).
 //! - [`host`]: host device traits (keyboard, mouse, tablet, audio, character devices).
@@ -16,6 +17,7 @@
 pub mod channel;
 pub mod config;
 pub mod cursor;
+pub mod demo;
 pub mod display;
 pub mod host;
 pub mod inputs;
