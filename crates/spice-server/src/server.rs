@@ -197,6 +197,35 @@ impl std::fmt::Debug for ServerContext {
 }
 
 impl ServerContext {
+    /// The context of a server with the built-in channels (main, inputs, cursor when a
+    /// feed is given) and `extra` ones. Used by [`ServerBuilder::start`], and without any
+    /// socket by [`fuzz_server_channel`].
+    fn build(
+        config: ServerConfig,
+        host: Host,
+        cursor: Option<Arc<CursorFeed>>,
+        extra: Vec<Arc<dyn ChannelFactory>>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|weak: &Weak<ServerContext>| {
+            let mut factories: Vec<Arc<dyn ChannelFactory>> = vec![
+                Arc::new(MainChannelFactory::new(weak.clone())),
+                Arc::new(InputsChannelFactory::new(weak.clone())),
+            ];
+            if let Some(feed) = cursor {
+                factories.push(Arc::new(CursorChannelFactory::new(feed)));
+            }
+            factories.extend(extra);
+            ServerContext {
+                config,
+                host,
+                factories,
+                sessions: Mutex::new(HashMap::new()),
+                epoch: Instant::now(),
+                inputs_wakers: Mutex::new(Vec::new()),
+            }
+        })
+    }
+
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.config
@@ -357,24 +386,7 @@ impl ServerBuilder {
                 .map_err(|source| ServerError::Bind { addr, source })?;
             listeners.push((l, local, secure));
         }
-        let ctx = Arc::new_cyclic(|weak: &Weak<ServerContext>| {
-            let mut factories: Vec<Arc<dyn ChannelFactory>> = vec![
-                Arc::new(MainChannelFactory::new(weak.clone())),
-                Arc::new(InputsChannelFactory::new(weak.clone())),
-            ];
-            if let Some(feed) = &self.cursor {
-                factories.push(Arc::new(CursorChannelFactory::new(feed.clone())));
-            }
-            factories.extend(self.factories);
-            ServerContext {
-                config: self.config,
-                host: self.host,
-                factories,
-                sessions: Mutex::new(HashMap::new()),
-                epoch: Instant::now(),
-                inputs_wakers: Mutex::new(Vec::new()),
-            }
-        });
+        let ctx = ServerContext::build(self.config, self.host, self.cursor, self.factories);
         if let Some(dup) = find_duplicate(&ctx.factories) {
             return Err(dup);
         }
@@ -978,4 +990,83 @@ fn link_input(
             }
         }
     }
+}
+
+/// Fuzzing entry point (`server_channel` target): a linked channel core of the built-in
+/// main, inputs or cursor channel fed with arbitrary client bytes.
+///
+/// Byte 0 picks the channel (`% 3`: main, inputs, cursor) and the header (bit 7: mini),
+/// byte 1 the chunk size for incremental feeding; the rest is input. Stops at the first
+/// channel error (which closes a real connection). Panics only on a bug: every byte the
+/// core sends must frame and decode as a server message of that channel.
+pub fn fuzz_server_channel(data: &[u8]) {
+    use spice_proto::framer::{Frame, Framer};
+    use spice_proto::messages::ServerMessage;
+
+    let [sel, chunk, input @ ..] = data else {
+        return;
+    };
+    let channel =
+        [ChannelType::MAIN, ChannelType::INPUTS, ChannelType::CURSOR][usize::from(sel % 3)];
+    let header = HeaderKind::from_mini(sel & 0x80 != 0);
+    let chunk = usize::from(*chunk).max(1);
+    let Ok(config) = ServerConfig::builder()
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .ack_window(4)
+        .build()
+    else {
+        return;
+    };
+    let feed = CursorFeed::new();
+    let ctx = ServerContext::build(config, Host::default(), Some(feed.clone()), Vec::new());
+    let session = ctx.new_session();
+    let Some(factory) = ctx.factory(channel, 0) else {
+        return;
+    };
+    let info = ChannelInfo {
+        channel_type: channel,
+        channel_id: 0,
+        session_id: session.id(),
+        header,
+        peer_common_caps: caps::default_client_common_caps(),
+        peer_channel_caps: spice_proto::caps::Caps::new(),
+        secure: false,
+        websocket: false,
+    };
+    let Ok(mut handler) = factory.open(OpenContext {
+        info: &info,
+        session: &session,
+        waker: Waker::noop(),
+    }) else {
+        return;
+    };
+    let t0 = Instant::now();
+    let mut core = ChannelCore::new(info, &CoreConfig::default(), t0);
+    let mut sent = Vec::new();
+    if core.start(&mut *handler, t0).is_err() {
+        return;
+    }
+    for (k, piece) in input.chunks(chunk).enumerate() {
+        let now = t0 + Duration::from_millis(k as u64 * 500);
+        if k % 4 == 3 {
+            feed.push(crate::cursor::CursorCommand::Move(
+                spice_proto::types::Point16 { x: k as i16, y: 0 },
+            ));
+        }
+        let r = core.handle_input(piece, &mut *handler, now);
+        sent.extend(core.take_output());
+        if r.is_err() || core.close_reason().is_some() {
+            break;
+        }
+    }
+    let mut framer = Framer::new(header, u32::MAX);
+    let mut pos = 0;
+    while let Ok(Frame::Complete(f)) = framer.next_frame(&sent[pos..]) {
+        let body = &sent[pos + f.body.start..pos + f.body.end];
+        if let Err(e) = ServerMessage::decode(channel, f.msg_type, body) {
+            panic!("the server sent an undecodable message: {e}");
+        }
+        pos += f.total_len;
+    }
+    assert_eq!(pos, sent.len(), "the server sent a partial message");
 }
