@@ -410,10 +410,8 @@ impl Session {
             let res = link.handle_input(rest);
             c.io.out.extend(link.take_output());
             match res {
-                Ok((used, ClientLinkStatus::NeedMore(_))) => {
-                    debug_assert_eq!(used, rest.len());
-                    return Ok(());
-                }
+                // The link machine takes every byte it is given until it is linked.
+                Ok((_, ClientLinkStatus::NeedMore(_))) => return Ok(()),
                 Ok((used, ClientLinkStatus::Linked(outcome))) => {
                     rest = &rest[used..];
                     c.io.header = HeaderKind::from_mini(outcome.mini_header);
