@@ -127,6 +127,8 @@ fn main_channel_flow() {
     let init = &o[o.len() - 20..];
     assert_eq!(&init[..6], &[101, 0, 14, 0, 0, 0]);
     assert_eq!(init[6], 1, "pixmap cache id");
+    // ram_hint 0: the 12 MiB minimum, in pixels.
+    assert_eq!(&init[16..20], &((12u32 << 20) / 4).to_le_bytes());
 }
 
 #[test]
