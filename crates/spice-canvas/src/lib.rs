@@ -47,9 +47,9 @@
 //!   lines, Béziers flattened to at most 256 lines;
 //! - DRAW_COMPOSITE: exact Porter-Duff operators and separable blend modes in float;
 //!   DISJOINT_* / CONJOINT_* computed as their plain counterparts, COLOR_DODGE,
-//!   COLOR_BURN, SOFT_LIGHT and the HSL modes as OVER; COMPONENT_ALPHA multiplies the
-//!   source per channel but blends with the source's single alpha; filters other than 0
-//!   are bilinear;
+//!   COLOR_BURN, SOFT_LIGHT and the HSL modes as OVER; blend modes ignore
+//!   COMPONENT_ALPHA (the Porter-Duff operators honour it); filters other than 0 are
+//!   bilinear; float arithmetic may differ from pixman's integer rounding by one;
 //! - surfaces of 16-bit, A8 and A1 formats are drawn in 32 bits and reduced to the
 //!   format's precision after each draw (pixman works in the format directly; results
 //!   agree except where intermediate rounding differs).

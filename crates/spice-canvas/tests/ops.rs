@@ -576,3 +576,31 @@ fn mjpeg_frame_decodes_and_is_capped() {
     assert!(spice_canvas::decode_mjpeg_frame(&jpg, 4, 4).is_err());
     assert!(spice_canvas::decode_mjpeg_frame(&[0xff, 0xd8, 0], 64, 64).is_err());
 }
+
+#[test]
+fn composite_component_alpha_uses_per_channel_alpha() {
+    let rgba1 = |p: u32| {
+        let mut i = bitmap32(0, ImageFlags::empty(), 1, 1, &[p]);
+        if let spice_proto::types::ImageBody::Bitmap(b) = &mut i.body {
+            b.format = spice_proto::types::BitmapFormat::RGBA;
+        }
+        i
+    };
+    for (ca, want) in [(true, 0xff00ff), (false, 0xffffff)] {
+        let mut c = canvas(1, 1, 0x0000ff);
+        let mut flags = CompositeFlags::from_bits_retain(3) | CompositeFlags::HAS_MASK;
+        flags.set(CompositeFlags::COMPONENT_ALPHA, ca);
+        c.apply(&ServerMessage::DrawComposite(DrawComposite {
+            base: base(0, rect(0, 0, 1, 1)),
+            flags,
+            src_bitmap: Some(rgba1(0xffff_ffff)),
+            mask_bitmap: Some(rgba1(0xffff_0000)),
+            src_transform: None,
+            mask_transform: None,
+            src_origin: Point16 { x: 0, y: 0 },
+            mask_origin: Point16 { x: 0, y: 0 },
+        }))
+        .unwrap();
+        assert_eq!(rgb(&c), vec![want], "component alpha {ca}");
+    }
+}
