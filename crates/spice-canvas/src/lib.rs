@@ -36,10 +36,11 @@
 //! every ROP descriptor and rop3 code; ALPHA_BLEND without scaling; A1 text.
 //!
 //! Approximations, documented where implemented:
-//! - scaling: NEAREST samples the source at the destination pixel centre (as pixman's
-//!   nearest filter, ties aside); INTERPOLATE is bilinear with the source area's edge
-//!   pixels repeated, whereas pixman's GOOD filter reads transparent pixels outside the
-//!   source (slightly darker edges) and convolves when shrinking;
+//! - scaling: as the reference (pixman, repeat NONE), NEAREST samples the image at the
+//!   destination pixel centre and INTERPOLATE is bilinear with 7-bit weights reading
+//!   transparent black outside the image; the source offset is not rounded through
+//!   the scale factor as the reference does, so a sample may shift by a fraction of a
+//!   pixel; stream frames repeat their edge pixels instead;
 //! - A4/A8 text coverage rounding (OVER with coverage `v * 17` / `v`) may differ by one
 //!   level from pixman's; pattern fore brushes tile from surface coordinates;
 //! - DRAW_STROKE: a DDA instead of the X server's `mi` zero-width line code (a pixel may

@@ -447,7 +447,8 @@ fn stream_frame_scaled_and_flipped() {
         .iter()
         .map(|p| p & 0xff)
         .collect();
-    assert_eq!(px, vec![1, 1, 2, 2, 1, 1, 2, 2]);
+    // Bilinear with truncated weights: 1 * 0.25 + 2 * 0.75 = 1.75 → 1.
+    assert_eq!(px, vec![1, 1, 1, 2, 1, 1, 1, 2]);
     let frame = Pixmap::from_pixels(1, 2, false, vec![0xff00_0001, 0xff00_0002]).unwrap();
     draw_stream_frame(
         &mut s,
