@@ -26,8 +26,8 @@ pub fn new_glz_window(max_pixels: usize) -> SharedGlzWindow {
     Arc::new(Mutex::new(GlzWindow::new(max_pixels)))
 }
 
-/// Most palettes kept in the palette cache (spice-gtk keeps 128; a server never needs
-/// more since it mirrors the client's cache).
+/// Most palettes kept in the palette cache; further PAL_CACHE_ME palettes are used but
+/// not cached (with a warning).
 pub const MAX_CACHED_PALETTES: usize = 4096;
 
 /// Caps applied to images before anything is allocated.
@@ -40,8 +40,8 @@ pub struct ImageLimits {
 }
 
 impl Default for ImageLimits {
-    /// 16 Mi pixels per image, a 20 Mi-pixel cache (spice-gtk's default cache is
-    /// 20 MiB x 4... in pixels it sends `pixmap_cache_size = 80 MiB / 4`).
+    /// 16 Mi pixels per image and a 20 Mi-pixel pixmap cache; a client should set
+    /// `cache_pixels` to the `pixmap_cache_size` it announces in DISPLAY_INIT.
     fn default() -> Self {
         Self {
             max_image_pixels: 1 << 24,
