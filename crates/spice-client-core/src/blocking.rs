@@ -19,98 +19,17 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-
-use crate::error::SessionError;
+pub use crate::driver::{
+    DriverError, ScreenshotError, ScreenshotOptions, ScreenshotTracker, TlsConfig, surface_to_ppm,
+};
+use crate::driver::{Incoming, TlsSetup, endpoint, screenshot_config};
 use crate::event::Event;
 use crate::session::{ConnId, Session, SessionConfig};
 use crate::uri::SpiceUri;
-
-/// A failure of the driver.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DriverError {
-    /// Connecting a channel's socket failed.
-    #[error("connecting to {addr}: {source}")]
-    Connect {
-        /// Where.
-        addr: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The URI names only a TLS port and no [`TlsConfig`] was given.
-    #[error("the URI has only a tls-port: give a TLS configuration (CA file)")]
-    TlsNotConfigured,
-    /// A TLS configuration was given but the URI has no tls-port.
-    #[error("TLS configured but the URI has no tls-port")]
-    NoTlsPort,
-    /// The TLS configuration could not be built (CA file, server name).
-    #[error("TLS setup: {0}")]
-    Tls(String),
-    /// The session refused the configuration.
-    #[error("session: {0}")]
-    Session(#[from] SessionError),
-    /// The main channel closed: the session is over.
-    #[error("disconnected")]
-    Disconnected,
-    /// The main channel's socket failed (a TLS handshake refused, a reset, ...).
-    #[error("main channel connection: {0}")]
-    MainConnection(std::io::Error),
-}
-
-/// TLS settings: every channel then connects to the URI's `tls-port`.
-#[derive(Debug, Clone)]
-pub struct TlsConfig {
-    /// PEM file with the CA certificate(s) that signed the server certificate
-    /// (remote-viewer's `ca-file`).
-    pub ca_file: PathBuf,
-    /// Name to verify the server certificate against; the URI host when `None`.
-    pub server_name: Option<String>,
-}
-
-struct TlsSetup {
-    config: Arc<rustls::ClientConfig>,
-    name: ServerName<'static>,
-}
-
-impl TlsSetup {
-    fn new(tls: &TlsConfig, host: &str) -> Result<Self, DriverError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(&tls.ca_file)
-            .map_err(|e| DriverError::Tls(format!("{}: {e}", tls.ca_file.display())))?;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| DriverError::Tls(format!("{}: {e}", tls.ca_file.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| DriverError::Tls(format!("CA certificate: {e}")))?;
-        }
-        if roots.is_empty() {
-            return Err(DriverError::Tls(format!(
-                "no certificate in {}",
-                tls.ca_file.display()
-            )));
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| DriverError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = tls.server_name.clone().unwrap_or_else(|| host.to_owned());
-        let name = ServerName::try_from(name.clone())
-            .map_err(|e| DriverError::Tls(format!("server name {name:?}: {e}")))?;
-        Ok(Self {
-            config: Arc::new(config),
-            name,
-        })
-    }
-}
 
 /// A channel's socket as the driver's thread sees it.
 enum Sock {
@@ -141,11 +60,6 @@ impl Sock {
         };
         let _ = s.shutdown(Shutdown::Both);
     }
-}
-
-enum Incoming {
-    Data(ConnId, Vec<u8>),
-    Closed(ConnId, Option<std::io::Error>),
 }
 
 /// A session driven over TCP.
@@ -182,28 +96,14 @@ impl Client {
     /// `tls-port` over TLS (rustls, server certificate checked against `tls.ca_file`).
     pub fn connect_with(
         uri: &SpiceUri,
-        mut config: SessionConfig,
+        config: SessionConfig,
         tls: Option<TlsConfig>,
     ) -> Result<Self, DriverError> {
-        let (port, tls) = match &tls {
-            Some(t) => (
-                uri.tls_port.ok_or(DriverError::NoTlsPort)?,
-                Some(TlsSetup::new(t, &uri.host)?),
-            ),
-            None => (uri.port.ok_or(DriverError::TlsNotConfigured)?, None),
-        };
-        if let Some(p) = &uri.password {
-            config.password = p.clone();
-        }
-        let host = if uri.host.contains(':') {
-            format!("[{}]", uri.host)
-        } else {
-            uri.host.clone()
-        };
+        let (addr, tls, config) = endpoint(uri, config, tls.as_ref())?;
         let (tx, rx) = mpsc::channel();
         let mut c = Self {
             session: Session::new(config)?,
-            addr: format!("{host}:{port}"),
+            addr,
             tls,
             sockets: HashMap::new(),
             tx,
@@ -461,55 +361,6 @@ fn tls_io(
     }
 }
 
-/// How [`screenshot`] decides the picture is complete.
-#[derive(Debug, Clone)]
-pub struct ScreenshotOptions {
-    /// The primary surface must be marked and unchanged for this long.
-    pub quiet: Duration,
-    /// A guest that never stops drawing (a blinking text cursor redraws its cell twice a
-    /// second) is captured this long after `MARK` even if it was never quiet.
-    pub settle_limit: Duration,
-    /// Give up after this long.
-    pub timeout: Duration,
-}
-
-impl Default for ScreenshotOptions {
-    fn default() -> Self {
-        Self {
-            quiet: Duration::from_secs(1),
-            settle_limit: Duration::from_secs(3),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Why [`screenshot`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScreenshotError {
-    /// The driver failed (connect, disconnect).
-    #[error("{0}")]
-    Driver(#[from] DriverError),
-    /// A channel needed for the picture failed.
-    #[error("{channel} channel: {error}")]
-    Channel {
-        /// Which channel.
-        channel: spice_proto::ChannelType,
-        /// Why.
-        error: crate::error::ChannelError,
-    },
-    /// No complete, quiet primary surface in time.
-    #[error("no complete primary surface within {0:?}")]
-    Timeout(Duration),
-}
-
-/// Encodes a surface as a binary PPM (P6, 8-bit RGB).
-pub fn surface_to_ppm(surface: &spice_canvas::Surface) -> Vec<u8> {
-    let mut out = format!("P6\n{} {}\n255\n", surface.width(), surface.height()).into_bytes();
-    out.extend_from_slice(&surface.to_rgb24());
-    out
-}
-
 /// Connects, waits until the primary surface has been marked (`MARK`) and nothing drew on
 /// it for `opts.quiet`, and returns it as a binary PPM. Only the display channel is
 /// opened besides the main channel.
@@ -539,87 +390,14 @@ fn screenshot_inner(
     opts: &ScreenshotOptions,
     tls: Option<TlsConfig>,
 ) -> Result<(Vec<u8>, crate::display::DisplayStats), ScreenshotError> {
-    let config = SessionConfig {
-        channels: crate::session::ChannelSelection {
-            display: true,
-            inputs: false,
-            cursor: false,
-        },
-        ..SessionConfig::default()
-    };
-    let mut client = Client::connect_with(uri, config, tls)?;
-    let start = Instant::now();
-    let mut primary: Option<(u8, u32)> = None;
-    let mut marked: Option<Instant> = None;
-    let mut last_change = Instant::now();
+    let mut client = Client::connect_with(uri, screenshot_config(), tls)?;
+    let mut tracker = ScreenshotTracker::new(opts.clone(), Instant::now());
     loop {
-        let now = Instant::now();
-        if now >= start + opts.timeout {
-            return Err(ScreenshotError::Timeout(opts.timeout));
+        if let Some(done) = tracker.take(client.session_ref(), Instant::now())? {
+            return Ok(done);
         }
-        let ready =
-            marked.is_some_and(|m| now >= last_change + opts.quiet || now >= m + opts.settle_limit);
-        if ready {
-            if let Some((d, s)) = primary {
-                let session = client.session_ref();
-                if let (Some(surface), Some(ch)) =
-                    (session.surface(d, s), session.display_channel(d))
-                {
-                    return Ok((surface_to_ppm(surface), ch.stats().clone()));
-                }
-            }
-        }
-        let mut wake = last_change + opts.quiet;
-        if let Some(m) = marked {
-            wake = wake.min(m + opts.settle_limit);
-        }
-        let wait = wake
-            .saturating_duration_since(now)
-            .max(Duration::from_millis(10));
-        match client.poll(wait)? {
-            Some(Event::SurfaceCreated {
-                display,
-                surface_id,
-                primary: true,
-                ..
-            }) => {
-                primary = Some((display, surface_id));
-                marked = None;
-                last_change = Instant::now();
-            }
-            Some(Event::PrimaryMarked { .. }) => {
-                let now = Instant::now();
-                marked = Some(now);
-                last_change = now;
-            }
-            Some(Event::RegionChanged {
-                display,
-                surface_id,
-                ..
-            }) if primary == Some((display, surface_id)) => last_change = Instant::now(),
-            Some(Event::SurfaceDestroyed {
-                display,
-                surface_id,
-            }) if primary == Some((display, surface_id)) => {
-                primary = None;
-                marked = None;
-            }
-            Some(Event::ChannelError {
-                channel_type,
-                error,
-                ..
-            }) if channel_type == spice_proto::ChannelType::MAIN
-                || channel_type == spice_proto::ChannelType::DISPLAY =>
-            {
-                return Err(ScreenshotError::Channel {
-                    channel: channel_type,
-                    error,
-                });
-            }
-            Some(Event::RenderError { msg, detail, .. }) => {
-                tracing::warn!(msg, detail, "render error");
-            }
-            _ => {}
+        if let Some(ev) = client.poll(tracker.wait(Instant::now()))? {
+            tracker.observe(ev, Instant::now())?;
         }
     }
 }

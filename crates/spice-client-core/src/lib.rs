@@ -4,7 +4,7 @@
 //! [`Session`], opens one connection per [`Event::OpenChannel`], feeds received bytes to
 //! [`Session::receive`], sends what [`Session::transmit`] gives, and calls
 //! [`Session::handle_timeout`] at [`Session::next_deadline`]. [`blocking`] is such an
-//! embedder over std TCP sockets.
+//! embedder over std TCP sockets, [`tokio_driver`] one over tokio (feature `tokio`).
 //!
 //! - [`session`]: the session, the main channel, ACK windows, ping, agent data, inputs.
 //! - [`display`]: display channels rendered through `spice-canvas`.
@@ -15,10 +15,14 @@
 pub mod blocking;
 pub mod cursor;
 pub mod display;
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+pub mod driver;
 pub mod error;
 pub mod event;
 pub mod session;
 pub mod testing;
+#[cfg(feature = "tokio")]
+pub mod tokio_driver;
 pub mod uri;
 
 pub use error::{ChannelError, SessionError};

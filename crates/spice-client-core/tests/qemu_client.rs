@@ -303,20 +303,7 @@ fn keyboard_reaches_ipxe_shell() {
 
 /// A test CA and a server certificate for 127.0.0.1 in QEMU's x509-dir layout.
 fn make_x509_dir(dir: &std::path::Path) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "spice-rs test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let mut srv =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    srv.distinguished_name.push(DnType::CommonName, "127.0.0.1");
-    let key = KeyPair::generate().unwrap();
-    let cert = srv.signed_by(&key, &ca).unwrap();
-    std::fs::write(dir.join("ca-cert.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("server-cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("server-key.pem"), key.serialize_pem()).unwrap();
+    spice_testpeers::tls::TestPki::generate(dir).expect("test PKI");
 }
 
 /// Over TLS (rustls, the test CA) our client gets the same picture as QMP's dump; a client
