@@ -990,7 +990,7 @@ fn compress_seg<P: Pixel>(
             Some((rs, r, distance, ipm))
         };
         after_literal = found.is_none();
-        let Some((rs, mut r, distance, mut ipm)) = found else {
+        let Some((rs, r, distance, mut ipm)) = found else {
             P::emit(d, anchor, out.buf);
             ip = anchor + 1;
             copy += 1;
@@ -1008,18 +1008,14 @@ fn compress_seg<P: Pixel>(
             let max = (bound - ipm).min(ref_limit - r);
             if distance == 0 {
                 let x = P::key(rd, r);
-                let m = P::run_len(rd, r, x, max);
-                r += m;
-                ipm += m;
+                ipm += P::run_len(rd, r, x, max);
             } else {
                 let m = P::match_len(rd, r, d, ipm, max);
-                r += m;
                 // A unit that differs is still consumed (the reference's
                 // post-increment on the failed compare).
                 ipm += if m < max { m + 1 } else { m };
             }
         }
-        let _ = r;
         if copy > 0 {
             out.update_copy((copy - 1) as u8);
         } else {
