@@ -1,4 +1,6 @@
-//! Entry point of the `qxl_commands` fuzz target (and of the corpus replay test).
+//! Entry point of the `qxl_commands` fuzz target (and of the corpus replay test): the device
+//! over hostile guest RAM, and every command that parses converted into spice-proto messages
+//! ([`crate::convert`]), encoded and decoded back.
 
 use crate::abi::{self, memslot_group};
 use crate::device::{BarLayout, DeviceConfig, QxlDevice, QxlInterface};
@@ -20,6 +22,9 @@ pub struct FuzzSummary {
     pub commands: usize,
     /// Of those, parsed without error (native layouts).
     pub parsed: usize,
+    /// Of those, converted into spice-proto messages that encode and decode back the same
+    /// (commands that become no message, such as updates or NOP drawables, count too).
+    pub converted: usize,
     /// Whether the device was in the guest-bug state after the rings were processed.
     pub guest_bug: bool,
 }
@@ -33,7 +38,8 @@ pub fn fuzz_bars() -> BarLayout {
 /// would write them), then drive it as a server does: take every command from both rings
 /// (bounded), parse each with the native and the compat layouts, release each resource, ask
 /// for notifications, flush releases, and handle the ports that read guest memory.
-/// Must never panic, loop without bound or allocate beyond its small caps.
+/// Must never panic, loop without bound or allocate beyond its small caps; panics only when
+/// a parsed command does not convert and round-trip (a bug of this crate).
 pub fn fuzz_commands(data: &[u8]) -> FuzzSummary {
     let bars = fuzz_bars();
     let mut cfg = DeviceConfig::new(bars);
@@ -83,7 +89,14 @@ pub fn fuzz_commands(data: &[u8]) -> FuzzSummary {
             let release = match dev.parse_command(&ext) {
                 Ok(cmd) => {
                     summary.parsed += 1;
-                    Some(cmd.release_info())
+                    let release = cmd.release_info();
+                    // Whatever parses must convert and survive a spice-proto round trip: a
+                    // failure here is a bug in the conversion, not in the guest.
+                    if let Err(e) = crate::convert::encode_roundtrip(cmd) {
+                        panic!("conversion of a parsed command failed: {e}");
+                    }
+                    summary.converted += 1;
+                    Some(release)
                 }
                 Err(e) => e.release,
             };

@@ -386,6 +386,16 @@ impl GuestDriver {
         })
     }
 
+    /// Start building a command of any shape: allocate its structures with the returned
+    /// [`CommandBuilder`] and submit it. Allocations of a builder dropped without submitting
+    /// are freed.
+    pub fn builder(&mut self) -> CommandBuilder<'_> {
+        CommandBuilder {
+            g: self,
+            allocs: Vec::new(),
+        }
+    }
+
     /// Push a solid fill of `bbox` on `surface_id`, optionally clipped. Returns the release id.
     pub fn fill<M: GuestMemory + ?Sized>(
         &mut self,
@@ -734,4 +744,353 @@ impl GuestDriver {
         write_u32(mem, off, 0)?;
         Ok(ram)
     }
+}
+
+/// A bitmap image to lay out in guest memory ([`CommandBuilder::bitmap_image`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestBitmap<'a> {
+    /// Cache id (`descriptor.id`).
+    pub id: u64,
+    /// [`abi::image_flags`] (`CACHE`, `HIGH_BITS_SET`).
+    pub image_flags: u8,
+    /// [`abi::bitmap_fmt`].
+    pub format: u8,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Bytes per row.
+    pub stride: u32,
+    /// Rows stored top row first.
+    pub top_down: bool,
+    /// `height * stride` bytes.
+    pub data: &'a [u8],
+    /// Palette (`unique`, entries) for palette formats.
+    pub palette: Option<(u64, &'a [u32])>,
+    /// Largest data chunk; 0 puts the rows in one flat block (`QXL_BITMAP_DIRECT`).
+    pub chunk_size: usize,
+}
+
+impl<'a> GuestBitmap<'a> {
+    /// A top-down 32-bit xRGB bitmap of `width` x `height` in one chunk.
+    pub fn xrgb32(id: u64, width: u32, height: u32, data: &'a [u8]) -> Self {
+        GuestBitmap {
+            id,
+            image_flags: 0,
+            format: abi::bitmap_fmt::THIRTY_TWO_BIT,
+            width,
+            height,
+            stride: width * 4,
+            top_down: true,
+            data,
+            palette: None,
+            chunk_size: usize::MAX,
+        }
+    }
+}
+
+/// A raster glyph to lay out in a string ([`CommandBuilder::string`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestGlyph<'a> {
+    /// Render position.
+    pub render_pos: (i32, i32),
+    /// Origin.
+    pub glyph_origin: (i32, i32),
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// `height * ceil(width * bpp / 8)` bytes.
+    pub data: &'a [u8],
+}
+
+/// One command's guest memory under construction ([`GuestDriver::builder`]): every structure
+/// is allocated in the driver's slot and written at once; the QXL addresses returned go into
+/// the structures that point at them. [`CommandBuilder::submit_draw`] /
+/// [`CommandBuilder::submit_cursor`] write the command structure and push it; everything
+/// allocated is freed when the command comes back through the release ring.
+#[derive(Debug)]
+pub struct CommandBuilder<'g> {
+    g: &'g mut GuestDriver,
+    allocs: Vec<Alloc>,
+}
+
+impl Drop for CommandBuilder<'_> {
+    fn drop(&mut self) {
+        let mut allocs = std::mem::take(&mut self.allocs);
+        self.g.free_all(&mut allocs);
+    }
+}
+
+impl CommandBuilder<'_> {
+    /// Allocate and write `data`; returns its QXL address.
+    pub fn write<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        data: &[u8],
+    ) -> Result<QxlPhysical, GuestError> {
+        let a = self.g.alloc_write(mem, data, &mut self.allocs)?;
+        Ok(self.g.addr(a.offset))
+    }
+
+    /// Write `data` as a chunk chain of chunks of at most `chunk_size` bytes; returns the QXL
+    /// address of the first chunk header.
+    pub fn chunks<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        data: &[u8],
+        chunk_size: usize,
+    ) -> Result<QxlPhysical, GuestError> {
+        let off = self
+            .g
+            .write_chunks(mem, data, chunk_size, &mut self.allocs)?;
+        Ok(self.g.addr(off))
+    }
+
+    /// Write `header` followed by an inline first chunk holding `data` and a chain of further
+    /// chunks of at most `chunk_size` bytes (the layout of `QXLString`, `QXLPath`,
+    /// `QXLClipRects`, `QXLCursor` and QUIC images).
+    fn inline_chunks<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        header: &[u8],
+        data: &[u8],
+        chunk_size: usize,
+    ) -> Result<QxlPhysical, GuestError> {
+        let chunk_size = chunk_size.max(1);
+        let (first, rest) = data.split_at(data.len().min(chunk_size));
+        let next = if rest.is_empty() {
+            0
+        } else {
+            self.chunks(mem, rest, chunk_size)?
+        };
+        let mut buf = header.to_vec();
+        buf.extend_from_slice(
+            abi::QxlDataChunk {
+                data_size: (first.len() as u32).into(),
+                prev_chunk: 0.into(),
+                next_chunk: next.into(),
+            }
+            .as_bytes(),
+        );
+        buf.extend_from_slice(first);
+        self.write(mem, &buf)
+    }
+
+    /// Lay out a bitmap image (descriptor, bitmap, palette, rows); returns the image address.
+    pub fn bitmap_image<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        b: &GuestBitmap<'_>,
+    ) -> Result<QxlPhysical, GuestError> {
+        let mut flags = 0;
+        if b.top_down {
+            flags |= abi::bitmap_flags::TOP_DOWN;
+        }
+        let data = if b.chunk_size == 0 {
+            flags |= abi::bitmap_flags::DIRECT;
+            self.write(mem, b.data)?
+        } else {
+            self.chunks(mem, b.data, b.chunk_size)?
+        };
+        let palette = match b.palette {
+            Some((unique, ents)) => {
+                let mut buf = abi::QxlPalette {
+                    unique: unique.into(),
+                    num_ents: (ents.len() as u16).into(),
+                }
+                .as_bytes()
+                .to_vec();
+                for e in ents {
+                    buf.extend_from_slice(&e.to_le_bytes());
+                }
+                self.write(mem, &buf)?
+            }
+            None => 0,
+        };
+        let mut img = abi::QxlImage::new_zeroed();
+        img.descriptor.id = b.id.into();
+        img.descriptor.ty = abi::image_type::BITMAP;
+        img.descriptor.flags = b.image_flags;
+        img.descriptor.width = b.width.into();
+        img.descriptor.height = b.height.into();
+        let bmp = abi::QxlBitmap {
+            format: b.format,
+            flags,
+            x: b.width.into(),
+            y: b.height.into(),
+            stride: b.stride.into(),
+            palette: palette.into(),
+            data: data.into(),
+        };
+        img.u.copy_from_slice(bmp.as_bytes());
+        self.write(mem, img.as_bytes())
+    }
+
+    /// Lay out a `SURFACE` image referring to `surface_id`; returns the image address.
+    pub fn surface_image<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        id: u64,
+        surface_id: u32,
+        width: u32,
+        height: u32,
+    ) -> Result<QxlPhysical, GuestError> {
+        let mut img = abi::QxlImage::new_zeroed();
+        img.descriptor.id = id.into();
+        img.descriptor.ty = abi::image_type::SURFACE;
+        img.descriptor.width = width.into();
+        img.descriptor.height = height.into();
+        img.u[..4].copy_from_slice(&surface_id.to_le_bytes());
+        self.write(mem, img.as_bytes())
+    }
+
+    /// Lay out a `QUIC` image whose compressed `data` follows the descriptor in chunks.
+    pub fn quic_image<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        id: u64,
+        width: u32,
+        height: u32,
+        data: &[u8],
+        chunk_size: usize,
+    ) -> Result<QxlPhysical, GuestError> {
+        let d = abi::QxlImageDescriptor {
+            id: id.into(),
+            ty: abi::image_type::QUIC,
+            flags: 0,
+            width: width.into(),
+            height: height.into(),
+        };
+        let mut hdr = d.as_bytes().to_vec();
+        hdr.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.inline_chunks(mem, &hdr, data, chunk_size)
+    }
+
+    /// Lay out a clip; `None` is no clipping.
+    pub fn clip<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        rects: Option<&[Rect]>,
+    ) -> Result<abi::QxlClip, GuestError> {
+        self.g.clip(mem, rects, &mut self.allocs)
+    }
+
+    /// Lay out a `QXLString` of glyphs (`flags`: [`abi::string_flags`]) in chunks of at most
+    /// `chunk_size` bytes; returns its address.
+    pub fn string<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        flags: u16,
+        glyphs: &[GuestGlyph<'_>],
+        chunk_size: usize,
+    ) -> Result<QxlPhysical, GuestError> {
+        let mut data = Vec::new();
+        for g in glyphs {
+            let gh = abi::QxlRasterGlyph {
+                render_pos: abi::QxlPoint {
+                    x: g.render_pos.0.into(),
+                    y: g.render_pos.1.into(),
+                },
+                glyph_origin: abi::QxlPoint {
+                    x: g.glyph_origin.0.into(),
+                    y: g.glyph_origin.1.into(),
+                },
+                width: g.width.into(),
+                height: g.height.into(),
+            };
+            data.extend_from_slice(gh.as_bytes());
+            data.extend_from_slice(g.data);
+        }
+        let hdr = [
+            &(data.len() as u32).to_le_bytes()[..],
+            &(glyphs.len() as u16).to_le_bytes()[..],
+            &flags.to_le_bytes()[..],
+        ]
+        .concat();
+        self.inline_chunks(mem, &hdr, &data, chunk_size)
+    }
+
+    /// Lay out a `QXLPath` of segments (`SPICE_PATH_*` flags, 28.4 points); returns its
+    /// address.
+    pub fn path<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        segments: &[(u32, &[(i32, i32)])],
+        chunk_size: usize,
+    ) -> Result<QxlPhysical, GuestError> {
+        let mut data = Vec::new();
+        for (flags, points) in segments {
+            data.extend_from_slice(&flags.to_le_bytes());
+            data.extend_from_slice(&(points.len() as u32).to_le_bytes());
+            for (x, y) in *points {
+                data.extend_from_slice(&x.to_le_bytes());
+                data.extend_from_slice(&y.to_le_bytes());
+            }
+        }
+        let hdr = (data.len() as u32).to_le_bytes();
+        self.inline_chunks(mem, &hdr, &data, chunk_size)
+    }
+
+    /// Lay out a `QXLCursor` shape; returns its address.
+    pub fn cursor_shape<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        header: abi::QxlCursorHeader,
+        data: &[u8],
+        chunk_size: usize,
+    ) -> Result<QxlPhysical, GuestError> {
+        let mut hdr = header.as_bytes().to_vec();
+        hdr.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.inline_chunks(mem, &hdr, data, chunk_size)
+    }
+
+    /// Write the drawable (its release info is filled in) and push it to the command ring.
+    /// Returns the release id.
+    pub fn submit_draw<M: GuestMemory + ?Sized>(
+        self,
+        mem: &mut M,
+        drawable: &abi::QxlDrawable,
+    ) -> Result<u64, GuestError> {
+        self.submit(mem, Ring::Cmd, cmd_type::DRAW, drawable.as_bytes())
+    }
+
+    /// Write the cursor command and push it to the cursor ring. Returns the release id.
+    pub fn submit_cursor<M: GuestMemory + ?Sized>(
+        self,
+        mem: &mut M,
+        cmd: &abi::QxlCursorCmd,
+    ) -> Result<u64, GuestError> {
+        self.submit(mem, Ring::Cursor, cmd_type::CURSOR, cmd.as_bytes())
+    }
+
+    fn submit<M: GuestMemory + ?Sized>(
+        mut self,
+        mem: &mut M,
+        ring: Ring,
+        ty: u32,
+        cmd: &[u8],
+    ) -> Result<u64, GuestError> {
+        if self.g.ring_full(mem, ring)? {
+            return Err(GuestError::RingFull);
+        }
+        let mut allocs = std::mem::take(&mut self.allocs);
+        let a = self.g.alloc_write(mem, cmd, &mut allocs)?;
+        // The command structure must be the resource's first allocation.
+        allocs.pop();
+        allocs.insert(0, a);
+        self.g.submit(mem, ring, ty, allocs, None)
+    }
+}
+
+/// A drawable header for `draw_type` on `surface_id` with `bbox` and `clip`, effect opaque,
+/// no surface dependencies, the union filled from `u` (a `QxlFill`, `QxlCopy`, ... as bytes).
+pub fn drawable(
+    surface_id: u32,
+    draw_type: u8,
+    bbox: Rect,
+    clip: abi::QxlClip,
+    u: &[u8],
+) -> abi::QxlDrawable {
+    GuestDriver::drawable(surface_id, draw_type, bbox, clip, u)
 }

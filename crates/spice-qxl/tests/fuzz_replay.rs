@@ -3,10 +3,13 @@
 
 use std::path::PathBuf;
 
+use spice_qxl::abi::{self, draw_type};
 use spice_qxl::fuzz::{FUZZ_RAM_SIZE, FUZZ_SLOT, fuzz_bars, fuzz_commands};
+use spice_qxl::guest::{GuestBitmap, GuestGlyph, drawable};
 use spice_qxl::memory::{GuestMemory, write_u32};
 use spice_qxl::parse::Rect;
 use spice_qxl::{DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+use zerocopy::{FromZeros, IntoBytes};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/qxl_commands")
@@ -23,6 +26,7 @@ fn replay_corpus() {
         if name.starts_with("valid-") {
             assert!(s.commands > 0, "{name}: no command");
             assert_eq!(s.parsed, s.commands, "{name}: {s:?}");
+            assert_eq!(s.converted, s.parsed, "{name}: {s:?}");
             assert!(!s.guest_bug, "{name}");
         }
         if name.starts_with("bad-ring") {
@@ -135,9 +139,135 @@ fn generate_seed_corpus() {
     g.surface_destroy(m, 1).unwrap();
     std::fs::write(dir.join("valid-surfaces"), snapshot(&dev)).unwrap();
 
+    // Every draw type, a few per file (the fuzzed guest area is 4 KiB).
+    for (i, types) in [
+        [1u8, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9, 10, 11, 12],
+        [13, 14, 0, 0],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (mut dev, mut g) = fresh();
+        for &ty in types.iter().filter(|&&t| t != 0) {
+            push_draw_type(&mut g, dev.memory_mut(), ty);
+        }
+        std::fs::write(dir.join(format!("valid-draw-types-{i}")), snapshot(&dev)).unwrap();
+    }
+
     let (mut dev, mut g) = fresh();
     g.message(dev.memory_mut(), "ring").unwrap();
     let ring = dev.cmd_ring();
     write_u32(dev.memory_mut(), ring.offset + 4, 0x1000).unwrap();
     std::fs::write(dir.join("bad-ring-far-apart"), snapshot(&dev)).unwrap();
+}
+
+/// Push a small drawable of type `ty` whose images are 1x1 bitmaps.
+fn push_draw_type(g: &mut GuestDriver, mem: &mut VecMemory, ty: u8) {
+    let px = [1u8, 2, 3, 4];
+    let mut b = g.builder();
+    let img = b
+        .bitmap_image(mem, &GuestBitmap::xrgb32(u64::from(ty), 1, 1, &px))
+        .unwrap();
+    let mut pattern = abi::QxlBrush::new_zeroed();
+    pattern.ty = abi::brush_type::PATTERN.into();
+    pattern.u[..8].copy_from_slice(&img.to_le_bytes());
+    let mut solid = abi::QxlBrush::new_zeroed();
+    solid.ty = abi::brush_type::SOLID.into();
+    let mut mask = abi::QxlQMask::new_zeroed();
+    mask.bitmap = img.into();
+    let area = abi::QxlRect::new(0, 0, 1, 1);
+    let u: Vec<u8> = match ty {
+        draw_type::FILL => {
+            let mut f = abi::QxlFill::new_zeroed();
+            f.brush = pattern;
+            f.mask = mask;
+            f.as_bytes().to_vec()
+        }
+        draw_type::OPAQUE => {
+            let mut o = abi::QxlOpaque::new_zeroed();
+            o.src_bitmap = img.into();
+            o.src_area = area;
+            o.brush = solid;
+            o.as_bytes().to_vec()
+        }
+        draw_type::COPY | draw_type::BLEND => {
+            let mut c = abi::QxlCopy::new_zeroed();
+            c.src_bitmap = img.into();
+            c.src_area = area;
+            c.mask = mask;
+            c.as_bytes().to_vec()
+        }
+        draw_type::COPY_BITS => abi::QxlCopyBits::new_zeroed().as_bytes().to_vec(),
+        draw_type::BLACKNESS | draw_type::WHITENESS | draw_type::INVERS => {
+            let mut m = abi::QxlBlackness::new_zeroed();
+            m.mask = mask;
+            m.as_bytes().to_vec()
+        }
+        draw_type::ROP3 => {
+            let mut o = abi::QxlRop3::new_zeroed();
+            o.src_bitmap = img.into();
+            o.src_area = area;
+            o.brush = pattern;
+            o.as_bytes().to_vec()
+        }
+        draw_type::STROKE => {
+            let pts: &[(i32, i32)] = &[(0, 0), (16, 16)];
+            let path = b.path(mem, &[(3, pts)], 64).unwrap();
+            let mut s = abi::QxlStroke::new_zeroed();
+            s.path = path.into();
+            s.brush = solid;
+            s.as_bytes().to_vec()
+        }
+        draw_type::TEXT => {
+            let glyph = GuestGlyph {
+                render_pos: (0, 1),
+                glyph_origin: (0, -1),
+                width: 3,
+                height: 1,
+                data: &[0xa0],
+            };
+            let st = b
+                .string(mem, abi::string_flags::RASTER_A1, &[glyph, glyph], 64)
+                .unwrap();
+            let mut t = abi::QxlText::new_zeroed();
+            t.str = st.into();
+            t.fore_brush = solid;
+            t.as_bytes().to_vec()
+        }
+        draw_type::TRANSPARENT => {
+            let mut t = abi::QxlTransparent::new_zeroed();
+            t.src_bitmap = img.into();
+            t.src_area = area;
+            t.as_bytes().to_vec()
+        }
+        draw_type::ALPHA_BLEND => {
+            let mut a = abi::QxlAlphaBlend::new_zeroed();
+            a.alpha = 0x80;
+            a.src_bitmap = img.into();
+            a.src_area = area;
+            a.as_bytes().to_vec()
+        }
+        draw_type::COMPOSITE => {
+            let mut c = abi::QxlComposite::new_zeroed();
+            c.flags = 3.into();
+            c.src = img.into();
+            c.mask = img.into();
+            c.as_bytes().to_vec()
+        }
+        _ => unreachable!(),
+    };
+    let none = abi::QxlClip {
+        ty: abi::clip_type::NONE.into(),
+        data: 0.into(),
+    };
+    let bbox = Rect {
+        top: 0,
+        left: 0,
+        bottom: 1,
+        right: 1,
+    };
+    b.submit_draw(mem, &drawable(0, ty, bbox, none, &u))
+        .unwrap();
 }

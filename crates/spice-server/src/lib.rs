@@ -10,11 +10,13 @@
 //!   [`server::ServerBuilder`] → [`server::Server`].
 //! - [`main_channel`], [`inputs`], [`cursor`]: the built-in channels.
 //! - [`transport`]: TLS and WebSocket layers.
+//! - `demo`: the demo desktop (qxl-convert).
 //! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
 
 pub mod channel;
 pub mod config;
 pub mod cursor;
+pub mod demo;
 pub mod host;
 pub mod inputs;
 pub mod main_channel;
