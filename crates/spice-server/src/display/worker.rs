@@ -30,6 +30,11 @@ use super::client::{ClientId, ClientState, PipeItem};
 use super::tree::{self, DrawTree, Pending};
 use crate::cursor::{CursorCommand, CursorFeed, CursorShape as FeedShape};
 
+/// How far ahead of the multimedia clock stream frames are stamped (spice-server's
+/// `MM_TIME_DELTA`: its clients' clock runs this much behind the server's, so frames arrive
+/// before their presentation time instead of late).
+pub const STREAM_MM_TIME_DELTA: u32 = 400;
+
 /// Settings of a display worker (libspice's image/video options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisplayConfig {
@@ -874,7 +879,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 Some(sid) => PipeItem::StreamFrame {
                     seq,
                     stream_id: sid,
-                    mm_time: now_ms as u32,
+                    mm_time: (now_ms as u32).wrapping_add(STREAM_MM_TIME_DELTA),
                     entry: entry.clone(),
                 },
                 None => PipeItem::Draw {
