@@ -425,10 +425,15 @@ pub fn load_x509_dir(dir: &Path) -> Result<Arc<rustls::ServerConfig>, ConfigErro
         chain.extend(ca);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
+    // No TLS 1.3 session tickets: spice-gtk reads them and the link reply in one go and then
+    // waits on the socket for data OpenSSL already holds (seen: its main channel hung after
+    // the link with tickets on, and works without them). Every SPICE channel is a new,
+    // short handshake anyway.
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 

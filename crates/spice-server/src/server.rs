@@ -641,6 +641,52 @@ fn write_out(
     Ok(())
 }
 
+/// Writes a channel core's output. Over TLS each SPICE message goes out in records of its
+/// own: spice-gtk reads a message, then looks at the socket before reading the next, so a
+/// record that holds the end of one message and the start of the next leaves the rest
+/// decrypted in OpenSSL's buffer with nothing left to wake it (seen: its main channel hung
+/// after the link waiting for MAIN_INIT). spice-server writes one record per message too.
+fn write_messages(
+    stream: &mut TcpStream,
+    transport: &mut Transport,
+    spice: &[u8],
+    header: HeaderKind,
+) -> Result<(), ConnectionError> {
+    if !transport.is_secure() {
+        return write_out(stream, transport, spice);
+    }
+    let mut raw = Vec::new();
+    for msg in split_messages(spice, header) {
+        transport.output(msg, &mut raw)?;
+    }
+    if !raw.is_empty() {
+        stream.write_all(&raw)?;
+    }
+    Ok(())
+}
+
+/// Splits a buffer of whole data messages (as a channel core writes them) at message
+/// boundaries; a malformed tail (never produced by the core) stays one piece.
+fn split_messages(mut buf: &[u8], header: HeaderKind) -> Vec<&[u8]> {
+    let (hlen, size_at) = match header {
+        HeaderKind::Mini => (6, 2),
+        HeaderKind::Full => (18, 10),
+    };
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let len = buf
+            .get(size_at..size_at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .and_then(|size| size.checked_add(hlen))
+            .filter(|&len| len <= buf.len())
+            .unwrap_or(buf.len());
+        let (msg, rest) = buf.split_at(len);
+        out.push(msg);
+        buf = rest;
+    }
+    out
+}
+
 fn run_connection(
     shared: &Arc<Shared>,
     stream: TcpStream,
@@ -755,7 +801,7 @@ fn drive(
                 signal.pending.store(false, Ordering::SeqCst);
                 l.core.poll(&mut *l.handler, now)?;
                 let out = l.core.take_output();
-                write_out(stream, transport, &out)?;
+                write_messages(stream, transport, &out, l.core.info().header)?;
                 if let Some(reason) = l.core.close_reason() {
                     tracing::debug!(?reason, channel = %l.core.info().channel_type, "closing");
                     return Ok(());
@@ -1072,4 +1118,43 @@ pub fn fuzz_server_channel(data: &[u8]) {
         pos += f.total_len;
     }
     assert_eq!(pos, sent.len(), "the server sent a partial message");
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn split_messages_cuts_at_every_header() {
+        // mini: type u16, size u32
+        let mut buf = Vec::new();
+        for (t, body) in [
+            (3u16, &b"abcd"[..]),
+            (103, &[][..]),
+            (4, &b"xyzxyzxyzxyz"[..]),
+        ] {
+            buf.extend_from_slice(&t.to_le_bytes());
+            buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            buf.extend_from_slice(body);
+        }
+        let parts = split_messages(&buf, HeaderKind::Mini);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [10, 6, 18]
+        );
+        // full: serial u64, type u16, size u32, sub_list u32
+        let mut full = Vec::new();
+        for (serial, body) in [(1u64, &b"12345"[..]), (2, &b"6"[..])] {
+            full.extend_from_slice(&serial.to_le_bytes());
+            full.extend_from_slice(&101u16.to_le_bytes());
+            full.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            full.extend_from_slice(&0u32.to_le_bytes());
+            full.extend_from_slice(body);
+        }
+        let parts = split_messages(&full, HeaderKind::Full);
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [23, 19]);
+        // A truncated tail stays whole instead of panicking.
+        let parts = split_messages(&buf[..13], HeaderKind::Mini);
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [10, 3]);
+    }
 }

@@ -259,9 +259,21 @@ impl TlsLayer {
     }
 
     /// Encrypts plaintext; appends records to `raw_out`.
-    pub fn output(&mut self, data: &[u8], raw_out: &mut Vec<u8>) -> Result<(), TransportError> {
-        if !data.is_empty() {
-            self.conn.writer().write_all(data)?;
+    ///
+    /// rustls buffers a bounded amount of plaintext; larger outputs (a display channel's
+    /// images) are encrypted piece by piece, each piece drained into `raw_out` before the next.
+    pub fn output(&mut self, mut data: &[u8], raw_out: &mut Vec<u8>) -> Result<(), TransportError> {
+        while !data.is_empty() {
+            // Drained first, so rustls takes up to its buffer limit.
+            self.flush(raw_out)?;
+            let n = self.conn.writer().write(data)?;
+            if n == 0 {
+                return Err(TransportError::Io(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "TLS layer accepted no plaintext",
+                )));
+            }
+            data = &data[n..];
         }
         self.flush(raw_out)
     }

@@ -196,6 +196,9 @@ pub struct DisplayWorker<D: DisplayDevice> {
     pub(crate) canvas: Canvas,
     pub(crate) surfaces: BTreeMap<u32, SurfaceInfo>,
     pub(crate) monitors: Option<Arc<MonitorsConfig>>,
+    /// True once the guest set the monitors config itself (QXL_IO_MONITORS_CONFIG_ASYNC);
+    /// until then it follows the primary surface, as spice-server does.
+    monitors_from_guest: bool,
     pub(crate) tree: DrawTree,
     pub(crate) clients: BTreeMap<ClientId, ClientState>,
     detector: StreamDetector,
@@ -291,6 +294,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             cfg,
             surfaces: BTreeMap::new(),
             monitors: None,
+            monitors_from_guest: false,
             tree: DrawTree::new(),
             clients: BTreeMap::new(),
             detector: StreamDetector::new(cfg.streaming),
@@ -571,7 +575,26 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             IoRequest::CreatePrimary { surface, cookie } => {
                 let create = convert::primary_surface_create(&surface);
                 let guest = Some((surface.mem_offset, surface.stride));
+                let (width, height) = (create.width, create.height);
                 self.create_surface(create, None, guest);
+                if !self.monitors_from_guest {
+                    // One head covering the primary: clients that take monitors configs
+                    // (virt-viewer) show nothing without one.
+                    let m = Arc::new(MonitorsConfig {
+                        max_allowed: 1,
+                        heads: vec![Head {
+                            monitor_id: 0,
+                            surface_id: 0,
+                            width,
+                            height,
+                            x: 0,
+                            y: 0,
+                            flags: 0,
+                        }],
+                    });
+                    self.monitors = Some(m.clone());
+                    self.broadcast(|| PipeItem::MonitorsConfig(m.clone()));
+                }
                 if let Some(c) = cookie {
                     self.dev.async_complete(c);
                 }
@@ -635,6 +658,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                     heads,
                 });
                 self.monitors = Some(m.clone());
+                self.monitors_from_guest = true;
                 self.broadcast(|| PipeItem::MonitorsConfig(m.clone()));
                 self.dev.async_complete(cookie);
             }
