@@ -10,7 +10,7 @@ use spice_server::config::ServerConfig;
 use spice_server::cursor::CursorFeed;
 use spice_server::host::{Host, Keyboard, Mouse};
 use spice_server::server::{Server, ServerBuilder};
-use spice_testpeers::process::run_with_timeout;
+use spice_testpeers::gtk_client::{GtkInput, GtkRun, GtkScenario};
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<String>>);
@@ -58,32 +58,38 @@ fn start(password: Option<&str>) -> (Server, SocketAddr, Arc<Recorder>) {
     (server, addr, rec)
 }
 
-fn script() -> String {
-    format!("{}/tests/peers/gtk_inputs.py", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run_gtk(port: u16, password: Option<&str>) -> spice_testpeers::process::ProgramOutput {
-    let port = port.to_string();
-    let s = script();
-    let mut args: Vec<&std::ffi::OsStr> = vec![s.as_ref(), port.as_ref()];
-    if let Some(p) = password {
-        args.push(p.as_ref());
-    }
-    // Debian's python3 has the gi bindings (PEERS.md).
-    run_with_timeout("/usr/bin/python3", &args, &[], Duration::from_secs(30)).unwrap()
+/// The scripted spice-gtk client of spice-testpeers: inputs as soon as the inputs channel
+/// is open (this server has no display), then 700 ms for them to arrive.
+fn run_gtk(port: u16, password: &str) -> GtkRun {
+    GtkScenario::new(port)
+        .password(password)
+        .inputs(vec![
+            GtkInput::KeyDown(0x1e),
+            GtkInput::KeyUp(0x1e),
+            GtkInput::KeyDown(0x11d), // right ctrl (extended)
+            GtkInput::KeyUp(0x11d),
+            GtkInput::Motion(5, -3, 0),
+            GtkInput::Press(1, 1), // SPICE_MOUSE_BUTTON_LEFT, mask LEFT
+            GtkInput::Release(1, 0),
+            GtkInput::SleepMs(700),
+        ])
+        .inputs_without_display()
+        .timeout(Duration::from_secs(15))
+        .run()
+        .expect("run the spice-gtk client")
 }
 
 #[test]
 fn spice_gtk_links_main_and_inputs_and_keys_arrive_in_order() {
     let (server, addr, rec) = start(Some("pw"));
-    let out = run_gtk(addr.port(), Some("pw"));
+    let run = run_gtk(addr.port(), "pw");
+    assert!(run.ok(), "{:?}", run.output);
+    let channels = run.channels();
     assert!(
-        out.success(),
-        "stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
+        channels.iter().any(|c| c == "SpiceMainChannel")
+            && channels.iter().any(|c| c == "SpiceInputsChannel"),
+        "{channels:?}"
     );
-    assert!(out.stdout.contains("main-opened") && out.stdout.contains("inputs-opened"));
     let got = rec.0.lock().unwrap().clone();
     let expected = [
         "key 1e",
@@ -96,25 +102,21 @@ fn spice_gtk_links_main_and_inputs_and_keys_arrive_in_order() {
         "buttons 1",
         "buttons 0",
     ];
-    assert_eq!(got, expected, "stderr: {}", out.stderr);
+    assert_eq!(got, expected, "{:?}", run.output);
     server.shutdown();
 }
 
 #[test]
 fn spice_gtk_wrong_password_is_refused() {
     let (server, addr, rec) = start(Some("pw"));
-    let out = run_gtk(addr.port(), Some("nope"));
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
-    );
+    let run = run_gtk(addr.port(), "nope");
+    assert!(!run.ok(), "a wrong password was accepted: {:?}", run.output);
+    // SPICE_CHANNEL_ERROR_AUTH = 23
     assert!(
-        out.stdout.contains("error:MainChannel:error-auth"),
-        "{}",
-        out.stdout
+        run.channel_errors()
+            .contains(&("SpiceMainChannel".to_owned(), 23)),
+        "{:?}",
+        run.output
     );
     assert!(rec.0.lock().unwrap().is_empty());
     server.shutdown();

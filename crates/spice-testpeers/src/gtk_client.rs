@@ -67,6 +67,7 @@ pub struct GtkScenario {
     primary_out: Option<PathBuf>,
     settle: Duration,
     inputs: Vec<GtkInput>,
+    inputs_after_primary: bool,
     playback_out: Option<PathBuf>,
     playback_for: Option<Duration>,
     wait_agent: bool,
@@ -86,6 +87,7 @@ impl GtkScenario {
             primary_out: None,
             settle: Duration::from_millis(1000),
             inputs: Vec::new(),
+            inputs_after_primary: true,
             playback_out: None,
             playback_for: None,
             wait_agent: false,
@@ -119,6 +121,13 @@ impl GtkScenario {
     /// Send these inputs once the inputs channel is open and the primary surface exists.
     pub fn inputs(mut self, inputs: Vec<GtkInput>) -> Self {
         self.inputs = inputs;
+        self
+    }
+
+    /// Send the inputs as soon as the inputs channel is open, without waiting for a primary
+    /// surface (for servers without a display channel).
+    pub fn inputs_without_display(mut self) -> Self {
+        self.inputs_after_primary = false;
         self
     }
 
@@ -162,6 +171,7 @@ impl GtkScenario {
             "wait_agent": self.wait_agent,
             "run_ms": self.run_for.as_millis() as u64,
             "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
+            "inputs_after_primary": self.inputs_after_primary,
         })
     }
 
@@ -239,6 +249,15 @@ impl GtkRun {
     /// The events named `name`.
     pub fn events_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.events.iter().filter(move |e| e["event"] == name)
+    }
+
+    /// The `channel_event` events of errors (spice-gtk's `SpiceChannelEvent` values from
+    /// `ERROR_CONNECT` = 20 up), as `(channel, value)`.
+    pub fn channel_errors(&self) -> Vec<(String, i64)> {
+        self.events_named("channel_event")
+            .filter_map(|e| Some((e["channel"].as_str()?.to_owned(), e["what"].as_i64()?)))
+            .filter(|(_, what)| *what >= 20)
+            .collect()
     }
 
     /// The channel type names spice-gtk created (`SpiceMainChannel`, `SpiceDisplayChannel`, ...).
