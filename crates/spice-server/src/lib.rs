@@ -9,6 +9,8 @@
 //! - [`server`]: the driver (listeners, link stage, sessions, routing):
 //!   [`server::ServerBuilder`] → [`server::Server`].
 //! - [`main_channel`], [`inputs`], [`cursor`]: the built-in channels.
+//! - [`playback`], [`record`]: the audio channels (PCM from / to the host's audio devices,
+//!   raw or Opus); [`demo_audio`]: a demo host tone.
 //! - [`transport`]: TLS and WebSocket layers.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
 //! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
@@ -16,10 +18,13 @@
 pub mod channel;
 pub mod config;
 pub mod cursor;
+pub mod demo_audio;
 pub mod display;
 pub mod host;
 pub mod inputs;
 pub mod main_channel;
+pub mod playback;
+pub mod record;
 pub mod server;
 pub mod session;
 pub mod test_client;

@@ -52,6 +52,8 @@ use crate::cursor::{CursorChannelFactory, CursorFeed};
 use crate::host::Host;
 use crate::inputs::InputsChannelFactory;
 use crate::main_channel::MainChannelFactory;
+use crate::playback::PlaybackChannelFactory;
+use crate::record::RecordChannelFactory;
 use crate::session::{Session, lock};
 use crate::transport::{Transport, TransportError};
 
@@ -364,6 +366,19 @@ impl ServerBuilder {
             ];
             if let Some(feed) = &self.cursor {
                 factories.push(Arc::new(CursorChannelFactory::new(feed.clone())));
+            }
+            // One playback / record channel per host audio device (ids in order).
+            for (id, dev) in (0u8..).zip(&self.host.playback) {
+                let compression = self.config.playback_compression;
+                factories.push(Arc::new(PlaybackChannelFactory::new(
+                    weak.clone(),
+                    id,
+                    dev,
+                    compression,
+                )));
+            }
+            for (id, dev) in (0u8..).zip(&self.host.record) {
+                factories.push(Arc::new(RecordChannelFactory::new(id, dev.clone())));
             }
             factories.extend(self.factories);
             ServerContext {
