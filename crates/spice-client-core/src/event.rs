@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use spice_codecs::audio::AudioMode;
 use spice_proto::ChannelType;
-use spice_proto::playback::AudioFormat;
 use spice_proto::inputs::KeyboardModifiers;
 use spice_proto::link::LinkErr;
 use spice_proto::main::MouseMode;
+use spice_proto::playback::AudioFormat;
 use spice_proto::types::{Head, Rect};
 
 use crate::cursor::CursorShape;

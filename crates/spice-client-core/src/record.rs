@@ -120,12 +120,12 @@ impl RecordChannel {
                     return Err(Self::protocol("start", format!("rate {frequency} Hz")));
                 }
                 self.format = Some((frequency, ch));
-                self.mode = if self.opus_allowed && self.server_opus && opus_supported(frequency, ch)
-                {
-                    AudioMode::Opus
-                } else {
-                    AudioMode::Raw
-                };
+                self.mode =
+                    if self.opus_allowed && self.server_opus && opus_supported(frequency, ch) {
+                        AudioMode::Opus
+                    } else {
+                        AudioMode::Raw
+                    };
                 // The encoder (and MODE / START_MARK) come with the first samples.
                 self.encoder = None;
                 self.pending.clear();
@@ -168,7 +168,9 @@ impl RecordChannel {
                 mode: AudioDataMode(self.mode.to_wire()),
                 data: &[],
             }))?;
-            io.send(&ClientMessage::Record(RecordClient::StartMark { time: mm_now }))?;
+            io.send(&ClientMessage::Record(RecordClient::StartMark {
+                time: mm_now,
+            }))?;
             self.encoder = Some(enc);
             self.next_time = Some(mm_now);
         }

@@ -31,11 +31,11 @@ use spice_proto::messages::{ClientMessage, ServerMessage};
 use spice_proto::{ChannelType, EncodeError, cursor as pcursor};
 
 use crate::cursor::CursorCache;
-use crate::playback::{AudioConfig, PlaybackChannel};
-use crate::record::RecordChannel;
 use crate::display::{DisplayChannel, DisplayShared};
 use crate::error::{ChannelError, SessionError};
 use crate::event::Event;
+use crate::playback::{AudioConfig, PlaybackChannel};
+use crate::record::RecordChannel;
 
 /// A connection handle: one per channel connection of the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -31,9 +31,7 @@ fn qemu_playback_and_record_link_and_announce_their_mode() {
         match client.poll(Duration::from_millis(100)).unwrap() {
             Some(Event::ChannelLinked { channel_type, .. }) => linked.push(channel_type),
             Some(Event::PlaybackMode(m)) => mode = Some(m),
-            Some(Event::PlaybackStart {
-                channels, rate, ..
-            }) => starts.push((channels, rate)),
+            Some(Event::PlaybackStart { channels, rate, .. }) => starts.push((channels, rate)),
             Some(Event::PlaybackData { pcm, .. }) => {
                 assert!(!pcm.is_empty());
                 data_frames += 1;
@@ -53,7 +51,11 @@ fn qemu_playback_and_record_link_and_announce_their_mode() {
             settle_until = Some(Instant::now() + Duration::from_secs(2));
         }
     }
-    assert!(linked.contains(&ChannelType::PLAYBACK), "{linked:?}\n{}", qemu.log());
+    assert!(
+        linked.contains(&ChannelType::PLAYBACK),
+        "{linked:?}\n{}",
+        qemu.log()
+    );
     assert!(linked.contains(&ChannelType::RECORD), "{linked:?}");
     let mode = mode.expect("QEMU's spice-server sends PLAYBACK_MODE on connect");
     assert!(matches!(mode, AudioMode::Raw | AudioMode::Opus));
@@ -61,7 +63,10 @@ fn qemu_playback_and_record_link_and_announce_their_mode() {
         assert_eq!(*channels, 2);
         assert!(*rate == 48_000 || *rate == 44_100, "rate {rate}");
     }
-    let pc = client.session_ref().playback_channel().expect("playback linked");
+    let pc = client
+        .session_ref()
+        .playback_channel()
+        .expect("playback linked");
     assert_eq!(pc.frames() as usize, data_frames);
     eprintln!("QEMU playback: mode {mode:?}, starts {starts:?}, {data_frames} frames");
 }

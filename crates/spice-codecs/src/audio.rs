@@ -269,7 +269,8 @@ impl AudioDecoder {
                     channels,
                     mode,
                 })?;
-                let d = OpusDecoder::new(rate_i, channels.into()).map_err(AudioError::OpusDecode)?;
+                let d =
+                    OpusDecoder::new(rate_i, channels.into()).map_err(AudioError::OpusDecode)?;
                 (
                     Some(Box::new(d)),
                     vec![0f32; Self::max_frame(rate) * usize::from(channels)],
@@ -408,8 +409,8 @@ mod tests {
         let n = frames * FRAME_SAMPLES;
         let mut v = Vec::with_capacity(n * channels);
         for i in 0..n {
-            let s = (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / 48_000.0).sin())
-                .round() as i16;
+            let s = (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / 48_000.0).sin()).round()
+                as i16;
             for _ in 0..channels {
                 v.push(s);
             }
@@ -518,7 +519,10 @@ mod tests {
 
     #[test]
     fn fuzz_corpus_replays() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/audio_opus_decode");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/corpus/audio_opus_decode"
+        );
         let mut n = 0;
         for e in std::fs::read_dir(dir).unwrap() {
             let data = std::fs::read(e.unwrap().path()).unwrap();

@@ -107,8 +107,12 @@ impl PlaybackDevice for DemoTone {
             return;
         }
         let running = self.running.clone();
-        let mut tone_gen =
-            ToneGenerator::new(self.frequency, self.amplitude, DEFAULT_RATE, DEFAULT_CHANNELS);
+        let mut tone_gen = ToneGenerator::new(
+            self.frequency,
+            self.amplitude,
+            DEFAULT_RATE,
+            DEFAULT_CHANNELS,
+        );
         let spawned = std::thread::Builder::new()
             .name("demo-tone".into())
             .spawn(move || {

@@ -35,11 +35,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use spice_codecs::audio::{AudioEncoder, AudioMode, FRAME_SAMPLES, opus_supported};
+use spice_proto::ChannelType;
 use spice_proto::caps::{self, Caps};
 use spice_proto::link::LinkErr;
 use spice_proto::messages::ClientMessage;
 use spice_proto::playback::{AudioDataMode, AudioFormat as WireFormat, AudioVolume, ServerMessage};
-use spice_proto::ChannelType;
 
 use crate::channel::{ChannelError, ChannelFactory, ChannelHandler, OpenContext, Outbox, Waker};
 use crate::host::{AudioFormat, PlaybackDevice};
@@ -124,13 +124,19 @@ impl PlaybackSink {
             if is_frame {
                 if s.frames >= MAX_QUEUED_FRAMES {
                     // Drop the oldest frame of this slow client.
-                    if let Some(pos) = s.queue.iter().position(|e| matches!(e, SinkEvent::Frame(_)))
+                    if let Some(pos) = s
+                        .queue
+                        .iter()
+                        .position(|e| matches!(e, SinkEvent::Frame(_)))
                     {
                         s.queue.remove(pos);
                         s.frames -= 1;
                         s.dropped += 1;
                         if s.dropped % 100 == 1 {
-                            tracing::debug!(dropped = s.dropped, "playback client behind; frames dropped");
+                            tracing::debug!(
+                                dropped = s.dropped,
+                                "playback client behind; frames dropped"
+                            );
                         }
                     }
                 }
@@ -537,5 +543,180 @@ impl ChannelHandler for PlaybackChannel {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{ChannelCore, ChannelInfo, CoreConfig};
+    use crate::config::ServerConfig;
+    use crate::server::ServerBuilder;
+    use crate::session::Session;
+    use spice_proto::framer::{Frame, Framer};
+    use spice_proto::header::HeaderKind;
+    use spice_proto::messages::ServerMessage as AnyServer;
+    use std::time::Duration;
+
+    struct Dev(Mutex<Option<PlaybackSink>>);
+
+    impl PlaybackDevice for Dev {
+        fn format(&self) -> AudioFormat {
+            AudioFormat {
+                frequency: 48_000,
+                channels: 2,
+            }
+        }
+        fn attach(&self, sink: PlaybackSink) {
+            *lock(&self.0) = Some(sink);
+        }
+    }
+
+    /// (name, time of DATA/START/MODE) of every message in `out`.
+    fn decode(out: &[u8]) -> Vec<(&'static str, Option<u32>)> {
+        let mut f = Framer::new(HeaderKind::Mini, u32::MAX);
+        let mut pos = 0;
+        let mut v = Vec::new();
+        while let Frame::Complete(i) = f.next_frame(&out[pos..]).unwrap() {
+            let body = &out[pos + i.body.start..pos + i.body.end];
+            let m = AnyServer::decode(ChannelType::PLAYBACK, i.msg_type, body).unwrap();
+            let t = match &m {
+                AnyServer::Playback(
+                    ServerMessage::Data { time, .. }
+                    | ServerMessage::Start { time, .. }
+                    | ServerMessage::Mode { time, .. },
+                ) => Some(*time),
+                _ => None,
+            };
+            v.push((m.name(), t));
+            pos += i.total_len;
+        }
+        v
+    }
+
+    fn open(
+        peer: &[u32],
+        compression: bool,
+    ) -> (
+        crate::server::Server,
+        PlaybackSink,
+        ChannelCore,
+        Box<dyn ChannelHandler>,
+    ) {
+        let server = ServerBuilder::new(
+            ServerConfig::builder()
+                .listen("127.0.0.1:0".parse().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .start()
+        .unwrap();
+        let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
+        let factory =
+            PlaybackChannelFactory::new(Arc::downgrade(server.context()), 0, &dev, compression);
+        let sink = factory.sink().clone();
+        let info = ChannelInfo {
+            channel_type: ChannelType::PLAYBACK,
+            channel_id: 0,
+            session_id: 1,
+            header: HeaderKind::Mini,
+            peer_common_caps: Caps::new(),
+            peer_channel_caps: Caps::from_caps(peer),
+            secure: false,
+            websocket: false,
+        };
+        let now = Instant::now();
+        let mut h = factory
+            .open(OpenContext {
+                info: &info,
+                session: &Arc::new(Session::new(1)),
+                waker: Waker::noop(),
+            })
+            .unwrap();
+        let cfg = CoreConfig {
+            ping_interval: None,
+            ack_window: 0,
+            ..CoreConfig::default()
+        };
+        let mut core = ChannelCore::new(info, &cfg, now);
+        core.start(&mut *h, now).unwrap();
+        (server, sink, core, h)
+    }
+
+    #[test]
+    fn caps_decide_mode_and_control_messages() {
+        let (server, sink, mut core, mut h) = open(&[caps::playback::OPUS], true);
+        let first = decode(&core.take_output());
+        assert_eq!(first[0].0, "mode");
+        let ch = h
+            .as_any()
+            .unwrap()
+            .downcast_ref::<PlaybackChannel>()
+            .unwrap();
+        assert_eq!(ch.mode(), AudioMode::Opus);
+        // No VOLUME / MUTE / LATENCY without the caps.
+        sink.set_volume(&[1, 2]);
+        sink.set_mute(true);
+        sink.set_latency(100);
+        core.poll(&mut *h, Instant::now()).unwrap();
+        assert!(decode(&core.take_output()).is_empty());
+        server.shutdown();
+
+        let all = [
+            caps::playback::OPUS,
+            caps::playback::VOLUME,
+            caps::playback::LATENCY,
+        ];
+        let (server, sink, mut core, mut h) = open(&all, false);
+        core.take_output();
+        let ch = h
+            .as_any()
+            .unwrap()
+            .downcast_ref::<PlaybackChannel>()
+            .unwrap();
+        assert_eq!(ch.mode(), AudioMode::Raw, "compression off");
+        sink.set_volume(&[1, 2]);
+        sink.set_mute(true);
+        sink.set_latency(100);
+        core.poll(&mut *h, Instant::now()).unwrap();
+        let names: Vec<_> = decode(&core.take_output()).iter().map(|m| m.0).collect();
+        assert_eq!(names, ["volume", "mute", "latency"]);
+        server.shutdown();
+    }
+
+    #[test]
+    fn slow_client_drops_oldest_frames_and_stamps_resync() {
+        let (server, sink, mut core, mut h) = open(&[], true);
+        core.take_output();
+        let frame = vec![7i16; FRAME_SAMPLES * 2];
+        for _ in 0..MAX_QUEUED_FRAMES + 50 {
+            sink.write(&frame);
+        }
+        assert_eq!(sink.frames_written(), (MAX_QUEUED_FRAMES + 50) as u64);
+        let t0 = Instant::now();
+        core.poll(&mut *h, t0).unwrap();
+        let msgs = decode(&core.take_output());
+        assert_eq!(msgs[0].0, "start");
+        assert_eq!(msgs.len(), 1 + MAX_QUEUED_FRAMES);
+        let times: Vec<u32> = msgs[1..].iter().map(|m| m.1.unwrap()).collect();
+        assert_eq!(times[0], msgs[0].1.unwrap());
+        assert!(times.windows(2).all(|w| w[1] - w[0] == 10));
+        // An underrun of 2 s without STOP: the next stamp follows the clock again.
+        sink.write(&frame);
+        let later = t0 + Duration::from_secs(2);
+        core.poll(&mut *h, later).unwrap();
+        let msgs = decode(&core.take_output());
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].1, Some(server.context().mm_time(later)));
+        // A partial frame is padded on stop.
+        sink.write(&frame[..100]);
+        sink.stop();
+        core.poll(&mut *h, later).unwrap();
+        let names: Vec<_> = decode(&core.take_output()).iter().map(|m| m.0).collect();
+        assert_eq!(names, ["data", "stop"]);
+        assert!(!sink.is_playing());
+        drop(h);
+        assert_eq!(sink.client_count(), 0);
+        server.shutdown();
     }
 }

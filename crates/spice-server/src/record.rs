@@ -302,9 +302,12 @@ impl ChannelHandler for RecordChannel {
             RecordClient::Mode { mode, .. } => {
                 let mode = AudioMode::from_wire(mode.0)
                     .map_err(|e| Self::protocol(format!("record mode: {e}")))?;
-                if mode == AudioMode::Opus && !opus_supported(self.format.frequency, self.format.channels)
+                if mode == AudioMode::Opus
+                    && !opus_supported(self.format.frequency, self.format.channels)
                 {
-                    return Err(Self::protocol("Opus record mode at a rate Opus cannot code".into()));
+                    return Err(Self::protocol(
+                        "Opus record mode at a rate Opus cannot code".into(),
+                    ));
                 }
                 self.mode = mode;
                 self.decoder = None;
@@ -333,7 +336,10 @@ impl ChannelHandler for RecordChannel {
                 self.device.samples(&self.pcm);
             }
             other => {
-                return Err(Self::protocol(format!("unexpected message {}", other.name())));
+                return Err(Self::protocol(format!(
+                    "unexpected message {}",
+                    other.name()
+                )));
             }
         }
         Ok(())
@@ -376,5 +382,216 @@ impl ChannelHandler for RecordChannel {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{ChannelCore, ChannelInfo, CoreConfig};
+    use crate::session::Session;
+    use spice_codecs::audio::{AudioEncoder, FRAME_SAMPLES};
+    use spice_proto::framer::{Frame, Framer};
+    use spice_proto::header::{HeaderKind, write_channel_message};
+    use spice_proto::messages::ServerMessage as AnyServer;
+
+    #[derive(Default)]
+    struct Dev {
+        control: Mutex<Option<RecordControl>>,
+        got: Mutex<Vec<i16>>,
+    }
+
+    impl RecordDevice for Dev {
+        fn format(&self) -> AudioFormat {
+            AudioFormat {
+                frequency: 48_000,
+                channels: 2,
+            }
+        }
+        fn attach(&self, control: RecordControl) {
+            *lock(&self.control) = Some(control);
+        }
+        fn samples(&self, samples: &[i16]) {
+            lock(&self.got).extend_from_slice(samples);
+        }
+    }
+
+    fn setup(
+        volume_cap: bool,
+    ) -> (
+        Arc<Dev>,
+        RecordControl,
+        ChannelCore,
+        Box<dyn ChannelHandler>,
+        Instant,
+    ) {
+        let dev = Arc::new(Dev::default());
+        let factory = RecordChannelFactory::new(0, dev.clone());
+        assert!(factory.caps().has(caps::record::OPUS));
+        let control = factory.control().clone();
+        let mut peer = Caps::new();
+        if volume_cap {
+            peer.set(caps::record::VOLUME);
+        }
+        let info = ChannelInfo {
+            channel_type: ChannelType::RECORD,
+            channel_id: 0,
+            session_id: 1,
+            header: HeaderKind::Mini,
+            peer_common_caps: Caps::new(),
+            peer_channel_caps: peer,
+            secure: false,
+            websocket: false,
+        };
+        let now = Instant::now();
+        let mut handler = factory
+            .open(OpenContext {
+                info: &info,
+                session: &Arc::new(Session::new(1)),
+                waker: Waker::noop(),
+            })
+            .unwrap();
+        let cfg = CoreConfig {
+            ping_interval: None,
+            ack_window: 0,
+            ..CoreConfig::default()
+        };
+        let mut core = ChannelCore::new(info, &cfg, now);
+        core.start(&mut *handler, now).unwrap();
+        (dev, control, core, handler, now)
+    }
+
+    fn names(out: &[u8]) -> Vec<&'static str> {
+        let mut f = Framer::new(HeaderKind::Mini, u32::MAX);
+        let mut pos = 0;
+        let mut v = Vec::new();
+        while let Frame::Complete(i) = f.next_frame(&out[pos..]).unwrap() {
+            let body = &out[pos + i.body.start..pos + i.body.end];
+            v.push(
+                AnyServer::decode(ChannelType::RECORD, i.msg_type, body)
+                    .unwrap()
+                    .name(),
+            );
+            pos += i.total_len;
+        }
+        v
+    }
+
+    fn msg(m: RecordClient<'_>) -> Vec<u8> {
+        let mut v = Vec::new();
+        write_channel_message(&mut v, HeaderKind::Mini, 0, &m).unwrap();
+        v
+    }
+
+    #[test]
+    fn raw_and_opus_data_reach_the_device_only_while_started() {
+        let (dev, control, mut core, mut h, now) = setup(true);
+        control.set_mute(true);
+        // Data before START is dropped.
+        core.handle_input(
+            &msg(RecordClient::Data {
+                time: 0,
+                data: &[0; 1920],
+            }),
+            &mut *h,
+            now,
+        )
+        .unwrap();
+        assert!(lock(&dev.got).is_empty());
+        control.start();
+        core.poll(&mut *h, now).unwrap();
+        assert_eq!(names(&core.take_output()), ["mute", "start"]);
+        let pcm: Vec<i16> = (0..960).map(|i| (i * 31) as i16).collect();
+        let raw: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut input = msg(RecordClient::Mode {
+            time: 5,
+            mode: spice_proto::playback::AudioDataMode::RAW,
+            data: &[],
+        });
+        input.extend(msg(RecordClient::StartMark { time: 5 }));
+        input.extend(msg(RecordClient::Data {
+            time: 5,
+            data: &raw,
+        }));
+        core.handle_input(&input, &mut *h, now).unwrap();
+        assert_eq!(*lock(&dev.got), pcm);
+        let ch = h.as_any().unwrap().downcast_ref::<RecordChannel>().unwrap();
+        assert_eq!((ch.frames(), ch.start_mark()), (1, Some(5)));
+        // Opus.
+        core.handle_input(
+            &msg(RecordClient::Mode {
+                time: 6,
+                mode: spice_proto::playback::AudioDataMode::OPUS,
+                data: &[],
+            }),
+            &mut *h,
+            now,
+        )
+        .unwrap();
+        let mut enc = AudioEncoder::new(AudioMode::Opus, 48_000, 2).unwrap();
+        let mut pkt = Vec::new();
+        enc.encode_frame(&pcm, &mut pkt).unwrap();
+        core.handle_input(
+            &msg(RecordClient::Data {
+                time: 6,
+                data: &pkt,
+            }),
+            &mut *h,
+            now,
+        )
+        .unwrap();
+        assert_eq!(lock(&dev.got).len(), 2 * FRAME_SAMPLES * 2);
+        control.stop();
+        core.poll(&mut *h, now).unwrap();
+        assert_eq!(names(&core.take_output()), ["stop"]);
+    }
+
+    #[test]
+    fn malformed_record_data_is_a_typed_error() {
+        let (_, control, mut core, mut h, now) = setup(false);
+        control.set_volume(&[1, 2]);
+        control.start();
+        core.poll(&mut *h, now).unwrap();
+        // No VOLUME without the cap.
+        assert_eq!(names(&core.take_output()), ["start"]);
+        let e = core
+            .handle_input(
+                &msg(RecordClient::Data {
+                    time: 0,
+                    data: &[1, 2, 3],
+                }),
+                &mut *h,
+                now,
+            )
+            .unwrap_err();
+        assert!(matches!(e, ChannelError::Protocol { .. }), "{e}");
+        assert!(e.to_string().contains("multiple"), "{e}");
+
+        let (_, control, mut core, mut h, now) = setup(false);
+        control.start();
+        let e = core
+            .handle_input(
+                &msg(RecordClient::Mode {
+                    time: 0,
+                    mode: spice_proto::playback::AudioDataMode::CELT_0_5_1,
+                    data: &[],
+                }),
+                &mut *h,
+                now,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("mode 2"), "{e}");
+
+        let (_, control, mut core, mut h, now) = setup(false);
+        control.start();
+        core.poll(&mut *h, now).unwrap();
+        let mut input = msg(RecordClient::Mode {
+            time: 0,
+            mode: spice_proto::playback::AudioDataMode::OPUS,
+            data: &[],
+        });
+        input.extend(msg(RecordClient::Data { time: 0, data: &[] }));
+        let e = core.handle_input(&input, &mut *h, now).unwrap_err();
+        assert!(e.to_string().contains("empty Opus packet"), "{e}");
     }
 }

@@ -371,6 +371,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a host playback device (served as the next playback channel id), keeping the
+    /// other host devices.
+    pub fn playback_device(mut self, device: Arc<dyn crate::host::PlaybackDevice>) -> Self {
+        self.host.playback.push(device);
+        self
+    }
+
+    /// Adds a host record device (served as the next record channel id), keeping the
+    /// other host devices.
+    pub fn record_device(mut self, device: Arc<dyn crate::host::RecordDevice>) -> Self {
+        self.host.record.push(device);
+        self
+    }
+
     /// Registers a channel (a display channel, say). Main and inputs are built in; cursor
     /// is added with [`ServerBuilder::cursor`].
     pub fn add_channel(mut self, factory: Arc<dyn ChannelFactory>) -> Self {

@@ -1,7 +1,7 @@
 //! Audio end to end over TCP: our client core (spice-client-core's blocking driver) against
 //! our server, playback and record, raw (bit-exact) and Opus (SNR after aligning the codec
-//! delay); and the real spice-gtk client receiving the demo tone (never skipped: a missing
-//! peer panics with what to install).
+//! delay); and the real spice-gtk client receiving the tone of `spice-server --demo
+//! --demo-tone` (never skipped: a missing peer panics with what to install).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,6 @@ use spice_client_core::{ChannelSelection, Event, SessionConfig, SpiceUri};
 use spice_codecs::audio::{AudioMode, FRAME_SAMPLES, OPUS_DELAY_SAMPLES};
 use spice_proto::ChannelType;
 use spice_server::config::ServerConfig;
-use spice_server::demo_audio::DemoTone;
 use spice_server::host::{AudioFormat, Host, PlaybackDevice, RecordDevice};
 use spice_server::playback::PlaybackSink;
 use spice_server::record::RecordControl;
@@ -191,18 +190,32 @@ fn round_trip(opus: bool) {
     let events = wait_for(&mut client, "playback stop", |e| {
         matches!(e, Event::PlaybackStop)
     });
-    let expect_mode = if opus { AudioMode::Opus } else { AudioMode::Raw };
+    let expect_mode = if opus {
+        AudioMode::Opus
+    } else {
+        AudioMode::Raw
+    };
     assert!(
         events
             .iter()
             .any(|e| matches!(e, Event::PlaybackMode(m) if *m == expect_mode)),
         "{events:?}"
     );
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::PlaybackVolume(v) if v == &[1000, 2000])));
-    assert!(events.iter().any(|e| matches!(e, Event::PlaybackMute(true))));
-    assert!(events.iter().any(|e| matches!(e, Event::PlaybackLatency(150))));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PlaybackVolume(v) if v == &[1000, 2000]))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PlaybackMute(true)))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PlaybackLatency(150)))
+    );
     let start = events
         .iter()
         .find_map(|e| match e {
@@ -232,7 +245,11 @@ fn round_trip(opus: bool) {
         assert_eq!(w[1].wrapping_sub(w[0]), 10, "{times:?}");
     }
     let mm_now = s.server.context().mm_time(Instant::now());
-    assert!(mm_now.wrapping_sub(times[0]) < 10_000, "stamp {} vs clock {mm_now}", times[0]);
+    assert!(
+        mm_now.wrapping_sub(times[0]) < 10_000,
+        "stamp {} vs clock {mm_now}",
+        times[0]
+    );
     if opus {
         let snr = snr_db(&pcm, &got, OPUS_DELAY_SAMPLES);
         assert!(snr >= OPUS_MIN_SNR_DB, "playback Opus SNR {snr:.1} dB");
@@ -247,9 +264,11 @@ fn round_trip(opus: bool) {
     let events = wait_for(&mut client, "record start", |e| {
         matches!(e, Event::RecordStart { .. })
     });
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::RecordVolume(v) if v == &[500, 600])));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::RecordVolume(v) if v == &[500, 600]))
+    );
     let rec = signal(40);
     for chunk in rec.chunks(1000) {
         client
@@ -273,9 +292,13 @@ fn round_trip(opus: bool) {
         assert_eq!(got, rec, "raw record must be bit-exact");
     }
     control.stop();
-    wait_for(&mut client, "record stop", |e| matches!(e, Event::RecordStop));
+    wait_for(&mut client, "record stop", |e| {
+        matches!(e, Event::RecordStop)
+    });
     assert!(matches!(
-        client.session().send_record_pcm(&rec[..960], Instant::now()),
+        client
+            .session()
+            .send_record_pcm(&rec[..960], Instant::now()),
         Err(spice_client_core::SessionError::NotActive(_))
     ));
     drop(client);
@@ -309,7 +332,10 @@ fn server_without_compression_sends_raw_to_an_opus_client() {
     let events = wait_for(&mut client, "playback mode", |e| {
         matches!(e, Event::PlaybackMode(_))
     });
-    assert!(matches!(events.last(), Some(Event::PlaybackMode(AudioMode::Raw))));
+    assert!(matches!(
+        events.last(),
+        Some(Event::PlaybackMode(AudioMode::Raw))
+    ));
     drop(client);
     server.shutdown();
 }
@@ -327,19 +353,48 @@ fn zero_crossing_hz(mono: &[i16], rate: f64) -> f64 {
     (ups.len() - 1) as f64 * rate / span
 }
 
+/// `spice-server --demo --demo-tone` on an ephemeral port; killed on drop.
+struct DemoServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl DemoServer {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spice-server"))
+            .args(["--listen", "127.0.0.1:0", "--demo", "--demo-tone"])
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start spice-server");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("spice-server exited before listening")
+                .unwrap();
+            if let Some(addr) = line.strip_prefix("spice-server: listening on ") {
+                break addr.parse::<SocketAddr>().unwrap().port();
+            }
+        };
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, port }
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn spice_gtk_receives_the_demo_tone() {
-    let tone = DemoTone::new(440.0);
-    let host = Host {
-        playback: vec![tone.clone()],
-        ..Host::default()
-    };
-    let config = ServerConfig::builder()
-        .listen("127.0.0.1:0".parse().unwrap())
-        .build()
-        .unwrap();
-    let server = ServerBuilder::new(config).host(host).start().unwrap();
-    let port = server.local_addrs()[0].port();
+    let server = DemoServer::start();
+    let port = server.port;
     let dir = tempfile::tempdir().unwrap();
     let pcm_path = dir.path().join("pcm.raw");
     let run = GtkScenario::new(port)
@@ -347,8 +402,7 @@ fn spice_gtk_receives_the_demo_tone() {
         .timeout(Duration::from_secs(20))
         .run()
         .unwrap();
-    tone.stop();
-    server.shutdown();
+    drop(server);
     assert!(run.ok(), "spice-gtk run failed: {run:?}");
     let start = run
         .events_named("playback_start")
