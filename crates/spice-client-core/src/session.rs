@@ -842,7 +842,7 @@ impl Session {
                         }
                         ChannelType::CURSOR if sel.cursor => Some(Kind::Cursor(CursorCache::new())),
                         ChannelType::PLAYBACK if self.config.audio.playback => {
-                            Some(Kind::Playback(Box::new(PlaybackChannel::new())))
+                            Some(Kind::Playback(Box::default()))
                         }
                         ChannelType::RECORD if self.config.audio.record => Some(Kind::Record(
                             Box::new(RecordChannel::new(self.config.audio.opus)),
