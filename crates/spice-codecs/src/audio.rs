@@ -517,6 +517,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn raw_round_trip_any_pcm(pcm in proptest::collection::vec(proptest::prelude::any::<i16>(), FRAME_SAMPLES * 2)) {
+            let mut enc = AudioEncoder::new(AudioMode::Raw, 48_000, 2).unwrap();
+            let mut bytes = Vec::new();
+            enc.encode_frame(&pcm, &mut bytes).unwrap();
+            let mut dec = AudioDecoder::new(AudioMode::Raw, 48_000, 2).unwrap();
+            let mut out = Vec::new();
+            dec.decode(&bytes, &mut out).unwrap();
+            proptest::prop_assert_eq!(out, pcm);
+        }
+
+        #[test]
+        fn opus_decoder_survives_any_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let mut dec = AudioDecoder::new(AudioMode::Opus, 48_000, 2).unwrap();
+            let mut out = Vec::new();
+            if let Ok(n) = dec.decode(&data, &mut out) {
+                proptest::prop_assert_eq!(out.len(), n * 2);
+                proptest::prop_assert!(n <= 5760);
+            }
+        }
+    }
+
     #[test]
     fn fuzz_corpus_replays() {
         let dir = concat!(
