@@ -946,6 +946,7 @@ fn link_input(
                     info: &info,
                     session: &session,
                     waker: waker.clone(),
+                    server: ctx,
                 }) {
                     Ok(h) => h,
                     Err(code) => {
@@ -1040,6 +1041,7 @@ pub fn fuzz_server_channel(data: &[u8]) {
         info: &info,
         session: &session,
         waker: Waker::noop(),
+        server: &ctx,
     }) else {
         return;
     };
