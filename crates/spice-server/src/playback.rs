@@ -31,7 +31,7 @@
 //! that video frames use.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use spice_codecs::audio::{AudioEncoder, AudioMode, FRAME_SAMPLES, opus_supported};
@@ -299,10 +299,8 @@ impl Drop for Subscription {
 
 /// Serves a playback channel for one [`PlaybackDevice`].
 pub struct PlaybackChannelFactory {
-    ctx: Weak<ServerContext>,
     id: u8,
     sink: PlaybackSink,
-    compression: bool,
 }
 
 impl std::fmt::Debug for PlaybackChannelFactory {
@@ -316,22 +314,12 @@ impl std::fmt::Debug for PlaybackChannelFactory {
 
 impl PlaybackChannelFactory {
     /// A playback channel `id` for `device`: creates its [`PlaybackSink`] and attaches it
-    /// to the device. `compression` is the server's playback-compression setting (Opus
-    /// allowed).
-    pub fn new(
-        ctx: Weak<ServerContext>,
-        id: u8,
-        device: &Arc<dyn PlaybackDevice>,
-        compression: bool,
-    ) -> Self {
+    /// to the device. Opus is used only when the server's playback compression is on
+    /// ([`crate::config::ServerConfig::playback_compression`]).
+    pub fn new(id: u8, device: &Arc<dyn PlaybackDevice>) -> Self {
         let sink = PlaybackSink::new(device.format());
         device.attach(sink.clone());
-        Self {
-            ctx,
-            id,
-            sink,
-            compression,
-        }
+        Self { id, sink }
     }
 
     /// The sink the device writes to.
@@ -356,10 +344,10 @@ impl ChannelFactory for PlaybackChannelFactory {
         c
     }
     fn open(&self, ctx: OpenContext<'_>) -> Result<Box<dyn ChannelHandler>, LinkErr> {
-        let server = self.ctx.upgrade().ok_or(LinkErr::ERROR)?;
+        let server = ctx.server.clone();
         let f = self.sink.format();
         let peer = &ctx.info.peer_channel_caps;
-        let mode = if self.compression
+        let mode = if server.config().playback_compression
             && peer.has(caps::playback::OPUS)
             && opus_supported(f.frequency, f.channels)
         {
@@ -606,14 +594,14 @@ mod tests {
         let server = ServerBuilder::new(
             ServerConfig::builder()
                 .listen("127.0.0.1:0".parse().unwrap())
+                .playback_compression(compression)
                 .build()
                 .unwrap(),
         )
         .start()
         .unwrap();
         let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
-        let factory =
-            PlaybackChannelFactory::new(Arc::downgrade(server.context()), 0, &dev, compression);
+        let factory = PlaybackChannelFactory::new(0, &dev);
         let sink = factory.sink().clone();
         let info = ChannelInfo {
             channel_type: ChannelType::PLAYBACK,
@@ -631,6 +619,7 @@ mod tests {
                 info: &info,
                 session: &Arc::new(Session::new(1)),
                 waker: Waker::noop(),
+                server: server.context(),
             })
             .unwrap();
         let cfg = CoreConfig {

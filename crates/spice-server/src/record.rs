@@ -425,6 +425,14 @@ mod tests {
         Box<dyn ChannelHandler>,
         Instant,
     ) {
+        let server = crate::server::ServerBuilder::new(
+            crate::config::ServerConfig::builder()
+                .listen("127.0.0.1:0".parse().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .start()
+        .unwrap();
         let dev = Arc::new(Dev::default());
         let factory = RecordChannelFactory::new(0, dev.clone());
         assert!(factory.caps().has(caps::record::OPUS));
@@ -449,6 +457,7 @@ mod tests {
                 info: &info,
                 session: &Arc::new(Session::new(1)),
                 waker: Waker::noop(),
+                server: server.context(),
             })
             .unwrap();
         let cfg = CoreConfig {
@@ -458,6 +467,7 @@ mod tests {
         };
         let mut core = ChannelCore::new(info, &cfg, now);
         core.start(&mut *handler, now).unwrap();
+        server.shutdown();
         (dev, control, core, handler, now)
     }
 

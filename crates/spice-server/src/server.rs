@@ -13,7 +13,9 @@
 //! ([`ChannelCore::poll_timeout`]) expires. A client that stops reading blocks its worker
 //! in `write`, so the handler is not polled and nothing more is produced for it: memory per
 //! connection stays bounded by the ACK window and [`crate::channel::CoreConfig`]'s output
-//! bound.
+//! bound. Input waiting for the worker is bounded too: at most 8 reads of 64 KiB are queued
+//! before the reader stops reading. A connection that has not finished the link stage
+//! within [`LINK_TIMEOUT`] is closed.
 //!
 //! # Sessions
 //!
@@ -227,12 +229,7 @@ impl ServerContext {
             }
             // One playback / record channel per host audio device (ids in order).
             for (id, dev) in (0u8..).zip(&host.playback) {
-                factories.push(Arc::new(PlaybackChannelFactory::new(
-                    weak.clone(),
-                    id,
-                    dev,
-                    config.playback_compression,
-                )));
+                factories.push(Arc::new(PlaybackChannelFactory::new(id, dev)));
             }
             for (id, dev) in (0u8..).zip(&host.record) {
                 factories.push(Arc::new(RecordChannelFactory::new(id, dev.clone())));
@@ -972,6 +969,7 @@ fn link_input(
                     info: &info,
                     session: &session,
                     waker: waker.clone(),
+                    server: ctx,
                 }) {
                     Ok(h) => h,
                     Err(code) => {
@@ -1066,6 +1064,7 @@ pub fn fuzz_server_channel(data: &[u8]) {
         info: &info,
         session: &session,
         waker: Waker::noop(),
+        server: &ctx,
     }) else {
         return;
     };
