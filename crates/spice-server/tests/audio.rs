@@ -199,6 +199,14 @@ fn round_trip(opus: bool) {
         sink.write(chunk);
     }
     sink.stop();
+    // MAIN_INIT's multimedia time (the clock of MULTI_MEDIA_TIME and video streams).
+    let mm_init = early
+        .iter()
+        .find_map(|e| match e {
+            Event::MultiMediaTime(t) => Some(*t),
+            _ => None,
+        })
+        .expect("MAIN_INIT multimedia time");
     let mut events = early;
     events.extend(wait_for(&mut client, "playback stop", |e| {
         matches!(e, Event::PlaybackStop)
@@ -258,6 +266,13 @@ fn round_trip(opus: bool) {
     for w in times.windows(2) {
         assert_eq!(w[1].wrapping_sub(w[0]), 10, "{times:?}");
     }
+    // Audio stamps are on the main channel's clock: after MAIN_INIT's time, within seconds.
+    let since_init = times[0].wrapping_sub(mm_init);
+    assert!(
+        since_init < 10_000,
+        "first stamp {} vs MAIN_INIT {mm_init}",
+        times[0]
+    );
     let mm_now = s.server.context().mm_time(Instant::now());
     assert!(
         mm_now.wrapping_sub(times[0]) < 10_000,
