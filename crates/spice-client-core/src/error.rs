@@ -69,6 +69,10 @@ pub enum SessionError {
     /// A message could not be encoded.
     #[error("encode: {0}")]
     Encode(#[from] EncodeError),
+    /// The channel is linked but not in a state for the call (record data before the
+    /// server's `RECORD_START`, say).
+    #[error("{0} channel not active")]
+    NotActive(ChannelType),
     /// The session configuration is invalid (password too long, ...).
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use spice_codecs::audio::AudioMode;
 use spice_proto::ChannelType;
 use spice_proto::inputs::KeyboardModifiers;
 use spice_proto::link::LinkErr;
 use spice_proto::main::MouseMode;
+use spice_proto::playback::AudioFormat;
 use spice_proto::types::{Head, Rect};
 
 use crate::cursor::CursorShape;
@@ -240,4 +242,48 @@ pub enum Event {
     },
     /// The guest's lock keys (inputs `INIT` / `KEY_MODIFIERS`).
     KeyModifiers(KeyboardModifiers),
+    /// Playback `MODE`: how the following data is coded.
+    PlaybackMode(AudioMode),
+    /// Playback `START`: play PCM in this format.
+    PlaybackStart {
+        /// Sample format (S16).
+        format: AudioFormat,
+        /// Interleaved channels.
+        channels: u8,
+        /// Samples per second.
+        rate: u32,
+        /// Multimedia time of the start (ms).
+        time: u32,
+    },
+    /// Playback `DATA`, decoded.
+    PlaybackData {
+        /// Interleaved S16 samples (one frame).
+        pcm: Vec<i16>,
+        /// Multimedia time at which to play it (ms, server clock).
+        mm_time: u32,
+    },
+    /// Playback `STOP`.
+    PlaybackStop,
+    /// Playback `VOLUME` (per channel, 0..=65535).
+    PlaybackVolume(Vec<u16>),
+    /// Playback `MUTE`.
+    PlaybackMute(bool),
+    /// Playback `LATENCY`: minimum buffering the server asks for (ms).
+    PlaybackLatency(u32),
+    /// Record `START`: capture in this format and pass the samples to
+    /// [`crate::Session::send_record_pcm`].
+    RecordStart {
+        /// Sample format (S16).
+        format: AudioFormat,
+        /// Interleaved channels.
+        channels: u8,
+        /// Samples per second.
+        rate: u32,
+    },
+    /// Record `STOP`.
+    RecordStop,
+    /// Record `VOLUME` (per channel, 0..=65535).
+    RecordVolume(Vec<u16>),
+    /// Record `MUTE`.
+    RecordMute(bool),
 }

@@ -9,6 +9,7 @@
 //! - [`session`]: the session, the main channel, ACK windows, ping, agent data, inputs.
 //! - [`display`]: display channels rendered through `spice-canvas`.
 //! - [`cursor`]: cursor shapes of every type decoded to RGBA, the cursor cache.
+//! - [`playback`], [`record`]: the audio channels (raw and Opus).
 //! - [`uri`]: `spice://` URIs as remote-viewer takes them.
 
 #[cfg(feature = "blocking")]
@@ -19,6 +20,8 @@ pub mod display;
 pub mod driver;
 pub mod error;
 pub mod event;
+pub mod playback;
+pub mod record;
 pub mod session;
 pub mod testing;
 #[cfg(feature = "tokio")]

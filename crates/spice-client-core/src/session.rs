@@ -34,6 +34,8 @@ use crate::cursor::CursorCache;
 use crate::display::{DisplayChannel, DisplayShared};
 use crate::error::{ChannelError, SessionError};
 use crate::event::Event;
+use crate::playback::{AudioConfig, PlaybackChannel};
+use crate::record::RecordChannel;
 
 /// A connection handle: one per channel connection of the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +90,8 @@ pub struct SessionConfig {
     pub agent: bool,
     /// Most bytes held for a connection paused by `WAIT_FOR_CHANNELS`.
     pub max_buffered: usize,
+    /// Playback / record channels and Opus.
+    pub audio: AudioConfig,
 }
 
 impl Default for SessionConfig {
@@ -103,6 +107,7 @@ impl Default for SessionConfig {
             mouse_mode: None,
             agent: true,
             max_buffered: 512 * 1024 * 1024,
+            audio: AudioConfig::default(),
         }
     }
 }
@@ -142,6 +147,8 @@ enum Kind {
     Display(Box<DisplayChannel>),
     Cursor(CursorCache),
     Inputs(InputsState),
+    Playback(Box<PlaybackChannel>),
+    Record(Box<RecordChannel>),
 }
 
 #[derive(Default)]
@@ -269,6 +276,8 @@ impl Session {
             Kind::Display(_) => crate::display::display_caps(),
             Kind::Inputs(_) => Caps::from_caps(&[caps::inputs::KEY_SCANCODE]),
             Kind::Cursor(_) => Caps::new(),
+            Kind::Playback(_) => crate::playback::playback_caps(&self.config.audio),
+            Kind::Record(_) => crate::record::record_caps(&self.config.audio),
         };
         let mut link = ClientLink::new(ClientLinkConfig {
             connection_id: self.session_id.unwrap_or(0),
@@ -616,8 +625,11 @@ impl Session {
         })
     }
 
-    fn on_linked(&mut self, idx: usize, _peer_caps: &Caps) -> Result<(), ChannelError> {
+    fn on_linked(&mut self, idx: usize, peer_caps: &Caps) -> Result<(), ChannelError> {
         let c = &mut self.conns[idx];
+        if let Kind::Record(r) = &mut c.kind {
+            r.on_linked(peer_caps);
+        }
         if let Kind::Display(d) = &mut c.kind {
             d.on_linked(&mut c.io, &self.config)?;
         }
@@ -680,6 +692,14 @@ impl Session {
             }
             ServerMessage::Cursor(m) => self.handle_cursor(idx, m),
             ServerMessage::Inputs(m) => self.handle_inputs(idx, m),
+            ServerMessage::Playback(m) => match &mut self.conns[idx].kind {
+                Kind::Playback(p) => p.handle(m, &mut self.events),
+                _ => Ok(()),
+            },
+            ServerMessage::Record(m) => match &mut self.conns[idx].kind {
+                Kind::Record(r) => r.handle(m, &mut self.events),
+                _ => Ok(()),
+            },
             other => {
                 tracing::debug!(channel = %ty, msg = other.name(), "ignored message");
                 Ok(())
@@ -821,6 +841,12 @@ impl Session {
                             Some(Kind::Inputs(InputsState::default()))
                         }
                         ChannelType::CURSOR if sel.cursor => Some(Kind::Cursor(CursorCache::new())),
+                        ChannelType::PLAYBACK if self.config.audio.playback => {
+                            Some(Kind::Playback(Box::default()))
+                        }
+                        ChannelType::RECORD if self.config.audio.record => Some(Kind::Record(
+                            Box::new(RecordChannel::new(self.config.audio.opus)),
+                        )),
                         _ => None,
                     };
                     let already = self
@@ -1265,6 +1291,41 @@ impl Session {
     pub fn cursor_cache(&self) -> Option<&CursorCache> {
         self.conns.iter().find_map(|c| match &c.kind {
             Kind::Cursor(cc) => Some(cc),
+            _ => None,
+        })
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Audio API
+// ----------------------------------------------------------------------------------------
+
+impl Session {
+    /// Sends captured audio on the record channel: interleaved S16 samples in the format
+    /// of the last [`Event::RecordStart`] (any amount; complete 480-sample frames are
+    /// coded raw or Opus as negotiated and sent, the rest waits for more). Fails with
+    /// [`SessionError::NotActive`] outside `RECORD_START` / `RECORD_STOP`.
+    pub fn send_record_pcm(&mut self, pcm: &[i16], now: Instant) -> Result<(), SessionError> {
+        let mm_now = self.mm_time(now).unwrap_or(0);
+        let c = self.find(ChannelType::RECORD)?;
+        match &mut c.kind {
+            Kind::Record(r) => r.send_pcm(pcm, mm_now, &mut c.io),
+            _ => Err(SessionError::NotConnected(ChannelType::RECORD)),
+        }
+    }
+
+    /// The playback channel's state, if linked.
+    pub fn playback_channel(&self) -> Option<&PlaybackChannel> {
+        self.conns.iter().find_map(|c| match &c.kind {
+            Kind::Playback(p) if c.is_open() => Some(&**p),
+            _ => None,
+        })
+    }
+
+    /// The record channel's state, if linked.
+    pub fn record_channel(&self) -> Option<&RecordChannel> {
+        self.conns.iter().find_map(|c| match &c.kind {
+            Kind::Record(r) if c.is_open() => Some(&**r),
             _ => None,
         })
     }

@@ -88,7 +88,7 @@ fn main_channel_flow() {
     // Channels of other types are reported, not opened; known ones link with session 42.
     let list = ServerMessage::Main(pm::ServerMessage::ChannelsList(vec![
         pm::ChannelId {
-            channel_type: ChannelType::PLAYBACK,
+            channel_type: ChannelType::TUNNEL,
             id: 0,
         },
         pm::ChannelId {
@@ -101,7 +101,7 @@ fn main_channel_flow() {
     assert!(matches!(
         ev[0],
         Event::ChannelSkipped {
-            channel_type: ChannelType::PLAYBACK,
+            channel_type: ChannelType::TUNNEL,
             ..
         }
     ));

@@ -8,8 +8,10 @@
 //! - [`jpeg`]: JPEG images; [`jpeg_alpha`]: JPEG_ALPHA (JPEG colour + LZ XXXA alpha).
 //! - [`mjpeg`]: MJPEG video streams with rate control.
 //! - [`stream_detect`]: the server's video-region detector.
+//! - [`audio`]: playback / record audio: raw S16LE and Opus (48 kHz, 480-sample frames).
 //! - [`classify`]: the image graduality classifier behind auto_glz / auto_lz.
 
+pub mod audio;
 pub mod classify;
 pub mod glz;
 pub mod jpeg;

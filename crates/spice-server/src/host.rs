@@ -7,9 +7,9 @@
 //! sent them, from that connection's thread.
 //!
 //! The keyboard, mouse and tablet are used by the inputs channel ([`crate::inputs`]).
-//! [`PlaybackDevice`], [`RecordDevice`] and [`CharDevice`] are declared here for the audio
-//! and agent channels (a later issue): no channel uses them yet, and the main channel
-//! reports the agent as disconnected.
+//! [`PlaybackDevice`] and [`RecordDevice`] are served by the playback and record channels
+//! ([`crate::playback`], [`crate::record`]). [`CharDevice`] is declared for the agent
+//! channels (a later issue).
 
 use std::sync::Arc;
 
@@ -56,27 +56,25 @@ pub struct AudioFormat {
 }
 
 /// Audio played by the guest, sent to clients on the playback channel (libspice
-/// `SpicePlaybackInterface`; declared for the audio issue).
+/// `SpicePlaybackInterface`). The server serves one playback channel per device.
 pub trait PlaybackDevice: Send + Sync {
-    /// The format of the samples the device produces.
+    /// The format of the samples the device produces (S16, interleaved).
     fn format(&self) -> AudioFormat;
-    /// A client changed the volume (per channel, 0..=65535).
-    fn set_volume(&self, volume: &[u16]);
-    /// A client muted or unmuted.
-    fn set_mute(&self, mute: bool);
+    /// Called once when the server starts: the device writes its PCM, start/stop,
+    /// volume, mute and latency to `sink` from then on (from any thread).
+    fn attach(&self, sink: crate::playback::PlaybackSink);
 }
 
-/// Audio captured by clients, delivered to the guest (libspice `SpiceRecordInterface`;
-/// declared for the audio issue).
+/// Audio captured by clients, delivered to the guest (libspice `SpiceRecordInterface`).
+/// The server serves one record channel per device.
 pub trait RecordDevice: Send + Sync {
-    /// The format the device wants.
+    /// The format the device wants (S16, interleaved).
     fn format(&self) -> AudioFormat;
-    /// Interleaved signed 16-bit samples from a client, in order.
+    /// Called once when the server starts: the device starts and stops capture on
+    /// clients, and sets their capture volume and mute, through `control`.
+    fn attach(&self, control: crate::record::RecordControl);
+    /// Interleaved signed 16-bit samples from a client, in order (one frame per call).
     fn samples(&self, samples: &[i16]);
-    /// A client changed the volume.
-    fn set_volume(&self, volume: &[u16]);
-    /// A client muted or unmuted.
-    fn set_mute(&self, mute: bool);
 }
 
 /// The kind of a character device, which decides the channel it is served on.
@@ -121,9 +119,9 @@ pub struct Host {
     pub mouse: Option<Arc<dyn Mouse>>,
     /// The tablet (enables client mouse mode).
     pub tablet: Option<Arc<dyn Tablet>>,
-    /// Playback devices (declared; not served yet).
+    /// Playback devices (one playback channel each, ids in order).
     pub playback: Vec<Arc<dyn PlaybackDevice>>,
-    /// Record devices (declared; not served yet).
+    /// Record devices (one record channel each, ids in order).
     pub record: Vec<Arc<dyn RecordDevice>>,
     /// Character devices (declared; not served yet).
     pub char_devices: Vec<Arc<dyn CharDevice>>,

@@ -9,6 +9,8 @@
 //! - [`server`]: the driver (listeners, link stage, sessions, routing):
 //!   [`server::ServerBuilder`] → [`server::Server`].
 //! - [`main_channel`], [`inputs`], [`cursor`]: the built-in channels.
+//! - [`playback`], [`record`]: the audio channels (PCM from / to the host's audio devices,
+//!   raw or Opus); [`demo_audio`]: a demo host tone.
 //! - [`transport`]: TLS and WebSocket layers.
 //! - [`demo`]: the demo desktop, a guest driving spice-qxl's guest side.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
@@ -18,10 +20,13 @@ pub mod channel;
 pub mod config;
 pub mod cursor;
 pub mod demo;
+pub mod demo_audio;
 pub mod display;
 pub mod host;
 pub mod inputs;
 pub mod main_channel;
+pub mod playback;
+pub mod record;
 pub mod server;
 pub mod session;
 pub mod test_client;

@@ -54,6 +54,8 @@ use crate::cursor::{CursorChannelFactory, CursorFeed};
 use crate::host::Host;
 use crate::inputs::InputsChannelFactory;
 use crate::main_channel::MainChannelFactory;
+use crate::playback::PlaybackChannelFactory;
+use crate::record::RecordChannelFactory;
 use crate::session::{Session, lock};
 use crate::transport::{Transport, TransportError};
 
@@ -225,6 +227,13 @@ impl ServerContext {
             if let Some(feed) = cursor {
                 factories.push(Arc::new(CursorChannelFactory::new(feed)));
             }
+            // One playback / record channel per host audio device (ids in order).
+            for (id, dev) in (0u8..).zip(&host.playback) {
+                factories.push(Arc::new(PlaybackChannelFactory::new(id, dev)));
+            }
+            for (id, dev) in (0u8..).zip(&host.record) {
+                factories.push(Arc::new(RecordChannelFactory::new(id, dev.clone())));
+            }
             factories.extend(extra);
             ServerContext {
                 config,
@@ -356,6 +365,20 @@ impl ServerBuilder {
     /// The host devices inputs are delivered to.
     pub fn host(mut self, host: Host) -> Self {
         self.host = host;
+        self
+    }
+
+    /// Adds a host playback device (served as the next playback channel id), keeping the
+    /// other host devices.
+    pub fn playback_device(mut self, device: Arc<dyn crate::host::PlaybackDevice>) -> Self {
+        self.host.playback.push(device);
+        self
+    }
+
+    /// Adds a host record device (served as the next record channel id), keeping the
+    /// other host devices.
+    pub fn record_device(mut self, device: Arc<dyn crate::host::RecordDevice>) -> Self {
+        self.host.record.push(device);
         self
     }
 
@@ -992,6 +1015,7 @@ fn link_input(
                     info: &info,
                     session: &session,
                     waker: waker.clone(),
+                    server: ctx,
                 }) {
                     Ok(h) => h,
                     Err(code) => {
@@ -1086,6 +1110,7 @@ pub fn fuzz_server_channel(data: &[u8]) {
         info: &info,
         session: &session,
         waker: Waker::noop(),
+        server: &ctx,
     }) else {
         return;
     };

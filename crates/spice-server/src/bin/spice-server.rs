@@ -71,6 +71,9 @@ struct Args {
     /// Freeze the demo after N frames.
     #[arg(long, requires = "demo")]
     demo_frames: Option<u64>,
+    /// Also play a 440 Hz tone on the playback channel (with --demo).
+    #[arg(long, requires = "demo")]
+    demo_tone: bool,
     /// Write the server's framebuffer as PPM once the demo is frozen.
     #[arg(long, requires = "demo_frames")]
     dump_frame: Option<PathBuf>,
@@ -141,6 +144,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = config(&args)?;
     let display = DisplayConfig::from_server_config(&config);
     let (builder, demo) = attach_display(ServerBuilder::new(config), &args, display)?;
+    let builder = if args.demo_tone {
+        builder.playback_device(spice_server::demo_audio::DemoTone::new(440.0))
+    } else {
+        builder
+    };
     let server = builder.start().map_err(|e| match &e {
         ServerError::Bind { source, addr } if source.kind() == std::io::ErrorKind::AddrInUse => {
             anyhow::anyhow!("port busy: {addr} is already in use")
