@@ -122,7 +122,7 @@ impl FakeClient {
 }
 
 struct Harness {
-    worker: DisplayWorker<VecMemory>,
+    worker: DisplayWorker<QxlDevice<VecMemory>>,
     guest: GuestDriver,
     now: u64,
     glz: Arc<GlzRegistry>,

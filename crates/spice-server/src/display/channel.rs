@@ -11,16 +11,15 @@ use spice_proto::caps::{self, Caps};
 use spice_proto::display::ServerMessage;
 use spice_proto::link::LinkErr;
 use spice_proto::messages::ClientMessage;
-use spice_qxl::memory::GuestMemory;
 
 use super::client::{ClientId, ClientOptions, DisplayClientCaps};
 use super::glz::GlzRegistry;
-use super::worker::{DisplayError, DisplaySink, DisplayWorker};
+use super::worker::{DisplayDevice, DisplayError, DisplaySink, DisplayWorker};
 use crate::channel::{ChannelError, ChannelFactory, ChannelHandler, OpenContext, Outbox};
 use crate::session::lock;
 
 /// A display worker shared by its channel handlers and whoever drives the device.
-pub type SharedWorker<M> = Arc<Mutex<DisplayWorker<M>>>;
+pub type SharedWorker<D> = Arc<Mutex<DisplayWorker<D>>>;
 
 /// Milliseconds since `epoch` (the worker's clock).
 pub fn millis_since(epoch: Instant, now: Instant) -> u64 {
@@ -38,13 +37,13 @@ impl DisplaySink for Outbox<'_> {
 }
 
 /// The display channel of one QXL device (channel id `channel_id`).
-pub struct DisplayChannelFactory<M: GuestMemory> {
-    worker: SharedWorker<M>,
+pub struct DisplayChannelFactory<D: DisplayDevice> {
+    worker: SharedWorker<D>,
     channel_id: u8,
     epoch: Instant,
 }
 
-impl<M: GuestMemory> std::fmt::Debug for DisplayChannelFactory<M> {
+impl<D: DisplayDevice> std::fmt::Debug for DisplayChannelFactory<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DisplayChannelFactory")
             .field("channel_id", &self.channel_id)
@@ -52,10 +51,10 @@ impl<M: GuestMemory> std::fmt::Debug for DisplayChannelFactory<M> {
     }
 }
 
-impl<M: GuestMemory> DisplayChannelFactory<M> {
+impl<D: DisplayDevice> DisplayChannelFactory<D> {
     /// The factory for `worker`'s display channel `channel_id`; `epoch` is the instant the
     /// worker's millisecond clock counts from (the same the device driver uses).
-    pub fn new(worker: SharedWorker<M>, channel_id: u8, epoch: Instant) -> Self {
+    pub fn new(worker: SharedWorker<D>, channel_id: u8, epoch: Instant) -> Self {
         DisplayChannelFactory {
             worker,
             channel_id,
@@ -73,7 +72,7 @@ impl<M: GuestMemory> DisplayChannelFactory<M> {
     }
 }
 
-impl<M: GuestMemory + Send + 'static> ChannelFactory for DisplayChannelFactory<M> {
+impl<D: DisplayDevice + Send + 'static> ChannelFactory for DisplayChannelFactory<D> {
     fn channel_type(&self) -> ChannelType {
         ChannelType::DISPLAY
     }
@@ -106,13 +105,13 @@ impl<M: GuestMemory + Send + 'static> ChannelFactory for DisplayChannelFactory<M
 }
 
 /// One client's display channel.
-pub struct DisplayChannelHandler<M: GuestMemory> {
-    worker: SharedWorker<M>,
+pub struct DisplayChannelHandler<D: DisplayDevice> {
+    worker: SharedWorker<D>,
     id: ClientId,
     epoch: Instant,
 }
 
-impl<M: GuestMemory> std::fmt::Debug for DisplayChannelHandler<M> {
+impl<D: DisplayDevice> std::fmt::Debug for DisplayChannelHandler<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DisplayChannelHandler")
             .field("id", &self.id)
@@ -120,7 +119,7 @@ impl<M: GuestMemory> std::fmt::Debug for DisplayChannelHandler<M> {
     }
 }
 
-impl<M: GuestMemory> DisplayChannelHandler<M> {
+impl<D: DisplayDevice> DisplayChannelHandler<D> {
     /// The worker's id of this client.
     pub fn client_id(&self) -> ClientId {
         self.id
@@ -134,7 +133,7 @@ fn host_err(e: DisplayError) -> ChannelError {
     }
 }
 
-impl<M: GuestMemory + Send + 'static> ChannelHandler for DisplayChannelHandler<M> {
+impl<D: DisplayDevice + Send + 'static> ChannelHandler for DisplayChannelHandler<D> {
     fn on_connect(&mut self, _now: Instant, _out: &mut Outbox<'_>) -> Result<(), ChannelError> {
         // Nothing before the client's DISPLAY_INIT (spice-server waits for it too).
         Ok(())

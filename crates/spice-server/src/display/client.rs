@@ -30,13 +30,12 @@ use spice_proto::types::{
     StreamFlags, VideoCodecType,
 };
 use spice_qxl::convert::{ImageRole, ImageSlot};
-use spice_qxl::memory::GuestMemory;
 use spice_qxl::parse::{ImageKind, ParsedBitmap};
 
 use super::cache::{CacheHit, PaletteCache, PaletteUse, PixmapCache};
 use super::encode::{BitmapView, EncodeRequest, EncodedImage, EncoderSettings, ImageEncoder};
 use super::glz::GlzRegistry;
-use super::worker::{DisplayError, DisplaySink, DisplayWorker, DrawEntry, Snapshot};
+use super::worker::{DisplayDevice, DisplayError, DisplaySink, DisplayWorker, DrawEntry, Snapshot};
 
 /// A display client of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -300,7 +299,7 @@ fn rect(r: &spice_qxl::parse::Rect) -> PRect {
     }
 }
 
-impl<M: GuestMemory> DisplayWorker<M> {
+impl<D: DisplayDevice> DisplayWorker<D> {
     /// Adds a display client. Nothing is sent before its DISPLAY_INIT; then it gets the
     /// current framebuffer (a client joining late sees the same picture as the others).
     pub fn add_client(&mut self, opts: ClientOptions) -> ClientId {

@@ -730,3 +730,251 @@ pub fn graduality_of(bm: &BitmapView<'_>) -> Graduality {
     };
     classify::graduality(&img)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spice_canvas::{ImageContext, ImageLimits, Surfaces, new_glz_window};
+    use spice_codecs::glz::GlzDictionary;
+
+    fn desktop(w: u32, h: u32, bpp: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let ink = (x / 3 + y / 5) % 7 == 0;
+                let px: [u8; 4] = if ink {
+                    [20, 20, 20, 255]
+                } else {
+                    [0xf0, 0xe8, 0x40, 255]
+                };
+                v.extend_from_slice(&px[..bpp]);
+            }
+        }
+        v
+    }
+
+    fn photo(w: u32, h: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                v.extend_from_slice(&[(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8, 0]);
+            }
+        }
+        v
+    }
+
+    fn view(data: &[u8], format: BitmapFormat, w: u32, h: u32, stride: u32) -> BitmapView<'_> {
+        BitmapView {
+            format,
+            width: w,
+            height: h,
+            stride,
+            top_down: true,
+            data,
+        }
+    }
+
+    fn enc(compression: ImageCompression) -> ImageEncoder {
+        ImageEncoder::new(EncoderSettings {
+            compression,
+            ..EncoderSettings::default()
+        })
+    }
+
+    /// Decodes with the shared canvas and returns the xRGB pixels.
+    fn decode(img: &EncodedImage, glz: &spice_canvas::SharedGlzWindow) -> Vec<u32> {
+        let mut ctx = ImageContext::new(ImageLimits::default(), glz.clone());
+        let d = ctx.decode(&img.image(), &Surfaces::new(1 << 20)).unwrap();
+        d.pixmap.pixels().iter().map(|p| p & 0x00ff_ffff).collect()
+    }
+
+    fn xrgb(data: &[u8]) -> Vec<u32> {
+        data.chunks(4)
+            .map(|p| u32::from_le_bytes([p[0], p[1], p[2], 0]))
+            .collect()
+    }
+
+    #[test]
+    fn each_mode_picks_its_codec_and_round_trips() {
+        let glz_window = new_glz_window(1 << 20);
+        let d = desktop(40, 30, 4);
+        let p = photo(40, 30);
+        let cases = [
+            (ImageCompression::Off, &d, "bitmap"),
+            (ImageCompression::Quic, &d, "quic"),
+            (ImageCompression::Lz, &d, "lz_rgb"),
+            (ImageCompression::Glz, &d, "glz_rgb"),
+            (ImageCompression::AutoGlz, &d, "glz_rgb"),
+            (ImageCompression::AutoGlz, &p, "quic"),
+            (ImageCompression::AutoLz, &d, "lz_rgb"),
+            (ImageCompression::AutoLz, &p, "quic"),
+            // No LZ4 capability: LZ.
+            (ImageCompression::Lz4, &d, "lz_rgb"),
+        ];
+        for (mode, data, want) in cases {
+            let mut e = enc(mode);
+            let dict = GlzDictionary::new_shared(1 << 20).unwrap();
+            e.set_glz(GlzEncoder::new(1, dict), 1 << 20);
+            let img = e
+                .encode(
+                    &view(data, BitmapFormat::Rgb32, 40, 30, 160),
+                    &EncodeRequest::new(9),
+                )
+                .unwrap();
+            assert_eq!(img.codec_name(), want, "{mode:?}");
+            assert_eq!(decode(&img, &glz_window), xrgb(data), "{mode:?}");
+        }
+        let mut e = ImageEncoder::new(EncoderSettings {
+            compression: ImageCompression::Lz4,
+            client_lz4: true,
+            ..EncoderSettings::default()
+        });
+        let img = e
+            .encode(
+                &view(&d, BitmapFormat::Rgb32, 40, 30, 160),
+                &EncodeRequest::new(9),
+            )
+            .unwrap();
+        assert_eq!(img.codec_name(), "lz4");
+        assert_eq!(decode(&img, &glz_window), xrgb(&d));
+        assert_eq!(e.stats().images, 1);
+    }
+
+    #[test]
+    fn fallbacks() {
+        let d = desktop(40, 30, 4);
+        // GLZ without a dictionary: LZ.
+        let img = enc(ImageCompression::Glz)
+            .encode(
+                &view(&d, BitmapFormat::Rgb32, 40, 30, 160),
+                &EncodeRequest::new(1),
+            )
+            .unwrap();
+        assert_eq!(img.codec_name(), "lz_rgb");
+        // Tiny: raw.
+        let img = enc(ImageCompression::Quic)
+            .encode(
+                &view(&d[..12 * 4], BitmapFormat::Rgb32, 4, 3, 16),
+                &EncodeRequest::new(1),
+            )
+            .unwrap();
+        assert_eq!(img.codec_name(), "bitmap");
+        // Padded rows: QUIC is fine, LZ is not (raw).
+        let mut padded = Vec::new();
+        for row in d.chunks(160) {
+            padded.extend_from_slice(row);
+            padded.extend_from_slice(&[0; 8]);
+        }
+        let v = view(&padded, BitmapFormat::Rgb32, 40, 30, 168);
+        assert_eq!(
+            enc(ImageCompression::Lz)
+                .encode(&v, &EncodeRequest::new(1))
+                .unwrap()
+                .codec_name(),
+            "bitmap"
+        );
+        let q = enc(ImageCompression::Quic)
+            .encode(&v, &EncodeRequest::new(1))
+            .unwrap();
+        assert_eq!(q.codec_name(), "quic");
+        assert_eq!(decode(&q, &new_glz_window(1)), xrgb(&d));
+        // Noise: QUIC would be larger than the bitmap → raw.
+        let mut x = 0x2545_f491_u32;
+        let noise: Vec<u8> = (0..40 * 30 * 3)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut e = enc(ImageCompression::Quic);
+        let img = e
+            .encode(
+                &view(&noise, BitmapFormat::Rgb24, 40, 30, 120),
+                &EncodeRequest::new(1),
+            )
+            .unwrap();
+        assert_eq!(img.codec_name(), "bitmap");
+        assert_eq!(e.stats().fallbacks, 1);
+        // Inconsistent geometry is an error, not a panic.
+        assert!(matches!(
+            enc(ImageCompression::Lz).encode(
+                &view(&d[..100], BitmapFormat::Rgb32, 40, 30, 160),
+                &EncodeRequest::new(1)
+            ),
+            Err(ImageEncodeError::BadBitmap { .. })
+        ));
+        assert!(
+            view(&d, BitmapFormat::Rgb32, 40, 30, 100)
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn other_formats_round_trip() {
+        let glz = new_glz_window(1 << 20);
+        let d24 = desktop(40, 30, 3);
+        let img = enc(ImageCompression::Lz)
+            .encode(
+                &view(&d24, BitmapFormat::Rgb24, 40, 30, 120),
+                &EncodeRequest::new(1),
+            )
+            .unwrap();
+        assert_eq!(img.codec_name(), "lz_rgb");
+        let want: Vec<u32> = d24
+            .chunks(3)
+            .map(|p| u32::from_le_bytes([p[0], p[1], p[2], 0]))
+            .collect();
+        assert_eq!(decode(&img, &glz), want);
+        // A palette bitmap goes LZ_PLT with its palette.
+        let idx: Vec<u8> = (0..40 * 30).map(|i| (i % 4) as u8).collect();
+        let ents = vec![0x00ff_0000, 0x0000_ff00, 0x0000_00ff, 0x00ff_ffff];
+        let mut req = EncodeRequest::new(1);
+        req.palette = PaletteSource::Inline(spice_proto::types::Palette {
+            unique: 5,
+            ents: ents.clone(),
+        });
+        for mode in [
+            ImageCompression::Lz,
+            ImageCompression::AutoGlz,
+            ImageCompression::Quic,
+        ] {
+            let img = enc(mode)
+                .encode(&view(&idx, BitmapFormat::EightBit, 40, 30, 40), &req)
+                .unwrap();
+            let want_codec = if mode == ImageCompression::Quic {
+                "bitmap"
+            } else {
+                "lz_plt"
+            };
+            assert_eq!(img.codec_name(), want_codec, "{mode:?}");
+            let want: Vec<u32> = idx.iter().map(|&i| ents[i as usize]).collect();
+            assert_eq!(decode(&img, &glz), want, "{mode:?}");
+        }
+        // RGBA with JPEG on: JPEG_ALPHA, alpha exact.
+        let mut rgba = photo(40, 30);
+        for (i, p) in rgba.chunks_mut(4).enumerate() {
+            p[3] = (i % 251) as u8;
+        }
+        let mut e = ImageEncoder::new(EncoderSettings {
+            compression: ImageCompression::AutoGlz,
+            jpeg: true,
+            ..EncoderSettings::default()
+        });
+        let mut req = EncodeRequest::new(1);
+        req.can_lossy = true;
+        let img = e
+            .encode(&view(&rgba, BitmapFormat::Rgba, 40, 30, 160), &req)
+            .unwrap();
+        assert_eq!(img.codec_name(), "jpeg_alpha");
+        assert!(img.lossy);
+        let mut ctx = ImageContext::new(ImageLimits::default(), glz.clone());
+        let px = ctx.decode(&img.image(), &Surfaces::new(1 << 20)).unwrap();
+        assert!(px.lossy);
+        let alphas: Vec<u8> = px.pixmap.pixels().iter().map(|p| (p >> 24) as u8).collect();
+        let want: Vec<u8> = rgba.chunks(4).map(|p| p[3]).collect();
+        assert_eq!(alphas, want);
+    }
+}

@@ -19,7 +19,7 @@ use spice_codecs::stream_detect::{self, Detection, DrawCandidate, StreamDetector
 use spice_proto::display::{MonitorsConfig, ServerMessage, SurfaceCreate};
 use spice_proto::types::{Head, SurfaceFlags, SurfaceFormat};
 use spice_qxl::convert::{self, ConvertError, ConvertedDrawable, SlotContent};
-use spice_qxl::memory::GuestMemory;
+use spice_qxl::memory::{GuestMemory, MemoryError};
 use spice_qxl::parse::{
     DrawOp, ImageKind, ParsedBitmap, ParsedCommand, ParsedDrawable, ParsedImage, Rect,
     ReleaseInfoExt, SurfaceOp,
@@ -28,6 +28,7 @@ use spice_qxl::{IoRequest, QxlDevice, QxlInterface, abi};
 
 use super::client::{ClientId, ClientState, PipeItem};
 use super::tree::{self, DrawTree, Pending};
+use crate::cursor::{CursorCommand, CursorFeed, CursorShape as FeedShape};
 
 /// Settings of a display worker (libspice's image/video options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,23 @@ impl Default for DisplayConfig {
             max_pipe_items: 4096,
             max_surface_pixels: 64 << 20,
             max_commands_per_process: 1024,
+        }
+    }
+}
+
+impl DisplayConfig {
+    /// The display settings of a server configuration.
+    pub fn from_server_config(c: &crate::config::ServerConfig) -> Self {
+        DisplayConfig {
+            compression: c.image_compression,
+            jpeg_wan: c.jpeg_wan_compression,
+            zlib_glz_wan: c.zlib_glz_wan_compression,
+            streaming: match c.streaming_video {
+                crate::config::StreamingVideo::Off => StreamingVideo::Off,
+                crate::config::StreamingVideo::All => StreamingVideo::All,
+                crate::config::StreamingVideo::Filter => StreamingVideo::Filter,
+            },
+            ..DisplayConfig::default()
         }
     }
 }
@@ -146,9 +164,29 @@ pub(crate) struct Snapshot {
     pub(crate) bitmap: ParsedBitmap,
 }
 
+/// The device a display worker drives: spice-qxl's [`QxlInterface`] (commands, releases,
+/// notifications), plus writes into guest memory for update-area read-back.
+pub trait DisplayDevice: QxlInterface {
+    /// Writes `data` at host offset `offset` of guest memory.
+    fn write_guest(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError>;
+
+    /// The server handled an out-of-memory request (`QxlDevice::oom_done`).
+    fn oom_done(&mut self) {}
+}
+
+impl<M: GuestMemory> DisplayDevice for QxlDevice<M> {
+    fn write_guest(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
+        self.memory_mut().write(offset, data)
+    }
+
+    fn oom_done(&mut self) {
+        QxlDevice::oom_done(self);
+    }
+}
+
 /// The display worker of one QXL device. See the module docs.
-pub struct DisplayWorker<M: GuestMemory> {
-    dev: QxlDevice<M>,
+pub struct DisplayWorker<D: DisplayDevice> {
+    dev: D,
     pub(crate) cfg: DisplayConfig,
     pub(crate) canvas: Canvas,
     pub(crate) surfaces: BTreeMap<u32, SurfaceInfo>,
@@ -163,9 +201,11 @@ pub struct DisplayWorker<M: GuestMemory> {
     pub(crate) stats: WorkerStats,
     /// Guest resources taken and not yet released (each goes back exactly once).
     outstanding: HashSet<ReleaseInfoExt>,
+    /// Where the cursor ring's commands go (the cursor channel).
+    cursor: Option<Arc<CursorFeed>>,
 }
 
-impl<M: GuestMemory> std::fmt::Debug for DisplayWorker<M> {
+impl<D: DisplayDevice> std::fmt::Debug for DisplayWorker<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DisplayWorker")
             .field("surfaces", &self.surfaces.keys().collect::<Vec<_>>())
@@ -174,6 +214,37 @@ impl<M: GuestMemory> std::fmt::Debug for DisplayWorker<M> {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// A parsed cursor operation as the cursor channel's command.
+fn cursor_command(op: spice_qxl::parse::CursorOp) -> Option<CursorCommand> {
+    use spice_proto::types::{CursorType, Point16};
+    use spice_qxl::parse::CursorOp;
+    let pt = |p: spice_qxl::parse::Point16| Point16 { x: p.x, y: p.y };
+    Some(match op {
+        CursorOp::Set {
+            position,
+            visible,
+            shape,
+        } => CursorCommand::Set {
+            position: pt(position),
+            visible,
+            shape: Arc::new(FeedShape {
+                unique: shape.unique,
+                cursor_type: CursorType(u8::try_from(shape.cursor_type).ok()?),
+                width: shape.width,
+                height: shape.height,
+                hot_spot_x: shape.hot_spot_x,
+                hot_spot_y: shape.hot_spot_y,
+                data: shape.data,
+            }),
+        },
+        CursorOp::Move { position } => CursorCommand::Move(pt(position)),
+        CursorOp::Hide => CursorCommand::Hide,
+        CursorOp::Trail { length, frequency } => CursorCommand::Trail { length, frequency },
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
 }
 
 fn to_stream_rect(r: &Rect) -> stream_detect::Rect {
@@ -202,9 +273,9 @@ fn image_cost(img: &ParsedImage) -> usize {
     }
 }
 
-impl<M: GuestMemory> DisplayWorker<M> {
+impl<D: DisplayDevice> DisplayWorker<D> {
     /// A worker over `dev`.
-    pub fn new(dev: QxlDevice<M>, cfg: DisplayConfig) -> Self {
+    pub fn new(dev: D, cfg: DisplayConfig) -> Self {
         DisplayWorker {
             dev,
             canvas: Canvas::new(
@@ -223,17 +294,24 @@ impl<M: GuestMemory> DisplayWorker<M> {
             next_client: 1,
             stats: WorkerStats::default(),
             outstanding: HashSet::new(),
+            cursor: None,
         }
     }
 
     /// The device.
-    pub fn device(&self) -> &QxlDevice<M> {
+    pub fn device(&self) -> &D {
         &self.dev
     }
 
     /// The device, to drive its guest side (tests, the demo desktop).
-    pub fn device_mut(&mut self) -> &mut QxlDevice<M> {
+    pub fn device_mut(&mut self) -> &mut D {
         &mut self.dev
+    }
+
+    /// Sends the cursor ring's commands to `feed` (the cursor channel's source); they are
+    /// taken by [`DisplayWorker::process`].
+    pub fn set_cursor_feed(&mut self, feed: Arc<CursorFeed>) {
+        self.cursor = Some(feed);
     }
 
     /// The settings.
@@ -329,10 +407,56 @@ impl<M: GuestMemory> DisplayWorker<M> {
                 }
             }
         }
+        self.process_cursor();
         self.poll_streams(now_ms);
         self.dev.flush_resources();
         self.wake_clients();
         n
+    }
+
+    /// Takes the cursor ring's commands to the cursor feed (if any), releasing each.
+    fn process_cursor(&mut self) {
+        let Some(feed) = self.cursor.clone() else {
+            return;
+        };
+        let mut rechecked = false;
+        for _ in 0..self.cfg.max_commands_per_process {
+            let Some(ext) = self.dev.get_cursor_command() else {
+                if !self.dev.req_cursor_notification() && !rechecked {
+                    rechecked = true;
+                    continue;
+                }
+                break;
+            };
+            rechecked = false;
+            match self.dev.parse_command(&ext) {
+                Ok(ParsedCommand::Cursor(c)) => {
+                    if !self.outstanding.insert(c.release) {
+                        self.stats.bad_commands += 1;
+                        continue;
+                    }
+                    if let Some(cmd) = cursor_command(c.op) {
+                        feed.push(cmd);
+                    }
+                    self.release(c.release);
+                }
+                Ok(other) => {
+                    let r = other.release_info();
+                    if self.outstanding.insert(r) {
+                        self.release(r);
+                    }
+                }
+                Err(e) => {
+                    self.stats.bad_commands += 1;
+                    tracing::warn!(error = %e, "bad QXL cursor command");
+                    if let Some(r) = e.release
+                        && self.outstanding.insert(r)
+                    {
+                        self.release(r);
+                    }
+                }
+            }
+        }
     }
 
     /// The next time [`DisplayWorker::process`] should run without new commands (stream
@@ -578,7 +702,7 @@ impl<M: GuestMemory> DisplayWorker<M> {
             rows.push((at as u64, bytes));
         }
         for (at, bytes) in rows {
-            if let Err(e) = self.dev.memory_mut().write(at, &bytes) {
+            if let Err(e) = self.dev.write_guest(at, &bytes) {
                 tracing::warn!(error = %e, "update area write-back failed");
                 return;
             }
