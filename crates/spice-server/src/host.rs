@@ -109,6 +109,16 @@ pub trait CharDevice: Send + Sync {
     fn read(&self, buf: &mut [u8]) -> usize;
     /// A client opened (true) or closed (false) the device's channel.
     fn state(&self, connected: bool);
+    /// Registers the waker the device calls when it has data to read, can take more, or its
+    /// guest side opened or closed. The default ignores it (the server then polls now and
+    /// then).
+    fn set_waker(&self, waker: crate::channel::Waker) {
+        let _ = waker;
+    }
+    /// True while the guest side is open (for the agent: an agent is running). Default true.
+    fn guest_connected(&self) -> bool {
+        true
+    }
 }
 
 /// The host devices a server delivers to. Absent devices are `None`; the inputs channel
