@@ -24,8 +24,7 @@ use spice_proto::agent::{
     AgentCaps, AgentMessage, AgentMessageType, AgentReassembler, AgentStreamError,
     AnnounceCapabilities, Clipboard, ClipboardGrab, ClipboardOptions, ClipboardRelease,
     ClipboardRequest, ClipboardSelection, ClipboardType, DisplayConfig, FileXferData,
-    FileXferDetail, FileXferResult, FileXferStart, FileXferStatus, MonitorsConfig, ReplyError,
-    cap,
+    FileXferDetail, FileXferResult, FileXferStart, FileXferStatus, MonitorsConfig, ReplyError, cap,
 };
 use spice_proto::{DecodeError, EncodeError};
 
@@ -395,10 +394,7 @@ impl AgentClient {
         let id = self.next_xfer_id;
         self.next_xfer_id = self.next_xfer_id.wrapping_add(1).max(1);
         let name: String = name.chars().filter(|c| *c != '\n' && *c != '\r').collect();
-        let keyfile = format!(
-            "[vdagent-file-xfer]\nname={name}\nsize={}\n",
-            data.len()
-        );
+        let keyfile = format!("[vdagent-file-xfer]\nname={name}\nsize={}\n", data.len());
         let mut bytes = keyfile.into_bytes();
         bytes.push(0);
         self.send(
@@ -417,7 +413,11 @@ impl AgentClient {
     }
 
     /// Cancels a transfer (tells the agent).
-    pub fn file_transfer_cancel(&mut self, session: &mut Session, id: u32) -> Result<(), AgentError> {
+    pub fn file_transfer_cancel(
+        &mut self,
+        session: &mut Session,
+        id: u32,
+    ) -> Result<(), AgentError> {
         if self.transfers.remove(&id).is_none() {
             return Err(AgentError::NoTransfer(id));
         }
@@ -467,9 +467,9 @@ impl AgentClient {
                 })
                 .encode(0, &mut bytes);
                 t.sent = end;
-                let sent = r.map_err(AgentError::from).and_then(|()| {
-                    session.send_agent_data(&bytes).map_err(AgentError::from)
-                });
+                let sent = r
+                    .map_err(AgentError::from)
+                    .and_then(|()| session.send_agent_data(&bytes).map_err(AgentError::from));
                 self.scratch = bytes;
                 sent?;
             }

@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use spice_proto::agent::{
-    AgentHeader, AgentMessage, AgentMessageType, AgentMouseButtons, AgentReassembler, MouseState, VD_AGENT_MAX_DATA_SIZE, VD_AGENT_PROTOCOL, VdiDechunker,
-    VdiPort, write_vdi_chunks,
+    AgentHeader, AgentMessage, AgentMessageType, AgentMouseButtons, AgentReassembler, MouseState,
+    VD_AGENT_MAX_DATA_SIZE, VD_AGENT_PROTOCOL, VdiDechunker, VdiPort, write_vdi_chunks,
 };
 use spice_proto::inputs::MouseButtonMask;
 use spice_proto::link::LinkErr;
@@ -278,7 +278,11 @@ impl DeviceSide {
 
     fn server_port_data(&mut self, port: VdiPort, mut piece: &[u8]) {
         if port != VdiPort::SERVER {
-            tracing::debug!(port = port.0, len = piece.len(), "agent data for unknown port");
+            tracing::debug!(
+                port = port.0,
+                len = piece.len(),
+                "agent data for unknown port"
+            );
             return;
         }
         while !piece.is_empty() {
@@ -298,9 +302,6 @@ impl DeviceSide {
 
 #[derive(Debug)]
 struct RelayInner {
-    /// The link holding the agent, and its waker.
-    owner: Option<(u64, Waker)>,
-    next_id: u64,
     /// VDI-chunked bytes the device has not taken yet.
     to_device: Vec<u8>,
     /// Bytes read from the device, not yet parsed; `from_pos` is the parse position.
@@ -316,6 +317,9 @@ struct RelayInner {
 pub struct AgentRelay {
     device: Arc<dyn CharDevice>,
     max_message_size: usize,
+    /// The link holding the agent, its waker, and the next link id. Never locked while
+    /// calling into the device (a device may wake from inside `write`).
+    owner: Mutex<(Option<(u64, Waker)>, u64)>,
     inner: Mutex<RelayInner>,
 }
 
@@ -342,9 +346,8 @@ impl AgentRelay {
         let relay = Arc::new(Self {
             device,
             max_message_size,
+            owner: Mutex::new((None, 1)),
             inner: Mutex::new(RelayInner {
-                owner: None,
-                next_id: 1,
                 to_device: Vec::new(),
                 from_device: Vec::new(),
                 from_pos: 0,
@@ -372,7 +375,7 @@ impl AgentRelay {
     }
 
     fn wake_owner(&self) {
-        let w = lock(&self.inner).owner.as_ref().map(|(_, w)| w.clone());
+        let w = lock(&self.owner).0.as_ref().map(|(_, w)| w.clone());
         if let Some(w) = w {
             w.wake();
         }
@@ -380,22 +383,30 @@ impl AgentRelay {
 
     /// Makes a new link the agent's owner (the previous owner, if any, loses it).
     fn attach(&self, waker: Waker) -> u64 {
-        let mut st = lock(&self.inner);
-        let id = st.next_id;
-        st.next_id += 1;
-        if let Some((_, old)) = st.owner.replace((id, waker)) {
-            old.wake();
+        let old = {
+            let mut o = lock(&self.owner);
+            let id = o.1;
+            o.1 += 1;
+            (o.0.replace((id, waker)), id)
+        };
+        let (old, id) = old;
+        if let Some((_, w)) = old {
+            w.wake();
         }
-        drop(st);
         self.device.state(true);
         id
     }
 
     fn detach(&self, id: u64) {
-        let mut st = lock(&self.inner);
-        if st.owner.as_ref().is_some_and(|(o, _)| *o == id) {
-            st.owner = None;
-            drop(st);
+        let was_owner = {
+            let mut o = lock(&self.owner);
+            let mine = o.0.as_ref().is_some_and(|(x, _)| *x == id);
+            if mine {
+                o.0 = None;
+            }
+            mine
+        };
+        if was_owner {
             // Tell the agent its client is gone (it drops clipboard grabs, transfers).
             self.send_server_message(&AgentMessage::ClientDisconnected);
             self.flush();
@@ -404,10 +415,7 @@ impl AgentRelay {
     }
 
     fn is_owner(&self, id: u64) -> bool {
-        lock(&self.inner)
-            .owner
-            .as_ref()
-            .is_some_and(|(o, _)| *o == id)
+        lock(&self.owner).0.as_ref().is_some_and(|(o, _)| *o == id)
     }
 
     /// Queues a message from the server itself (VDI port SERVER) if there is room.
@@ -699,5 +707,115 @@ impl AgentLink {
 impl Drop for AgentLink {
     fn drop(&mut self) {
         self.detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(protocol: u32, msg_type: u32, body: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for x in [protocol, msg_type, 0, 0] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn run(filter: &mut ClientStreamFilter, chunks: &[&[u8]]) -> (Vec<u8>, Vec<AgentFilterError>) {
+        let mut out = Vec::new();
+        let mut errs = Vec::new();
+        for c in chunks {
+            errs.extend(filter.push_chunk(c, &mut out));
+        }
+        (out, errs)
+    }
+
+    #[test]
+    fn valid_stream_passes_byte_for_byte_in_any_split() {
+        let mut stream = msg(1, 4, b"clipboard text");
+        stream.extend(msg(1, 6, &[1, 0, 0, 0, 0xff, 0, 0, 0]));
+        stream.extend(msg(1, 12, &vec![7; 5000]));
+        for split in [1, 3, 19, 20, 21, 2048] {
+            let mut f = ClientStreamFilter::new(1 << 20);
+            let chunks: Vec<&[u8]> = stream.chunks(split).collect();
+            let (out, errs) = run(&mut f, &chunks);
+            assert!(errs.is_empty(), "{errs:?}");
+            assert_eq!(out, stream, "split {split}");
+            assert!(f.is_idle());
+        }
+    }
+
+    #[test]
+    fn oversize_chunk_refused_whole() {
+        let mut f = ClientStreamFilter::new(1 << 20);
+        let big = msg(1, 4, &[0; 3000]);
+        let (out, errs) = run(&mut f, &[&big]);
+        assert!(out.is_empty());
+        assert_eq!(
+            errs,
+            vec![AgentFilterError::ChunkTooLarge {
+                size: 3020,
+                max: 2048
+            }]
+        );
+        assert!(f.is_idle());
+    }
+
+    #[test]
+    fn bad_protocol_drops_rest_of_chunk_then_resyncs() {
+        let mut f = ClientStreamFilter::new(1 << 20);
+        let mut first = msg(2, 4, b"xx");
+        first.extend(msg(1, 4, b"lost"));
+        let good = msg(1, 4, b"kept");
+        let (out, errs) = run(&mut f, &[&first, &good]);
+        assert_eq!(errs, vec![AgentFilterError::BadProtocol { protocol: 2 }]);
+        assert_eq!(out, good);
+    }
+
+    #[test]
+    fn oversize_message_and_forbidden_type_skipped_exactly() {
+        let mut f = ClientStreamFilter::new(100);
+        let big = msg(1, 4, &[9; 300]);
+        let mouse = msg(1, 1, &[0; 13]);
+        let good = msg(1, 9, &[]);
+        let mut stream = big.clone();
+        stream.extend(&mouse);
+        stream.extend(&good);
+        let chunks: Vec<&[u8]> = stream.chunks(64).collect();
+        let (out, errs) = run(&mut f, &chunks);
+        assert_eq!(
+            errs,
+            vec![
+                AgentFilterError::MessageTooLarge {
+                    size: 300,
+                    max: 100
+                },
+                AgentFilterError::TypeNotAllowed(1)
+            ]
+        );
+        assert_eq!(out, good);
+    }
+
+    #[test]
+    fn button_mapping() {
+        assert_eq!(
+            agent_buttons(MouseButtonMask::LEFT | MouseButtonMask::RIGHT),
+            AgentMouseButtons::LEFT | AgentMouseButtons::RIGHT
+        );
+        assert_eq!(agent_buttons(MouseButtonMask::UP), AgentMouseButtons::UP);
+    }
+
+    #[test]
+    fn fuzz_entry_small_inputs() {
+        assert_eq!(fuzz_agent_stream(&[]), 0);
+        let mut d = vec![0u8, 0];
+        d.extend(msg(1, 4, b"abc"));
+        assert_eq!(fuzz_agent_stream(&d), 23);
+        let mut d = vec![200u8, 1];
+        d.extend([1, 0, 0, 0, 3, 0, 0, 0, b'x', b'y', b'z']);
+        assert_eq!(fuzz_agent_stream(&d), 3);
     }
 }

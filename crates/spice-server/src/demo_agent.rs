@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use spice_proto::agent::{
     AgentCaps, AgentMessage, AgentMessageType, AgentReassembler, AnnounceCapabilities, Clipboard,
     ClipboardGrab, ClipboardOptions, ClipboardRequest, ClipboardSelection, ClipboardType,
-    FileXferDetail, FileXferResult, FileXferStatus, MonitorsConfig, MouseState, Reply,
-    ReplyError, VdiDechunker, VdiPort, cap, write_vdi_chunks,
+    FileXferDetail, FileXferResult, FileXferStatus, MonitorsConfig, MouseState, Reply, ReplyError,
+    VdiDechunker, VdiPort, cap, write_vdi_chunks,
 };
 
 use crate::channel::Waker;
@@ -659,7 +659,10 @@ mod tests {
         let k = b"[vdagent-file-xfer]\nname=a b.txt\nsize=12\n\0";
         assert_eq!(parse_xfer_keyfile(k), Some(("a b.txt".into(), 12)));
         assert_eq!(parse_xfer_keyfile(b"[other]\nname=x\nsize=1\n"), None);
-        assert_eq!(parse_xfer_keyfile(b"[vdagent-file-xfer]\nname=x\nsize=-1\n"), None);
+        assert_eq!(
+            parse_xfer_keyfile(b"[vdagent-file-xfer]\nname=x\nsize=-1\n"),
+            None
+        );
         assert_eq!(parse_xfer_keyfile(&[0xff, 0xfe]), None);
     }
 
