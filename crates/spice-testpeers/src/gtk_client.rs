@@ -70,6 +70,7 @@ pub struct GtkScenario {
     playback_out: Option<PathBuf>,
     playback_for: Option<Duration>,
     wait_agent: bool,
+    clipboard: Option<Value>,
     timeout: Duration,
 }
 
@@ -88,6 +89,7 @@ impl GtkScenario {
             playback_out: None,
             playback_for: None,
             wait_agent: false,
+            clipboard: None,
             timeout: Duration::from_secs(30),
         }
     }
@@ -133,6 +135,17 @@ impl GtkScenario {
         self
     }
 
+    /// A clipboard round trip through the agent (implies [`GtkScenario::wait_agent`]): once
+    /// the agent announced its caps, grab `selection` with `text` and answer the agent's
+    /// request (events `clipboard_request`, `clipboard_sent`); fetch the agent's own grabs as
+    /// UTF-8 text (events `clipboard_grab`, `clipboard_data` with `text`). The run finishes
+    /// once both happened.
+    pub fn clipboard_round_trip(mut self, selection: u32, text: &str) -> Self {
+        self.wait_agent = true;
+        self.clipboard = Some(json!({"send": text, "selection": selection, "fetch_agent": true}));
+        self
+    }
+
     /// The script's own time limit (the process gets 15 s more).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = limit;
@@ -152,6 +165,7 @@ impl GtkScenario {
             "playback_out": self.playback_out.as_ref().map(|p| p.display().to_string()),
             "playback_ms": self.playback_for.map(|d| d.as_millis() as u64),
             "wait_agent": self.wait_agent,
+            "clipboard": self.clipboard,
             "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
         })
     }
