@@ -98,6 +98,22 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("quic_copy_1080p/{name}"), |b| {
             b.iter(|| cv.apply(black_box(&msg)).unwrap())
         });
+        // Reference: the codec alone, into a reused buffer (what the canvas adds is the
+        // difference: allocation of the pixmap and the copy into the surface).
+        let mut out = vec![0u8; W as usize * H as usize * 4];
+        g.bench_function(format!("ref_quic_decode_only/{name}"), |b| {
+            b.iter(|| {
+                quic::decode(
+                    black_box(&stream),
+                    &mut out,
+                    W as usize * 4,
+                    quic::PixelFormat::Rgba,
+                    RowOrder::TopDown,
+                    &quic::DecodeLimits::default(),
+                )
+                .unwrap()
+            })
+        });
     }
 
     // GLZ: 8 frames encoded against one dictionary; each iteration decodes and renders
@@ -139,6 +155,17 @@ fn bench(c: &mut Criterion) {
             |cv| {
                 for m in &msgs {
                     cv.apply(black_box(m)).unwrap();
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("ref_glz_window_decode_only/sequence_of_8", |b| {
+        b.iter_batched_ref(
+            || spice_codecs::glz::GlzWindow::new(1 << 24),
+            |w| {
+                for st in &streams {
+                    w.decode(black_box(st)).unwrap();
                 }
             },
             BatchSize::LargeInput,

@@ -49,9 +49,9 @@ fn frame(seed: u32) -> Vec<u8> {
         for x in 0..W {
             let px: [u8; 4] = if y < 40 {
                 [0x30, 0x30, 0x38, 0]
-            } else if (y / 200 + x / 300 + seed) % 3 == 0 {
+            } else if (y / 200 + x / 300 + seed).is_multiple_of(3) {
                 [(x + seed * 7) as u8, (y / 4) as u8, 0x80, 0]
-            } else if (x / 4 + y / 9 + seed) % 6 == 0 && y % 18 < 12 {
+            } else if (x / 4 + y / 9 + seed).is_multiple_of(6) && y % 18 < 12 {
                 [0x10, 0x10, 0x10, 0]
             } else {
                 [0xf4, 0xf0, (0xe0 + seed * 3) as u8, 0]
@@ -131,7 +131,15 @@ impl Pipeline {
             right: W as i32,
         };
         self.guest
-            .copy_bitmap(self.worker.device_mut().memory_mut(), 0, full, W, H, px, 1 << 20)
+            .copy_bitmap(
+                self.worker.device_mut().memory_mut(),
+                0,
+                full,
+                W,
+                H,
+                px,
+                1 << 20,
+            )
             .unwrap();
         self.now += 16;
         let t = Instant::now();

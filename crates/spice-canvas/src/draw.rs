@@ -7,7 +7,8 @@ use spice_proto::display::{
     DrawStroke, DrawText, DrawTransparent, ServerMessage,
 };
 use spice_proto::types::{
-    AlphaFlags, Brush, Clip, DisplayBase, Image, ImageScaleMode, MaskFlags, QMask, Rect, Ropd,
+    AlphaFlags, Brush, Clip, DisplayBase, Image, ImageBody, ImageScaleMode, MaskFlags, QMask, Rect,
+    Ropd,
 };
 
 use crate::error::CanvasError;
@@ -483,13 +484,8 @@ pub fn draw(
             let paint = Paint::resolve(&d.brush, images, surfaces)?;
             let mask = Mask::resolve(&d.mask, &base.bbox, images, surfaces)?;
             let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_BRUSH, Ropd::INVERS_DEST);
-            if rop.is_noop()
-                || (paint.is_none()
-                    && matches!(
-                        rop.kind,
-                        RopKind::Put | RopKind::Or | RopKind::And | RopKind::Xor
-                    ))
-            {
+            // A NONE brush is a source of 0 (the reference fills colour 0 through the ROP).
+            if rop.is_noop() {
                 return Ok(None);
             }
             let s = surfaces.get_mut(base.surface_id)?;
@@ -536,18 +532,20 @@ pub fn draw(
             let (Some(pm), Some(bb)) = (src_pm, b) else {
                 return Ok(None);
             };
+            if rop.is_noop() {
+                return Ok(None);
+            }
             let placed = Placed::new(pm, &d.src_area, &base.bbox, (bb.x0, bb.x1), d.scale_mode);
             let s = surfaces.get_mut(base.surface_id)?;
             let (mut src, mut br) = (Vec::new(), Vec::new());
             for_rows(s, &areas, mask.as_ref(), |y, x0, dst, m| {
                 src.resize(dst.len(), 0);
                 placed.fetch(y, x0, &mut src);
-                if !paint.is_none() {
-                    br.resize(dst.len(), 0);
-                    paint.fetch(y, x0, &mut br);
-                    for (v, &p) in src.iter_mut().zip(&br) {
-                        *v = rop.apply(p, *v);
-                    }
+                // A NONE brush is colour 0 through the ROP, as in the reference.
+                br.resize(dst.len(), 0);
+                paint.fetch(y, x0, &mut br);
+                for (v, &p) in src.iter_mut().zip(&br) {
+                    *v = rop.apply(p, *v);
                 }
                 combine_rop(dst, &src, m, Rop::COPY);
             });
@@ -622,7 +620,15 @@ pub fn draw(
             Ok(finish(s, b))
         }
         DrawOp::AlphaBlend(d) => {
-            let src_pm = decode_src(&d.src_bitmap, images, surfaces)?;
+            let src_pm = match &d.src_bitmap {
+                Some(Image {
+                    body: ImageBody::Surface(sid),
+                    ..
+                }) if d.alpha_flags.contains(AlphaFlags::SRC_SURFACE_HAS_ALPHA) => {
+                    Some(Arc::new(surfaces.get(*sid)?.to_pixmap_with_alpha()))
+                }
+                _ => decode_src(&d.src_bitmap, images, surfaces)?,
+            };
             let (Some(pm), Some(bb)) = (src_pm, b) else {
                 return Ok(None);
             };

@@ -488,10 +488,32 @@ impl ImageContext {
                 released: hdr.id,
             },
         ))?;
-        let mut px = PixelBuf::new(hdr.width, hdr.height);
-        img.copy_to(px.bytes(), hdr.width as usize * 4)?;
+        // One pass from the window's B,G,R,X rows (stream order) to top-down pixels.
+        let alpha = hdr.image_type == LzImageType::Rgba;
+        let or = if alpha { 0 } else { 0xff00_0000 };
+        let row = hdr.width as usize * 4;
+        let src = img.pixels();
+        let mut px = Vec::with_capacity(hdr.width as usize * hdr.height as usize);
+        let mut push = |r: &[u8]| {
+            px.extend(
+                r.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | or),
+            )
+        };
+        if img.header().top_down {
+            src.chunks_exact(row).for_each(&mut push);
+        } else {
+            src.chunks_exact(row).rev().for_each(&mut push);
+        }
         debug!(id = hdr.id, "GLZ image decoded");
-        Ok(px.finish(hdr.image_type == LzImageType::Rgba, false))
+        Pixmap::from_pixels(hdr.width, hdr.height, alpha, px).ok_or(
+            CanvasError::ImageSizeMismatch {
+                width: w,
+                height: h,
+                got_width: hdr.width,
+                got_height: hdr.height,
+            },
+        )
     }
 
     fn decode_bitmap(&mut self, b: &Bitmap<'_>, mask: bool) -> Result<Pixmap, CanvasError> {

@@ -325,3 +325,16 @@ fn unknown_surface_is_an_error() {
     });
     assert!(matches!(c.apply(&m), Err(CanvasError::UnknownSurface(9))));
 }
+
+#[test]
+fn none_brush_fills_with_zero_through_the_rop() {
+    let mut c = canvas(2, 1, 0x00f0f0);
+    fill(&mut c, base(0, rect(0, 0, 1, 1)), Brush::None, Ropd::OP_PUT);
+    fill(
+        &mut c,
+        base(0, rect(1, 0, 2, 1)),
+        Brush::None,
+        Ropd::OP_OR | Ropd::INVERS_BRUSH,
+    );
+    assert_eq!(rgb(&c), vec![0, 0xffffff]);
+}

@@ -132,7 +132,8 @@ fn demo_serves_main_and_cursor() {
     let ServerMessage::Cursor(pcursor::ServerMessage::Init(ci)) = r.decode().unwrap() else {
         panic!()
     };
-    assert_eq!(ci.cursor.header.unwrap().width, 16);
-    assert_eq!(ci.cursor.data.len(), 16 * 16 * 4);
+    // The demo desktop's 32x32 ALPHA arrow, from its QXL cursor ring.
+    assert_eq!(ci.cursor.header.unwrap().width, 32);
+    assert_eq!(ci.cursor.data.len(), 32 * 32 * 4);
     drop(child);
 }

@@ -7,26 +7,25 @@
 //! Options are named as in QEMU's `-spice`. Logs go to stderr through tracing
 //! (`RUST_LOG=debug` for more).
 //!
-//! Integration points (the lead wires the sibling branches here):
-//! - `attach_display`: the display channel and its worker (crates/spice-server/src/display)
-//!   register with `ServerBuilder::add_channel`; `--dump-frame` writes that worker's
-//!   framebuffer once `--demo-frames` froze the demo.
-//! - `attach_demo`: the demo desktop (crates/spice-server/src/demo) drives the QXL device and
-//!   the cursor feed. Until it is merged, `--demo` animates the cursor channel only.
+//! `--demo` runs the demo desktop (crates/spice-server/src/demo) as the QXL device of a
+//! display worker (crates/spice-server/src/display): `attach_display` registers its display
+//! channel and feeds the cursor channel from its cursor ring; `--dump-frame` writes the
+//! worker's framebuffer once `--demo-frames` froze the demo and everything is drawn.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use spice_proto::types::{CursorType, Point16};
 use spice_server::config::{
     ServerConfig, parse_image_compression, parse_streaming_video, parse_wan_compression,
 };
-use spice_server::cursor::{CursorCommand, CursorFeed, CursorShape};
+use spice_server::cursor::CursorFeed;
+use spice_server::demo::DemoConfig;
+use spice_server::display::DisplayConfig;
+use spice_server::display::demo::DemoRunner;
 use spice_server::server::{ServerBuilder, ServerError};
 
 /// The reference SPICE server.
@@ -113,84 +112,35 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     Ok(b.build()?)
 }
 
-/// Integration point for the display channel (server-display branch).
-fn attach_display(builder: ServerBuilder, args: &Args) -> anyhow::Result<ServerBuilder> {
-    if args.dump_frame.is_some() {
-        bail!("--dump-frame needs the display channel, which this build does not include yet");
-    }
-    Ok(builder)
-}
-
-/// A 16x16 ARGB arrow.
-fn arrow() -> Arc<CursorShape> {
-    let mut data = Vec::with_capacity(16 * 16 * 4);
-    for y in 0..16u32 {
-        for x in 0..16u32 {
-            let inside = x <= y && x + y / 2 < 12;
-            let edge = inside && (x == 0 || x == y || x + y / 2 == 11);
-            let px: u32 = match (inside, edge) {
-                (true, true) => 0xff00_0000,
-                (true, false) => 0xffff_ffff,
-                _ => 0,
-            };
-            data.extend_from_slice(&px.to_le_bytes());
-        }
-    }
-    Arc::new(CursorShape {
-        unique: 0x5350_4943_4555_0001,
-        cursor_type: CursorType::ALPHA,
-        width: 16,
-        height: 16,
-        hot_spot_x: 0,
-        hot_spot_y: 0,
-        data,
-    })
-}
-
-/// Integration point for the demo desktop (qxl-convert branch). Until it lands, the demo
-/// moves the cursor along a circle at 30 Hz, frozen after `--demo-frames`.
-fn attach_demo(builder: ServerBuilder, args: &Args) -> anyhow::Result<ServerBuilder> {
+/// The display channel and the demo desktop driving it (`--demo`); without `--demo` there
+/// is no QXL device and no display channel, only the (empty) cursor channel.
+fn attach_display(
+    builder: ServerBuilder,
+    args: &Args,
+    display: DisplayConfig,
+) -> anyhow::Result<(ServerBuilder, Option<DemoRunner>)> {
     let feed = CursorFeed::new();
     if !args.demo {
-        return Ok(builder.cursor(feed));
+        return Ok((builder.cursor(feed), None));
     }
-    let shape = arrow();
-    feed.push(CursorCommand::Set {
-        position: Point16 { x: 320, y: 200 },
-        visible: true,
-        shape,
-    });
-    let frames = args.demo_frames;
-    let f = feed.clone();
-    std::thread::Builder::new()
-        .name("demo-cursor".into())
-        .spawn(move || {
-            let mut n: u64 = 0;
-            loop {
-                if frames.is_some_and(|max| n >= max) {
-                    tracing::info!(frames = n, "demo frozen");
-                    return;
-                }
-                let t = n as f64 / 30.0;
-                let x = 320.0 + 150.0 * t.cos();
-                let y = 200.0 + 100.0 * t.sin();
-                f.push(CursorCommand::Move(Point16 {
-                    x: x as i16,
-                    y: y as i16,
-                }));
-                n += 1;
-                std::thread::sleep(Duration::from_millis(33));
-            }
-        })
-        .context("starting the demo thread")?;
-    Ok(builder.cursor(feed))
+    let demo = DemoRunner::start(
+        DemoConfig {
+            freeze_after: args.demo_frames,
+            ..DemoConfig::default()
+        },
+        display,
+        feed.clone(),
+        Instant::now(),
+    )
+    .context("starting the demo desktop")?;
+    let builder = builder.cursor(feed).add_channel(demo.factory());
+    Ok((builder, Some(demo)))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     let config = config(&args)?;
-    let builder = ServerBuilder::new(config);
-    let builder = attach_display(builder, &args)?;
-    let builder = attach_demo(builder, &args)?;
+    let display = DisplayConfig::from_server_config(&config);
+    let (builder, demo) = attach_display(ServerBuilder::new(config), &args, display)?;
     let server = builder.start().map_err(|e| match &e {
         ServerError::Bind { source, addr } if source.kind() == std::io::ErrorKind::AddrInUse => {
             anyhow::anyhow!("port busy: {addr} is already in use")
@@ -204,7 +154,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     for a in server.tls_local_addrs() {
         eprintln!("spice-server: TLS listening on {a}");
     }
+    if let (Some(demo), Some(path)) = (&demo, &args.dump_frame) {
+        demo.dump_frame(path, Duration::from_secs(120))
+            .with_context(|| format!("writing --dump-frame {}", path.display()))?;
+        tracing::info!("frame written to {}", path.display());
+        eprintln!("spice-server: frame written to {}", path.display());
+    }
     server.wait();
+    drop(demo);
     Ok(())
 }
 

@@ -674,6 +674,13 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             req.palette = src.clone();
             req.palette_flags = *f;
         }
+        // Sent raw: borrow the guest's rows instead of copying them (unless it is cached,
+        // which needs the flags of an encoded image).
+        let surely_raw = c.encoder.settings().compression == ImageCompression::Off
+            || u64::from(b.height) * u64::from(b.stride) < classify::MIN_SIZE_TO_COMPRESS;
+        if !cacheable && surely_raw {
+            return Prepared::Raw(slot.wire_flags(), palette);
+        }
         let Ok(mut enc) = c.encoder.encode(&view, &req) else {
             return Prepared::Raw(slot.wire_flags(), palette);
         };

@@ -24,6 +24,7 @@
 pub mod cache;
 pub mod channel;
 pub mod client;
+pub mod demo;
 pub mod encode;
 pub mod fuzz;
 pub mod glz;

@@ -372,6 +372,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
     /// commands taken; when it returns fewer than the cap the ring is empty and a
     /// notification was requested.
     pub fn process(&mut self, now_ms: u64) -> usize {
+        self.dev.set_mm_time(now_ms as u32);
         let mut n = 0;
         let mut rechecked = false;
         while n < self.cfg.max_commands_per_process {
