@@ -515,3 +515,133 @@ fn to_event(msg: AgentMessage<'_>) -> AgentEvent {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spice_proto::agent::{AgentHeader, Reply};
+
+    fn encoded(msg: &AgentMessage<'_>) -> Vec<u8> {
+        let mut v = Vec::new();
+        msg.encode(0, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn reassembles_across_chunks_and_negotiates_selection() {
+        let mut a = AgentClient::default();
+        let caps = encoded(&AgentMessage::AnnounceCapabilities(AnnounceCapabilities {
+            request: 0,
+            caps: AgentCaps::with(&[cap::CLIPBOARD_BY_DEMAND, cap::CLIPBOARD_SELECTION]),
+        }));
+        a.receive(&caps).unwrap();
+        assert!(a.clipboard_options().selection);
+        assert!(!a.clipboard_options().grab_serial);
+        let text = vec![b'x'; 5000];
+        let clip = encoded(&AgentMessage::Clipboard(Clipboard {
+            selection: Some(ClipboardSelection::PRIMARY),
+            data_type: ClipboardType::UTF8_TEXT,
+            data: &text,
+        }));
+        for piece in clip.chunks(AGENT_MAX_DATA) {
+            a.receive(piece).unwrap();
+        }
+        assert!(matches!(a.poll_event(), Some(AgentEvent::Capabilities(_))));
+        assert_eq!(
+            a.poll_event(),
+            Some(AgentEvent::ClipboardData {
+                selection: ClipboardSelection::PRIMARY,
+                data_type: ClipboardType::UTF8_TEXT,
+                data: text,
+            })
+        );
+        assert_eq!(a.poll_event(), None);
+    }
+
+    #[test]
+    fn oversize_and_bad_protocol_are_errors_then_stream_recovers() {
+        let mut a = AgentClient::new(100);
+        let big = encoded(&AgentMessage::Clipboard(Clipboard {
+            selection: None,
+            data_type: ClipboardType::UTF8_TEXT,
+            data: &[0; 200],
+        }));
+        assert!(matches!(
+            a.receive(&big[..AgentHeader::SIZE]),
+            Err(AgentError::Stream(AgentStreamError::MessageTooLarge {
+                size: 204,
+                max: 100
+            }))
+        ));
+        let mut bad = encoded(&AgentMessage::ClipboardRelease(ClipboardRelease {
+            selection: None,
+        }));
+        bad[0] = 9;
+        assert!(matches!(
+            a.receive(&bad),
+            Err(AgentError::Stream(AgentStreamError::BadProtocol {
+                protocol: 9
+            }))
+        ));
+        let reply = encoded(&AgentMessage::Reply(Reply {
+            msg_type: AgentMessageType::MONITORS_CONFIG,
+            error: ReplyError::SUCCESS,
+        }));
+        a.receive(&reply).unwrap();
+        assert_eq!(
+            a.poll_event(),
+            Some(AgentEvent::Reply {
+                msg_type: AgentMessageType::MONITORS_CONFIG,
+                success: true
+            })
+        );
+    }
+
+    #[test]
+    fn undecodable_body_is_an_error_and_later_messages_still_come() {
+        let mut a = AgentClient::default();
+        // a grab whose type list is not a multiple of 4 bytes
+        let mut bad = Vec::new();
+        for x in [1u32, 7, 0, 0, 3] {
+            bad.extend_from_slice(&x.to_le_bytes());
+        }
+        bad.extend_from_slice(&[1, 2, 3]);
+        let ok = encoded(&AgentMessage::ClipboardRelease(ClipboardRelease {
+            selection: None,
+        }));
+        bad.extend_from_slice(&ok);
+        assert!(matches!(
+            a.receive(&bad),
+            Err(AgentError::Decode { msg_type: 7, .. })
+        ));
+        assert_eq!(
+            a.poll_event(),
+            Some(AgentEvent::ClipboardRelease {
+                selection: ClipboardSelection::CLIPBOARD
+            })
+        );
+    }
+
+    #[test]
+    fn disconnect_fails_transfers() {
+        let mut a = AgentClient::default();
+        a.transfers.insert(
+            3,
+            Transfer {
+                data: vec![1, 2, 3],
+                sent: 0,
+                sending: true,
+            },
+        );
+        a.on_disconnected();
+        assert_eq!(
+            a.poll_event(),
+            Some(AgentEvent::FileXferStatus {
+                id: 3,
+                result: FileXferResult::VDAGENT_NOT_CONNECTED,
+                free_space: None
+            })
+        );
+        assert_eq!(a.file_transfer_progress(3), None);
+    }
+}

@@ -613,6 +613,16 @@ impl CharDevice for DemoAgent {
     }
 }
 
+/// The demo host's devices: a [`DemoAgent`] with default settings (files kept in memory,
+/// monitors requests recorded and answered with an error since the demo desktop is not
+/// resized yet).
+pub fn demo_host() -> crate::host::Host {
+    crate::host::Host {
+        char_devices: vec![DemoAgent::new(DemoAgentConfig::default()) as Arc<dyn CharDevice>],
+        ..crate::host::Host::default()
+    }
+}
+
 /// Reads `name` and `size` from the `[vdagent-file-xfer]` key file of `FILE_XFER_START`.
 pub fn parse_xfer_keyfile(data: &[u8]) -> Option<(String, u64)> {
     let text = std::str::from_utf8(data.strip_suffix(&[0]).unwrap_or(data)).ok()?;

@@ -55,7 +55,10 @@ fn spice_gtk_clipboard_round_trip_through_demo_agent() {
         .collect();
     assert_eq!(got, vec!["copied in the demo guest"]);
     // spice-gtk → agent: its grab on PRIMARY, requested by the agent, stored there.
-    assert!(run.events_named("clipboard_request").any(|e| e["selection"] == 1));
+    assert!(
+        run.events_named("clipboard_request")
+            .any(|e| e["selection"] == 1)
+    );
     assert_eq!(
         agent.client_text(ClipboardSelection::PRIMARY).as_deref(),
         Some(text)
