@@ -610,3 +610,123 @@ fn oversize_agent_chunk_refused_session_goes_on() {
     assert_eq!(h.msg_type, AgentMessageType::ANNOUNCE_CAPABILITIES);
     assert!(matches!(msg, AgentMessage::AnnounceCapabilities(a) if a.request == 0));
 }
+
+/// An agent device that takes nothing until opened, then everything.
+#[derive(Default)]
+struct Gate {
+    open: std::sync::atomic::AtomicBool,
+    taken: Mutex<Vec<u8>>,
+    waker: Mutex<Option<spice_server::channel::Waker>>,
+}
+
+impl CharDevice for Gate {
+    fn kind(&self) -> spice_server::host::CharDeviceKind {
+        spice_server::host::CharDeviceKind::Agent
+    }
+    fn write(&self, data: &[u8]) -> usize {
+        if !self.open.load(std::sync::atomic::Ordering::SeqCst) {
+            return 0;
+        }
+        self.taken.lock().unwrap().extend_from_slice(data);
+        data.len()
+    }
+    fn read(&self, _: &mut [u8]) -> usize {
+        0
+    }
+    fn state(&self, _: bool) {}
+    fn set_waker(&self, w: spice_server::channel::Waker) {
+        *self.waker.lock().unwrap() = Some(w);
+    }
+}
+
+#[test]
+fn tokens_come_back_only_as_the_device_takes_data() {
+    use spice_proto::ChannelType;
+    use spice_proto::main::{self, ClientMessage};
+    use spice_proto::messages::ServerMessage;
+    use spice_server::test_client::{TestClient, link_config};
+
+    let gate = Arc::new(Gate::default());
+    let config = ServerConfig::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .disable_ticketing()
+        .build()
+        .unwrap();
+    let host = Host {
+        char_devices: vec![gate.clone() as Arc<dyn CharDevice>],
+        ..Host::default()
+    };
+    let server = ServerBuilder::new(config).host(host).start().unwrap();
+    let mut m = TestClient::connect(
+        server.local_addrs()[0],
+        link_config(ChannelType::MAIN, 0, 0, b""),
+    )
+    .unwrap();
+    let init = m.recv_type(main::ServerMessage::INIT).unwrap();
+    let ServerMessage::Main(main::ServerMessage::Init(init)) = init.decode().unwrap() else {
+        panic!("no MAIN_INIT")
+    };
+    m.send(&ClientMessage::AgentStart { num_tokens: 10 })
+        .unwrap();
+    // All ten tokens spent on one 10 × 2000-byte message the device does not take yet.
+    let body = vec![0x5a; 10 * 2000 - AgentHeader::SIZE - 4];
+    let mut stream = raw_message(
+        1,
+        AgentMessageType::CLIPBOARD.0,
+        &[&1u32.to_le_bytes()[..], &body].concat(),
+    );
+    assert_eq!(stream.len(), 20_000);
+    for chunk in stream.chunks(2000) {
+        m.send(&ClientMessage::AgentData(chunk)).unwrap();
+    }
+    // Tokens come back while at most two chunks wait for the device; then they stop.
+    m.set_read_timeout(Duration::from_millis(500)).unwrap();
+    let mut back = 0;
+    while back < 10 {
+        match m.recv_type(main::ServerMessage::AGENT_TOKEN) {
+            Ok(t) => {
+                let ServerMessage::Main(main::ServerMessage::AgentToken { num_tokens }) =
+                    t.decode().unwrap()
+                else {
+                    panic!()
+                };
+                back += num_tokens;
+            }
+            Err(_) => break, // read timeout: no more tokens for now
+        }
+    }
+    assert!(
+        back <= 3,
+        "{back} tokens returned while the device took nothing"
+    );
+    // An eleventh chunk beyond the tokens held would be a flow-control breach; instead open
+    // the device: the rest of the tokens come back and the agent got the message intact.
+    m.set_read_timeout(secs(5)).unwrap();
+    gate.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(w) = gate.waker.lock().unwrap().clone() {
+        w.wake();
+    }
+    while back < 10 {
+        let t = m.recv_type(main::ServerMessage::AGENT_TOKEN).unwrap();
+        let ServerMessage::Main(main::ServerMessage::AgentToken { num_tokens }) =
+            t.decode().unwrap()
+        else {
+            panic!()
+        };
+        back += num_tokens;
+    }
+    assert_eq!(back, 10);
+    let taken = gate.taken.lock().unwrap().clone();
+    // VDI chunks (8-byte headers, port 1) carrying exactly the client's stream.
+    let mut payload = Vec::new();
+    let mut rest = &taken[..];
+    while !rest.is_empty() {
+        let port = u32::from_le_bytes(rest[..4].try_into().unwrap());
+        let size = u32::from_le_bytes(rest[4..8].try_into().unwrap()) as usize;
+        assert_eq!(port, 1);
+        payload.extend_from_slice(&rest[8..8 + size]);
+        rest = &rest[8 + size..];
+    }
+    assert_eq!(payload, stream);
+    assert_eq!(init.agent_connected, 1);
+}
