@@ -65,3 +65,49 @@ fn spice_gtk_clipboard_round_trip_through_demo_agent() {
     );
     assert_eq!(agent.errors(), 0);
 }
+
+/// Kills the server when the test ends, also on a panic.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn spice_gtk_sees_the_binary_demo_agent_connected() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let child = Command::new(env!("CARGO_BIN_EXE_spice-server"))
+        .args(["--listen", "127.0.0.1:0", "--demo", "--disable-ticketing"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Kill(child);
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("binary exited").unwrap();
+        if let Some(a) = line.strip_prefix("spice-server: listening on ") {
+            break a.parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let run = GtkScenario::new(addr.port())
+        .wait_agent()
+        .timeout(Duration::from_secs(30))
+        .run()
+        .unwrap();
+    assert!(
+        run.ok(),
+        "spice-gtk run failed: {:?}\nstderr: {}",
+        run.events,
+        run.output.stderr
+    );
+    assert!(
+        run.events_named("agent_connected")
+            .any(|e| e["connected"] == true)
+    );
+}
