@@ -2,9 +2,10 @@
 //! [`Session`]'s agent data: capabilities, clipboard, monitors config, display config and
 //! file transfer.
 //!
-//! Sans-IO like the session: feed every [`crate::event::Event::AgentData`] to
-//! [`AgentClient::receive`] (and tell it [`AgentClient::on_connected`] /
-//! [`AgentClient::on_disconnected`]), take [`AgentEvent`]s from [`AgentClient::poll_event`],
+//! Sans-IO like the session: pass every session event to
+//! [`AgentClient::handle_session_event`] (or feed [`crate::event::Event::AgentData`] to
+//! [`AgentClient::receive`] and call [`AgentClient::on_connected`] /
+//! [`AgentClient::on_disconnected`] yourself), take [`AgentEvent`]s from [`AgentClient::poll_event`],
 //! and call [`AgentClient::pump`] whenever the session ran (file data goes out only as the
 //! server returns tokens, so at most [`AgentClient::MAX_QUEUED_CHUNKS`] chunks wait in the
 //! session).
@@ -29,6 +30,7 @@ use spice_proto::agent::{
 use spice_proto::{DecodeError, EncodeError};
 
 use crate::error::SessionError;
+use crate::event::Event;
 use crate::session::{AGENT_MAX_DATA, Session};
 
 /// Default cap on one incoming agent message body.
@@ -211,6 +213,27 @@ impl AgentClient {
         msg.encode(0, &mut self.scratch)?;
         session.send_agent_data(&self.scratch)?;
         Ok(())
+    }
+
+    /// Handles the session events that concern the agent (`MAIN_INIT` with an agent,
+    /// `AGENT_CONNECTED`, `AGENT_DISCONNECTED`, agent data); other events are ignored.
+    /// Returns true when the event was the agent's.
+    pub fn handle_session_event(
+        &mut self,
+        session: &mut Session,
+        event: &Event,
+    ) -> Result<bool, AgentError> {
+        match event {
+            Event::MainInit {
+                agent_connected: true,
+                ..
+            }
+            | Event::AgentConnected => self.on_connected(session)?,
+            Event::AgentDisconnected { .. } => self.on_disconnected(),
+            Event::AgentData(d) => self.receive(d)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// The agent connected (`Event::AgentConnected`, or `MAIN_INIT` said so): announces our
