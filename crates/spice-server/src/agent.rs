@@ -480,6 +480,16 @@ impl AgentRelay {
         }
     }
 
+    /// Drops what waits in either direction (the agent went away: a new agent starts
+    /// with fresh streams).
+    fn reset_streams(&self) {
+        let mut st = lock(&self.inner);
+        st.to_device.clear();
+        st.from_device.clear();
+        st.from_pos = 0;
+        st.device_side = DeviceSide::new();
+    }
+
     /// Client mouse mode through the agent: an absolute position.
     pub fn mouse_position(&self, x: u32, y: u32, buttons: MouseButtonMask, display_id: u8) {
         let state = {
@@ -663,6 +673,9 @@ impl AgentLink {
                     out.send(&ServerMessage::AgentConnected)?;
                 }
             } else {
+                if !relay.connected() && relay.is_owner(self.id) {
+                    relay.reset_streams();
+                }
                 out.send(&ServerMessage::AgentDisconnected {
                     error_code: LinkErr::OK.0,
                 })?;

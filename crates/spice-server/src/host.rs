@@ -7,9 +7,9 @@
 //! sent them, from that connection's thread.
 //!
 //! The keyboard, mouse and tablet are used by the inputs channel ([`crate::inputs`]).
-//! [`PlaybackDevice`], [`RecordDevice`] and [`CharDevice`] are declared here for the audio
-//! and agent channels (a later issue): no channel uses them yet, and the main channel
-//! reports the agent as disconnected.
+//! An agent [`CharDevice`] is relayed by the main channel ([`crate::agent`]).
+//! [`PlaybackDevice`], [`RecordDevice`] and the other [`CharDevice`] kinds are declared here
+//! for the audio and passthrough channels.
 
 use std::sync::Arc;
 
