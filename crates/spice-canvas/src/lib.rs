@@ -17,8 +17,8 @@
 //!   [`CanvasError::GlzMissingImage`]: keep the message and retry it later.
 //! - [`draw`]: renders one [`DrawOp`] (every DRAW_* message and COPY_BITS, built with
 //!   [`DrawOp::from_message`]) and returns the rectangle that may have changed (for a
-//!   "region changed" event); [`draw_stream_frame`] puts a decoded video frame on a
-//!   surface.
+//!   "region changed" event); [`decode_mjpeg_frame`] and [`draw_stream_frame`] put a
+//!   video stream frame on a surface.
 //! - [`Canvas`]: surfaces and image context together; [`Canvas::apply`] takes a display
 //!   [`ServerMessage`] and handles surfaces, draws and cache invalidations.
 //! - [`fuzz_draw`]: the `canvas_draw` fuzz target.
@@ -36,10 +36,11 @@
 //! every ROP descriptor and rop3 code; ALPHA_BLEND without scaling; A1 text.
 //!
 //! Approximations, documented where implemented:
-//! - scaling: NEAREST samples the source at the destination pixel centre (as pixman's
-//!   nearest filter, ties aside); INTERPOLATE is bilinear with the source area's edge
-//!   pixels repeated, whereas pixman's GOOD filter reads transparent pixels outside the
-//!   source (slightly darker edges) and convolves when shrinking;
+//! - scaling: as the reference (pixman, repeat NONE), NEAREST samples the image at the
+//!   destination pixel centre and INTERPOLATE is bilinear with 7-bit weights reading
+//!   transparent black outside the image; the source offset is not rounded through
+//!   the scale factor as the reference does, so a sample may shift by a fraction of a
+//!   pixel; stream frames repeat their edge pixels instead;
 //! - A4/A8 text coverage rounding (OVER with coverage `v * 17` / `v`) may differ by one
 //!   level from pixman's; pattern fore brushes tile from surface coordinates;
 //! - DRAW_STROKE: a DDA instead of the X server's `mi` zero-width line code (a pixel may
@@ -47,9 +48,9 @@
 //!   lines, Béziers flattened to at most 256 lines;
 //! - DRAW_COMPOSITE: exact Porter-Duff operators and separable blend modes in float;
 //!   DISJOINT_* / CONJOINT_* computed as their plain counterparts, COLOR_DODGE,
-//!   COLOR_BURN, SOFT_LIGHT and the HSL modes as OVER; COMPONENT_ALPHA multiplies the
-//!   source per channel but blends with the source's single alpha; filters other than 0
-//!   are bilinear;
+//!   COLOR_BURN, SOFT_LIGHT and the HSL modes as OVER; blend modes ignore
+//!   COMPONENT_ALPHA (the Porter-Duff operators honour it); filters other than 0 are
+//!   bilinear; float arithmetic may differ from pixman's integer rounding by one;
 //! - surfaces of 16-bit, A8 and A1 formats are drawn in 32 bits and reduced to the
 //!   format's precision after each draw (pixman works in the format directly; results
 //!   agree except where intermediate rounding differs).
@@ -64,7 +65,7 @@ mod stroke;
 mod surface;
 mod text;
 
-pub use draw::{DrawOp, draw, draw_stream_frame};
+pub use draw::{DrawOp, decode_mjpeg_frame, draw, draw_stream_frame};
 pub use error::CanvasError;
 pub use image::{
     DECODABLE_IMAGE_TYPES, Decoded, ImageContext, ImageLimits, MAX_CACHED_PALETTES,

@@ -447,7 +447,8 @@ fn stream_frame_scaled_and_flipped() {
         .iter()
         .map(|p| p & 0xff)
         .collect();
-    assert_eq!(px, vec![1, 1, 2, 2, 1, 1, 2, 2]);
+    // Bilinear with truncated weights: 1 * 0.25 + 2 * 0.75 = 1.75 → 1.
+    assert_eq!(px, vec![1, 1, 1, 2, 1, 1, 1, 2]);
     let frame = Pixmap::from_pixels(1, 2, false, vec![0xff00_0001, 0xff00_0002]).unwrap();
     draw_stream_frame(
         &mut s,
@@ -548,5 +549,59 @@ fn alpha_blend_from_surface_honours_src_surface_has_alpha() {
         });
         c.apply(&m).unwrap();
         assert_eq!(rgb(&c), vec![want], "{flags:?}");
+    }
+}
+
+#[test]
+fn mjpeg_frame_decodes_and_is_capped() {
+    let (w, h) = (8u32, 4u32);
+    let px: Vec<u8> = (0..w * h).flat_map(|_| [200u8, 100, 50, 0]).collect();
+    let mut jpg = Vec::new();
+    spice_codecs::jpeg::encode(
+        &spice_codecs::jpeg::JpegSource {
+            data: &px,
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            format: spice_codecs::jpeg::JpegSourceFormat::Bgrx32,
+            top_down: true,
+        },
+        90,
+        &mut jpg,
+    )
+    .unwrap();
+    let f = spice_canvas::decode_mjpeg_frame(&jpg, 64, 64).unwrap();
+    assert_eq!((f.width(), f.height()), (w, h));
+    let p = f.pixel(3, 2).unwrap();
+    assert!(((p & 0xff) as i32 - 200).abs() <= 4 && ((p >> 16 & 0xff) as i32 - 50).abs() <= 4);
+    assert!(spice_canvas::decode_mjpeg_frame(&jpg, 4, 4).is_err());
+    assert!(spice_canvas::decode_mjpeg_frame(&[0xff, 0xd8, 0], 64, 64).is_err());
+}
+
+#[test]
+fn composite_component_alpha_uses_per_channel_alpha() {
+    let rgba1 = |p: u32| {
+        let mut i = bitmap32(0, ImageFlags::empty(), 1, 1, &[p]);
+        if let spice_proto::types::ImageBody::Bitmap(b) = &mut i.body {
+            b.format = spice_proto::types::BitmapFormat::RGBA;
+        }
+        i
+    };
+    for (ca, want) in [(true, 0xff00ff), (false, 0xffffff)] {
+        let mut c = canvas(1, 1, 0x0000ff);
+        let mut flags = CompositeFlags::from_bits_retain(3) | CompositeFlags::HAS_MASK;
+        flags.set(CompositeFlags::COMPONENT_ALPHA, ca);
+        c.apply(&ServerMessage::DrawComposite(DrawComposite {
+            base: base(0, rect(0, 0, 1, 1)),
+            flags,
+            src_bitmap: Some(rgba1(0xffff_ffff)),
+            mask_bitmap: Some(rgba1(0xffff_0000)),
+            src_transform: None,
+            mask_transform: None,
+            src_origin: Point16 { x: 0, y: 0 },
+            mask_origin: Point16 { x: 0, y: 0 },
+        }))
+        .unwrap();
+        assert_eq!(rgb(&c), vec![want], "component alpha {ca}");
     }
 }
