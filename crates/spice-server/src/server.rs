@@ -13,7 +13,9 @@
 //! ([`ChannelCore::poll_timeout`]) expires. A client that stops reading blocks its worker
 //! in `write`, so the handler is not polled and nothing more is produced for it: memory per
 //! connection stays bounded by the ACK window and [`crate::channel::CoreConfig`]'s output
-//! bound.
+//! bound. Input waiting for the worker is bounded too: at most 8 reads of 64 KiB are queued
+//! before the reader stops reading. A connection that has not finished the link stage
+//! within [`LINK_TIMEOUT`] is closed.
 //!
 //! # Sessions
 //!
@@ -110,7 +112,6 @@ struct KeyPool {
 struct KeyPoolState {
     ready: Vec<TicketKey>,
     last: Option<TicketKey>,
-    stop: bool,
 }
 
 const KEY_POOL_SIZE: usize = 4;
@@ -121,10 +122,28 @@ impl KeyPool {
             state: Mutex::new(KeyPoolState {
                 ready: Vec::new(),
                 last: None,
-                stop: false,
             }),
             cond: Condvar::new(),
         })
+    }
+
+    /// The process-wide pool (shared by every server in the process), with its refill
+    /// thread started on first use.
+    fn global() -> Arc<Self> {
+        static POOL: std::sync::OnceLock<Arc<KeyPool>> = std::sync::OnceLock::new();
+        POOL.get_or_init(|| {
+            let pool = Self::new();
+            let p = pool.clone();
+            if let Err(e) = std::thread::Builder::new()
+                .name("spice-keys".into())
+                .spawn(move || p.run())
+            {
+                // Without the thread, take() generates keys inline.
+                tracing::warn!(error = %e, "cannot start the key pool thread");
+            }
+            pool
+        })
+        .clone()
     }
 
     fn take(&self) -> Result<TicketKey, LinkError> {
@@ -144,19 +163,16 @@ impl KeyPool {
         Ok(k)
     }
 
-    /// Refill loop, run on its own thread until [`KeyPool::stop`].
+    /// Refill loop, run on its own thread for the life of the process.
     fn run(self: Arc<Self>) {
         loop {
             {
                 let mut st = lock(&self.state);
-                while !st.stop && st.ready.len() >= KEY_POOL_SIZE {
+                while st.ready.len() >= KEY_POOL_SIZE {
                     st = self
                         .cond
                         .wait(st)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-                if st.stop {
-                    return;
                 }
             }
             match TicketKey::generate(&mut OsRng) {
@@ -167,11 +183,6 @@ impl KeyPool {
                 }
             }
         }
-    }
-
-    fn stop(&self) {
-        lock(&self.state).stop = true;
-        self.cond.notify_all();
     }
 }
 
@@ -392,19 +403,12 @@ impl ServerBuilder {
         }
         let shared = Arc::new(Shared {
             ctx,
-            keys: KeyPool::new(),
+            keys: KeyPool::global(),
             stop: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
         });
         let mut threads = Vec::new();
-        let keys = shared.keys.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("spice-keys".into())
-                .spawn(move || keys.run())
-                .map_err(ServerError::Thread)?,
-        );
         let mut plain_addrs = Vec::new();
         let mut tls_addrs = Vec::new();
         for (l, local, secure) in listeners {
@@ -496,7 +500,6 @@ impl Server {
     /// Stops accepting, closes every connection and joins the server's threads.
     pub fn shutdown(self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.keys.stop();
         for addr in self.plain_addrs.iter().chain(&self.tls_addrs) {
             // Unblock the accept threads.
             let _ = TcpStream::connect_timeout(addr, Duration::from_millis(200));
