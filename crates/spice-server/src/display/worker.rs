@@ -28,7 +28,12 @@ use spice_qxl::{IoRequest, QxlDevice, QxlInterface, abi};
 
 use super::client::{ClientId, ClientState, PipeItem};
 use super::tree::{self, DrawTree, Pending};
-use crate::cursor::{CursorCommand, CursorFeed, CursorShape as FeedShape};
+use crate::cursor::{CursorCommand, CursorFeed};
+
+/// How far ahead of the multimedia clock stream frames are stamped (spice-server's
+/// `MM_TIME_DELTA`: its clients' clock runs this much behind the server's, so frames arrive
+/// before their presentation time instead of late).
+pub const STREAM_MM_TIME_DELTA: u32 = 400;
 
 /// Settings of a display worker (libspice's image/video options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,37 +219,6 @@ impl<D: DisplayDevice> std::fmt::Debug for DisplayWorker<D> {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
-}
-
-/// A parsed cursor operation as the cursor channel's command.
-fn cursor_command(op: spice_qxl::parse::CursorOp) -> Option<CursorCommand> {
-    use spice_proto::types::{CursorType, Point16};
-    use spice_qxl::parse::CursorOp;
-    let pt = |p: spice_qxl::parse::Point16| Point16 { x: p.x, y: p.y };
-    Some(match op {
-        CursorOp::Set {
-            position,
-            visible,
-            shape,
-        } => CursorCommand::Set {
-            position: pt(position),
-            visible,
-            shape: Arc::new(FeedShape {
-                unique: shape.unique,
-                cursor_type: CursorType(u8::try_from(shape.cursor_type).ok()?),
-                width: shape.width,
-                height: shape.height,
-                hot_spot_x: shape.hot_spot_x,
-                hot_spot_y: shape.hot_spot_y,
-                data: shape.data,
-            }),
-        },
-        CursorOp::Move { position } => CursorCommand::Move(pt(position)),
-        CursorOp::Hide => CursorCommand::Hide,
-        CursorOp::Trail { length, frequency } => CursorCommand::Trail { length, frequency },
-        #[allow(unreachable_patterns)]
-        _ => return None,
-    })
 }
 
 fn to_stream_rect(r: &Rect) -> stream_detect::Rect {
@@ -436,9 +410,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                         self.stats.bad_commands += 1;
                         continue;
                     }
-                    if let Some(cmd) = cursor_command(c.op) {
-                        feed.push(cmd);
-                    }
+                    feed.push(CursorCommand::from_qxl(&c));
                     self.release(c.release);
                 }
                 Ok(other) => {
@@ -874,7 +846,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 Some(sid) => PipeItem::StreamFrame {
                     seq,
                     stream_id: sid,
-                    mm_time: now_ms as u32,
+                    mm_time: (now_ms as u32).wrapping_add(STREAM_MM_TIME_DELTA),
                     entry: entry.clone(),
                 },
                 None => PipeItem::Draw {
