@@ -381,6 +381,18 @@ fn clipboard_both_ways_and_monitors_config() {
         }));
     }
     assert_eq!(*resized.lock().unwrap(), vec![(1024, 768), (100_000, 10)]);
+    // The host grabs later with its own text (DemoAgent::grab_text).
+    s.agent.grab_text(ClipboardSelection::SECONDARY, "later");
+    p.run_until(
+        secs(10),
+        |p| {
+            p.events.contains(&AgentEvent::ClipboardGrab {
+                selection: ClipboardSelection::SECONDARY,
+                types: vec![ClipboardType::UTF8_TEXT],
+            })
+        },
+        "host grab",
+    );
     assert_eq!(s.agent.monitors_requests().len(), 2);
     assert_eq!(p.agent_errors, 0);
     assert_eq!(s.agent.errors(), 0);
