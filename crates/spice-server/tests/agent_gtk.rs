@@ -66,6 +66,44 @@ fn spice_gtk_clipboard_round_trip_through_demo_agent() {
     assert_eq!(agent.errors(), 0);
 }
 
+#[test]
+fn spice_gtk_file_transfer_to_demo_agent() {
+    let agent = DemoAgent::new(DemoAgentConfig::default());
+    let config = ServerConfig::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .disable_ticketing()
+        .build()
+        .unwrap();
+    let host = Host {
+        char_devices: vec![agent.clone() as Arc<dyn CharDevice>],
+        ..Host::default()
+    };
+    let server = ServerBuilder::new(config).host(host).start().unwrap();
+    let port = server.local_addrs()[0].port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("from-gtk.bin");
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i * 7 + i / 1000) as u8)
+        .collect();
+    std::fs::write(&path, &data).unwrap();
+    let run = GtkScenario::new(port)
+        .file_copy(&path)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .unwrap();
+    assert!(
+        run.ok(),
+        "spice-gtk run failed: {:?}\nstderr: {}",
+        run.events,
+        run.output.stderr
+    );
+    assert!(run.events_named("file_copy_done").any(|e| e["ok"] == true));
+    let files = agent.received_files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].name, "from-gtk.bin");
+    assert!(files[0].data == data, "file content differs");
+}
+
 /// Kills the server when the test ends, also on a panic.
 struct Kill(std::process::Child);
 

@@ -14,6 +14,7 @@ Run with Debian's /usr/bin/python3 (it has `gi`).  The scenario comes as one JSO
      "clipboard": {"send": "text", "selection": 1,   # clipboard round trip through the agent:
                    "fetch_agent": true},             # grab `selection` with `send` once the agent
                                        # can (answer its request); fetch the agent's grabs
+     "file_copy": "/tmp/f.bin",        # send this file to the agent (file transfer)
      "inputs": [["key", 0x1e], ["key_down", 0x1d], ["key_up", 0x1d],
                 ["motion", dx, dy, buttons], ["position", x, y, display, buttons],
                 ["press", button, buttons], ["release", button, buttons],
@@ -33,7 +34,7 @@ import time
 import gi
 
 gi.require_version("SpiceClientGLib", "2.0")
-from gi.repository import GLib, GObject  # noqa: E402
+from gi.repository import Gio, GLib, GObject  # noqa: E402
 from gi.repository import SpiceClientGLib as Spice  # noqa: E402
 
 SC = json.loads(sys.argv[1])
@@ -55,6 +56,8 @@ state = {
     "clip_grabbed": False,  # our grab sent
     "clip_sent": False,  # our text handed to the agent
     "clip_received": None,  # text fetched from the agent's grab
+    "file_started": False,
+    "file_done": None,  # True/False once the transfer ended
 }
 keep = []  # channel objects must stay referenced
 
@@ -245,6 +248,30 @@ def clip_tick():
         emit(event="clipboard_grab_sent", selection=conf.get("selection", 1))
 
 
+def on_file_copied(main, result, *rest):
+    try:
+        ok = main.file_copy_finish(result)
+        emit(event="file_copy_done", ok=bool(ok))
+        state["file_done"] = bool(ok)
+    except GLib.Error as e:  # noqa: F821
+        emit(event="file_copy_done", ok=False, error=str(e))
+        state["file_done"] = False
+
+
+def file_tick():
+    main = state["main"]
+    path = SC.get("file_copy")
+    if not path or main is None or not state["agent"] or state["file_started"]:
+        return
+    # the agent's caps must be known (VD_AGENT_CAP_REPLY, 2)
+    if not main.agent_test_capability(2):
+        return
+    state["file_started"] = True
+    emit(event="file_copy_start", path=path)
+    main.file_copy_async([Gio.File.new_for_path(path)], Gio.FileCopyFlags.NONE, None,
+                         None, None, on_file_copied, None)
+
+
 def on_channel_new(session, channel):
     name = GObject.type_name(channel.__gtype__)
     state["channels"].append(name)
@@ -287,6 +314,10 @@ def tick():
         done = False
     if SC.get("wait_agent") and not state["agent"]:
         done = False
+    if SC.get("file_copy"):
+        file_tick()
+        if state["file_done"] is None:
+            done = False
     if SC.get("clipboard"):
         clip_tick()
         conf = clip_conf()
@@ -335,6 +366,7 @@ emit(
     agent=state["agent"],
     clipboard_received=state["clip_received"],
     clipboard_sent=state["clip_sent"],
+    file_done=state["file_done"],
 )
 session.disconnect()
 if state["ok"]:

@@ -71,6 +71,7 @@ pub struct GtkScenario {
     playback_for: Option<Duration>,
     wait_agent: bool,
     clipboard: Option<Value>,
+    file_copy: Option<PathBuf>,
     timeout: Duration,
 }
 
@@ -90,6 +91,7 @@ impl GtkScenario {
             playback_for: None,
             wait_agent: false,
             clipboard: None,
+            file_copy: None,
             timeout: Duration::from_secs(30),
         }
     }
@@ -146,6 +148,15 @@ impl GtkScenario {
         self
     }
 
+    /// Sends `path` to the agent with `spice_main_channel_file_copy_async` once the agent
+    /// announced its caps (implies [`GtkScenario::wait_agent`]); event `file_copy_done` with
+    /// `ok` when it ends. The run finishes once it ended.
+    pub fn file_copy(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wait_agent = true;
+        self.file_copy = Some(path.into());
+        self
+    }
+
     /// The script's own time limit (the process gets 15 s more).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = limit;
@@ -166,6 +177,7 @@ impl GtkScenario {
             "playback_ms": self.playback_for.map(|d| d.as_millis() as u64),
             "wait_agent": self.wait_agent,
             "clipboard": self.clipboard,
+            "file_copy": self.file_copy,
             "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
         })
     }
