@@ -7,11 +7,13 @@
 //! embedder over std TCP sockets, [`tokio_driver`] one over tokio (feature `tokio`).
 //!
 //! - [`session`]: the session, the main channel, ACK windows, ping, agent data, inputs.
+//! - [`agent`]: the guest agent: clipboard, monitors config, file transfer.
 //! - [`display`]: display channels rendered through `spice-canvas`.
 //! - [`cursor`]: cursor shapes of every type decoded to RGBA, the cursor cache.
 //! - [`playback`], [`record`]: the audio channels (raw and Opus).
 //! - [`uri`]: `spice://` URIs as remote-viewer takes them.
 
+pub mod agent;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod cursor;

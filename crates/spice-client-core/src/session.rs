@@ -1149,6 +1149,17 @@ impl Session {
         Ok(())
     }
 
+    /// `AGENT_DATA` chunks queued and waiting for server tokens (0 without a main channel).
+    pub fn agent_queued(&self) -> usize {
+        self.conns
+            .iter()
+            .find_map(|c| match &c.kind {
+                Kind::Main(m) => Some(m.agent_queue.len()),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
     // ------------------------------------------------------------------------------------
     // Inputs API
     // ------------------------------------------------------------------------------------

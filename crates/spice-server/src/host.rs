@@ -8,8 +8,9 @@
 //!
 //! The keyboard, mouse and tablet are used by the inputs channel ([`crate::inputs`]).
 //! [`PlaybackDevice`] and [`RecordDevice`] are served by the playback and record channels
-//! ([`crate::playback`], [`crate::record`]). [`CharDevice`] is declared for the agent
-//! channels (a later issue).
+//! ([`crate::playback`], [`crate::record`]); an agent [`CharDevice`] is relayed by the main
+//! channel ([`crate::agent`]); the other [`CharDevice`] kinds are declared for the
+//! passthrough channels.
 
 use std::sync::Arc;
 
@@ -107,6 +108,16 @@ pub trait CharDevice: Send + Sync {
     fn read(&self, buf: &mut [u8]) -> usize;
     /// A client opened (true) or closed (false) the device's channel.
     fn state(&self, connected: bool);
+    /// Registers the waker the device calls when it has data to read, can take more, or its
+    /// guest side opened or closed. The default ignores it (the server then polls now and
+    /// then).
+    fn set_waker(&self, waker: crate::channel::Waker) {
+        let _ = waker;
+    }
+    /// True while the guest side is open (for the agent: an agent is running). Default true.
+    fn guest_connected(&self) -> bool {
+        true
+    }
 }
 
 /// The host devices a server delivers to. Absent devices are `None`; the inputs channel

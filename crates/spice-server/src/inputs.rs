@@ -112,7 +112,11 @@ impl InputsChannel {
             (true, MouseButton::DOWN) => 1,
             _ => 0,
         };
-        if self.client_mode() {
+        if self.client_mode() && self.server.agent_mouse().is_some() {
+            if let Some(a) = self.server.agent_mouse() {
+                a.mouse_buttons(buttons);
+            }
+        } else if self.client_mode() {
             if let Some(t) = &host.tablet {
                 if dz != 0 {
                     t.wheel(dz, buttons);
@@ -185,7 +189,9 @@ impl ChannelHandler for InputsChannel {
                 display_id,
             } => {
                 if self.client_mode() {
-                    if let Some(t) = &host.tablet {
+                    if let Some(a) = self.server.agent_mouse() {
+                        a.mouse_position(*x, *y, *buttons_state, *display_id);
+                    } else if let Some(t) = &host.tablet {
                         t.position(*x, *y, *buttons_state, *display_id);
                     }
                 }

@@ -11,16 +11,20 @@
 //! - [`main_channel`], [`inputs`], [`cursor`]: the built-in channels.
 //! - [`playback`], [`record`]: the audio channels (PCM from / to the host's audio devices,
 //!   raw or Opus); [`demo_audio`]: a demo host tone.
+//! - [`agent`]: the agent relay between main channels and the host's agent device.
+//! - [`demo_agent`]: the demo host's guest agent (clipboard, monitors, file transfer).
 //! - [`transport`]: TLS and WebSocket layers.
 //! - [`demo`]: the demo desktop, a guest driving spice-qxl's guest side.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
 //! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
 
+pub mod agent;
 pub mod channel;
 pub mod config;
 pub mod cursor;
 pub mod demo;
 pub mod demo_audio;
+pub mod demo_agent;
 pub mod display;
 pub mod host;
 pub mod inputs;

@@ -1,6 +1,5 @@
 //! The main channel: `MAIN_INIT`, `CHANNELS_LIST`, mouse modes, multimedia time, and the
-//! agent token accounting (no agent is served yet: the client is told it is disconnected,
-//! and agent data it sends anyway is dropped and its token returned).
+//! agent data, relayed by [`crate::agent::AgentLink`].
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -51,11 +50,17 @@ impl ChannelFactory for MainChannelFactory {
     fn open(&self, ctx: OpenContext<'_>) -> Result<Box<dyn ChannelHandler>, LinkErr> {
         let server = self.ctx.upgrade().ok_or(LinkErr::ERROR)?;
         Ok(Box::new(MainChannel {
-            server,
             session: ctx.session.clone(),
             info: ctx.info.clone(),
-            client_tokens: AGENT_TOKENS,
-            server_tokens: 0,
+            agent: crate::agent::AgentLink::new(
+                server.agent().cloned(),
+                ctx.waker.clone(),
+                AGENT_TOKENS,
+                ctx.info
+                    .peer_channel_caps
+                    .has(caps::main::AGENT_CONNECTED_TOKENS),
+            ),
+            server,
         }))
     }
 }
@@ -65,10 +70,8 @@ pub struct MainChannel {
     server: Arc<ServerContext>,
     session: Arc<Session>,
     info: ChannelInfo,
-    /// Agent data messages the client may still send.
-    client_tokens: u32,
-    /// Agent data messages we may send to the client (from `AGENT_START`/`AGENT_TOKEN`).
-    server_tokens: u32,
+    /// The agent data relay and its tokens.
+    agent: crate::agent::AgentLink,
 }
 
 impl std::fmt::Debug for MainChannel {
@@ -90,7 +93,12 @@ impl MainChannel {
 
     /// Agent tokens the server holds for sending agent data to the client.
     pub fn server_tokens(&self) -> u32 {
-        self.server_tokens
+        self.agent.server_tokens()
+    }
+
+    /// The agent side of this channel.
+    pub fn agent(&self) -> &crate::agent::AgentLink {
+        &self.agent
     }
 
     fn protocol(&self, what: String) -> ChannelError {
@@ -103,7 +111,7 @@ impl MainChannel {
 
 impl ChannelHandler for MainChannel {
     fn on_connect(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
-        let agent = self.server.agent_connected();
+        let agent = self.agent.agent_connected();
         out.send(&ServerMessage::Init(Init {
             session_id: self.session.id(),
             display_channels_hint: self.server.display_channel_count(),
@@ -177,29 +185,9 @@ impl ChannelHandler for MainChannel {
                     current_mode: wanted,
                 })?;
             }
-            ClientMessage::AgentStart { num_tokens } => {
-                self.server_tokens = *num_tokens;
-                if !self.server.agent_connected() {
-                    out.send(&ServerMessage::AgentDisconnected {
-                        error_code: LinkErr::OK.0,
-                    })?;
-                }
-            }
-            ClientMessage::AgentToken { num_tokens } => {
-                self.server_tokens = self.server_tokens.saturating_add(*num_tokens);
-            }
-            ClientMessage::AgentData(data) => {
-                if self.client_tokens == 0 {
-                    return Err(self.protocol("agent data without a token".into()));
-                }
-                self.client_tokens -= 1;
-                if !self.server.agent_connected() {
-                    // No agent to deliver to: drop the chunk and hand the token back.
-                    tracing::debug!(len = data.len(), "agent data dropped: no agent");
-                    self.client_tokens += 1;
-                    out.send(&ServerMessage::AgentToken { num_tokens: 1 })?;
-                }
-            }
+            ClientMessage::AgentStart { num_tokens } => self.agent.on_start(*num_tokens, out)?,
+            ClientMessage::AgentToken { num_tokens } => self.agent.on_token(*num_tokens),
+            ClientMessage::AgentData(data) => self.agent.on_data(data, out)?,
             ClientMessage::ClientInfo { .. } | ClientMessage::QualityIndicator(_) => {}
             ClientMessage::MigrateConnected
             | ClientMessage::MigrateConnectError
@@ -214,8 +202,41 @@ impl ChannelHandler for MainChannel {
         Ok(())
     }
 
+    fn poll(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        self.agent.poll(now, out)?;
+        if self.agent.take_state_changed() {
+            self.agent_mouse_changed(out)?;
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.agent.poll_timeout()
+    }
+
+    fn on_disconnect(&mut self) {
+        self.agent.detach();
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+}
+
+impl MainChannel {
+    /// The agent came or went: the supported mouse modes may differ (spice-server's
+    /// `reds_update_mouse_mode`); client mode without support falls back to server mode.
+    fn agent_mouse_changed(&mut self, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        let supported = self.supported_modes();
+        let mut current = self.session.mouse_mode();
+        if !supported.contains(current) {
+            current = MouseMode::SERVER;
+            self.session.set_mouse_mode(current);
+        }
+        out.send(&ServerMessage::MouseMode {
+            supported_modes: supported,
+            current_mode: current,
+        })
     }
 }
 

@@ -197,6 +197,7 @@ pub struct ServerContext {
     sessions: Mutex<HashMap<u32, Weak<Session>>>,
     epoch: Instant,
     inputs_wakers: Mutex<Vec<Waker>>,
+    agent: Option<Arc<crate::agent::AgentRelay>>,
 }
 
 impl std::fmt::Debug for ServerContext {
@@ -235,6 +236,7 @@ impl ServerContext {
                 factories.push(Arc::new(RecordChannelFactory::new(id, dev.clone())));
             }
             factories.extend(extra);
+            let agent = crate::agent::AgentRelay::from_devices(&host.char_devices);
             ServerContext {
                 config,
                 host,
@@ -242,6 +244,7 @@ impl ServerContext {
                 sessions: Mutex::new(HashMap::new()),
                 epoch: Instant::now(),
                 inputs_wakers: Mutex::new(Vec::new()),
+                agent,
             }
         })
     }
@@ -277,10 +280,23 @@ impl ServerContext {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// True when a guest agent is connected. No agent channel is served yet (the agent
-    /// issue), so this is false and the main channel says so.
+    /// True when a guest agent is connected (the host's agent device is open on its guest
+    /// side).
     pub fn agent_connected(&self) -> bool {
-        false
+        self.agent.as_ref().is_some_and(|a| a.connected())
+    }
+
+    /// The agent relay, when the host has an agent device.
+    pub fn agent(&self) -> Option<&Arc<crate::agent::AgentRelay>> {
+        self.agent.as_ref()
+    }
+
+    /// The agent relay when client mouse events go to the agent: agent mouse on, an agent
+    /// connected.
+    pub fn agent_mouse(&self) -> Option<&Arc<crate::agent::AgentRelay>> {
+        self.agent
+            .as_ref()
+            .filter(|a| self.config.agent_mouse && a.connected())
     }
 
     /// Client mouse mode is allowed with the agent mouse on and an agent connected, or with

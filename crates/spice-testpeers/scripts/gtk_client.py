@@ -12,6 +12,10 @@ Run with Debian's /usr/bin/python3 (it has `gi`).  The scenario comes as one JSO
      "playback_ms": 2000,              # keep receiving playback this long after it starts
      "wait_agent": false,              # wait for the agent to be connected
      "run_ms": 0,                      # stay connected at least this long
+     "clipboard": {"send": "text", "selection": 1,   # clipboard round trip through the agent:
+                   "fetch_agent": true},             # grab `selection` with `send` once the agent
+                                       # can (answer its request); fetch the agent's grabs
+     "file_copy": "/tmp/f.bin",        # send this file to the agent (file transfer)
      "inputs": [["key", 0x1e], ["key_down", 0x1d], ["key_up", 0x1d],
                 ["motion", dx, dy, buttons], ["position", x, y, display, buttons],
                 ["press", button, buttons], ["release", button, buttons],
@@ -31,7 +35,7 @@ import time
 import gi
 
 gi.require_version("SpiceClientGLib", "2.0")
-from gi.repository import GLib, GObject  # noqa: E402
+from gi.repository import Gio, GLib, GObject  # noqa: E402
 from gi.repository import SpiceClientGLib as Spice  # noqa: E402
 
 SC = json.loads(sys.argv[1])
@@ -49,6 +53,12 @@ state = {
     "ok": None,
     "why": "",
     "channels": [],
+    "main": None,
+    "clip_grabbed": False,  # our grab sent
+    "clip_sent": False,  # our text handed to the agent
+    "clip_received": None,  # text fetched from the agent's grab
+    "file_started": False,
+    "file_done": None,  # True/False once the transfer ended
 }
 keep = []  # channel objects must stay referenced
 
@@ -176,6 +186,93 @@ def on_agent(main, pspec):
     emit(event="agent_connected", connected=state["agent"])
 
 
+def clip_conf():
+    return SC.get("clipboard") or {}
+
+
+def read_u32s(ptr, n):
+    """A guint32 array signal argument (a list, or an address), or None if unreadable."""
+    if isinstance(ptr, (list, tuple)):
+        return [int(x) for x in ptr]
+    try:
+        addr = int(ptr)
+    except (TypeError, ValueError):
+        try:
+            addr = ctypes.pythonapi.PyCapsule_GetPointer
+            addr.restype = ctypes.c_void_p
+            addr.argtypes = [ctypes.py_object, ctypes.c_char_p]
+            addr = addr(ptr, None)
+        except Exception:  # noqa: BLE001
+            return None
+    if not addr or not n:
+        return []
+    return list((ctypes.c_uint32 * n).from_address(addr))
+
+
+def on_clip_grab(main, selection, types, ntypes):
+    ts = read_u32s(types, ntypes)
+    emit(event="clipboard_grab", selection=selection, types=ts, ntypes=ntypes)
+    # the types array may not be readable from Python: ask for UTF-8 text then
+    if clip_conf().get("fetch_agent", True) and (ts is None or 1 in ts):
+        main.clipboard_selection_request(selection, 1)
+    return True
+
+
+def on_clip_data(main, selection, type_, data, size):
+    raw = ctypes.string_at(data, size) if size else b""
+    text = raw.decode("utf-8", "replace")
+    emit(event="clipboard_data", selection=selection, type=type_, text=text)
+    if type_ == 1:
+        state["clip_received"] = text
+
+
+def on_clip_request(main, selection, type_, *rest):
+    text = clip_conf().get("send")
+    emit(event="clipboard_request", selection=selection, type=type_)
+    if text is None or type_ != 1:
+        return False
+    main.clipboard_selection_notify(selection, type_, list(text.encode("utf-8")))
+    state["clip_sent"] = True
+    emit(event="clipboard_sent", selection=selection, len=len(text.encode("utf-8")))
+    return True
+
+
+def clip_tick():
+    conf = clip_conf()
+    main = state["main"]
+    if not conf or main is None or not state["agent"]:
+        return
+    # VD_AGENT_CAP_CLIPBOARD_BY_DEMAND (5): the agent announced its caps
+    if conf.get("send") is not None and not state["clip_grabbed"] and main.agent_test_capability(5):
+        state["clip_grabbed"] = True
+        main.clipboard_selection_grab(conf.get("selection", 1), [1])
+        emit(event="clipboard_grab_sent", selection=conf.get("selection", 1))
+
+
+def on_file_copied(main, result, *rest):
+    try:
+        ok = main.file_copy_finish(result)
+        emit(event="file_copy_done", ok=bool(ok))
+        state["file_done"] = bool(ok)
+    except GLib.Error as e:  # noqa: F821
+        emit(event="file_copy_done", ok=False, error=str(e))
+        state["file_done"] = False
+
+
+def file_tick():
+    main = state["main"]
+    path = SC.get("file_copy")
+    if not path or main is None or not state["agent"] or state["file_started"]:
+        return
+    # the agent's caps must be known (VD_AGENT_CAP_REPLY, 2)
+    if not main.agent_test_capability(2):
+        return
+    state["file_started"] = True
+    emit(event="file_copy_start", path=path)
+    main.file_copy_async([Gio.File.new_for_path(path)], Gio.FileCopyFlags.NONE, None,
+                         None, None, on_file_copied, None)
+
+
 def on_channel_new(session, channel):
     name = GObject.type_name(channel.__gtype__)
     state["channels"].append(name)
@@ -192,6 +289,11 @@ def on_channel_new(session, channel):
         GObject.Object.connect(channel, "playback-stop", on_playback_stop)
     elif isinstance(channel, Spice.MainChannel):
         GObject.Object.connect(channel, "notify::agent-connected", on_agent)
+        state["main"] = channel
+        if SC.get("clipboard"):
+            GObject.Object.connect(channel, "main-clipboard-selection-grab", on_clip_grab)
+            GObject.Object.connect(channel, "main-clipboard-selection", on_clip_data)
+            GObject.Object.connect(channel, "main-clipboard-selection-request", on_clip_request)
     if not isinstance(channel, Spice.MainChannel):
         channel.connect()
 
@@ -216,6 +318,17 @@ def tick():
         done = False
     if SC.get("wait_agent") and not state["agent"]:
         done = False
+    if SC.get("file_copy"):
+        file_tick()
+        if state["file_done"] is None:
+            done = False
+    if SC.get("clipboard"):
+        clip_tick()
+        conf = clip_conf()
+        if conf.get("send") is not None and not state["clip_sent"]:
+            done = False
+        if conf.get("fetch_agent", True) and state["clip_received"] is None:
+            done = False
     if SC.get("playback_ms"):
         started = state["playback_started"]
         if started is None or now - started < SC["playback_ms"] / 1000.0:
@@ -255,6 +368,9 @@ emit(
     channels=state["channels"],
     playback_bytes=state["playback_bytes"],
     agent=state["agent"],
+    clipboard_received=state["clip_received"],
+    clipboard_sent=state["clip_sent"],
+    file_done=state["file_done"],
 )
 session.disconnect()
 if state["ok"]:

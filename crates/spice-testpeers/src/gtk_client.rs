@@ -72,6 +72,8 @@ pub struct GtkScenario {
     playback_for: Option<Duration>,
     wait_agent: bool,
     run_for: Duration,
+    clipboard: Option<Value>,
+    file_copy: Option<PathBuf>,
     timeout: Duration,
 }
 
@@ -92,6 +94,8 @@ impl GtkScenario {
             playback_for: None,
             wait_agent: false,
             run_for: Duration::ZERO,
+            clipboard: None,
+            file_copy: None,
             timeout: Duration::from_secs(30),
         }
     }
@@ -150,6 +154,26 @@ impl GtkScenario {
         self
     }
 
+    /// A clipboard round trip through the agent (implies [`GtkScenario::wait_agent`]): once
+    /// the agent announced its caps, grab `selection` with `text` and answer the agent's
+    /// request (events `clipboard_request`, `clipboard_sent`); fetch the agent's own grabs as
+    /// UTF-8 text (events `clipboard_grab`, `clipboard_data` with `text`). The run finishes
+    /// once both happened.
+    pub fn clipboard_round_trip(mut self, selection: u32, text: &str) -> Self {
+        self.wait_agent = true;
+        self.clipboard = Some(json!({"send": text, "selection": selection, "fetch_agent": true}));
+        self
+    }
+
+    /// Sends `path` to the agent with `spice_main_channel_file_copy_async` once the agent
+    /// announced its caps (implies [`GtkScenario::wait_agent`]); event `file_copy_done` with
+    /// `ok` when it ends. The run finishes once it ended.
+    pub fn file_copy(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wait_agent = true;
+        self.file_copy = Some(path.into());
+        self
+    }
+
     /// The script's own time limit (the process gets 15 s more).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = limit;
@@ -170,6 +194,8 @@ impl GtkScenario {
             "playback_ms": self.playback_for.map(|d| d.as_millis() as u64),
             "wait_agent": self.wait_agent,
             "run_ms": self.run_for.as_millis() as u64,
+            "clipboard": self.clipboard,
+            "file_copy": self.file_copy,
             "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
             "inputs_after_primary": self.inputs_after_primary,
         })

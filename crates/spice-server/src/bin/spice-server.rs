@@ -143,12 +143,14 @@ fn attach_display(
 fn run(args: Args) -> anyhow::Result<()> {
     let config = config(&args)?;
     let display = DisplayConfig::from_server_config(&config);
-    let (builder, demo) = attach_display(ServerBuilder::new(config), &args, display)?;
-    let builder = if args.demo_tone {
-        builder.playback_device(spice_server::demo_audio::DemoTone::new(440.0))
-    } else {
-        builder
-    };
+    let (mut builder, demo) = attach_display(ServerBuilder::new(config), &args, display)?;
+    if args.demo {
+        // The demo guest's agent (clipboard, file transfer, monitors requests).
+        builder = builder.host(spice_server::demo_agent::demo_host());
+    }
+    if args.demo_tone {
+        builder = builder.playback_device(spice_server::demo_audio::DemoTone::new(440.0));
+    }
     let server = builder.start().map_err(|e| match &e {
         ServerError::Bind { source, addr } if source.kind() == std::io::ErrorKind::AddrInUse => {
             anyhow::anyhow!("port busy: {addr} is already in use")

@@ -28,7 +28,7 @@ use spice_qxl::{IoRequest, QxlDevice, QxlInterface, abi};
 
 use super::client::{ClientId, ClientState, PipeItem};
 use super::tree::{self, DrawTree, Pending};
-use crate::cursor::{CursorCommand, CursorFeed, CursorShape as FeedShape};
+use crate::cursor::{CursorCommand, CursorFeed};
 
 /// How far ahead of the multimedia clock stream frames are stamped (spice-server's
 /// `MM_TIME_DELTA`: its clients' clock runs this much behind the server's, so frames arrive
@@ -224,37 +224,6 @@ impl<D: DisplayDevice> std::fmt::Debug for DisplayWorker<D> {
     }
 }
 
-/// A parsed cursor operation as the cursor channel's command.
-fn cursor_command(op: spice_qxl::parse::CursorOp) -> Option<CursorCommand> {
-    use spice_proto::types::{CursorType, Point16};
-    use spice_qxl::parse::CursorOp;
-    let pt = |p: spice_qxl::parse::Point16| Point16 { x: p.x, y: p.y };
-    Some(match op {
-        CursorOp::Set {
-            position,
-            visible,
-            shape,
-        } => CursorCommand::Set {
-            position: pt(position),
-            visible,
-            shape: Arc::new(FeedShape {
-                unique: shape.unique,
-                cursor_type: CursorType(u8::try_from(shape.cursor_type).ok()?),
-                width: shape.width,
-                height: shape.height,
-                hot_spot_x: shape.hot_spot_x,
-                hot_spot_y: shape.hot_spot_y,
-                data: shape.data,
-            }),
-        },
-        CursorOp::Move { position } => CursorCommand::Move(pt(position)),
-        CursorOp::Hide => CursorCommand::Hide,
-        CursorOp::Trail { length, frequency } => CursorCommand::Trail { length, frequency },
-        #[allow(unreachable_patterns)]
-        _ => return None,
-    })
-}
-
 fn to_stream_rect(r: &Rect) -> stream_detect::Rect {
     stream_detect::Rect {
         left: r.left,
@@ -445,9 +414,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                         self.stats.bad_commands += 1;
                         continue;
                     }
-                    if let Some(cmd) = cursor_command(c.op) {
-                        feed.push(cmd);
-                    }
+                    feed.push(CursorCommand::from_qxl(&c));
                     self.release(c.release);
                 }
                 Ok(other) => {
