@@ -513,6 +513,11 @@ pub fn draw(
             }
             let placed = Placed::new(pm, &d.src_area, &base.bbox, (bb.x0, bb.x1), d.scale_mode);
             let s = surfaces.get_mut(base.surface_id)?;
+            if rop.is_copy() && mask.is_none() {
+                // The common case (every screen update): straight into the surface.
+                for_rows(s, &areas, None, |y, x0, dst, _| placed.fetch(y, x0, dst));
+                return Ok(finish(s, b));
+            }
             let mut src = Vec::new();
             for_rows(s, &areas, mask.as_ref(), |y, x0, dst, m| {
                 src.resize(dst.len(), 0);

@@ -340,9 +340,18 @@ impl ImageContext {
                     max_pixels: self.limits.max_image_pixels,
                     max_bytes: self.limits.max_image_pixels * 4,
                 };
-                let (_, bytes) = quic::decode_to_vec(data, quic::PixelFormat::Rgba, &limits)?;
+                let mut px = PixelBuf::new(hdr.width, hdr.height);
+                quic::decode(
+                    data,
+                    px.bytes(),
+                    hdr.width as usize * 4,
+                    quic::PixelFormat::Rgba,
+                    quic::RowOrder::TopDown,
+                    &limits,
+                )?;
+                // Rgba output writes A = 255 for types without alpha.
                 let alpha = hdr.image_type == quic::ImageType::Rgba;
-                Ok((from_bgrx(hdr.width, hdr.height, alpha, &bytes), false))
+                Ok((px.finish(alpha, true), false))
             }
             ImageBody::LzRgb(data) => {
                 let hdr = LzHeader::parse(data)?;
@@ -377,10 +386,9 @@ impl ImageContext {
                     max_width: w,
                     max_height: h,
                 };
-                let stride = w as usize * 4;
-                let mut buf = vec![0u8; stride * h as usize];
-                jpeg::decode_image(data, w, h, &mut buf, stride, &limits)?;
-                Ok((from_bgrx(w, h, false, &buf), true))
+                let mut px = PixelBuf::new(w, h);
+                jpeg::decode_image(data, w, h, px.bytes(), w as usize * 4, &limits)?;
+                Ok((px.finish(false, false), true))
             }
             ImageBody::JpegAlpha(ja) => {
                 self.check_size(w, h)?;
@@ -394,10 +402,17 @@ impl ImageContext {
                     max_height: h,
                     max_bytes: self.limits.max_image_pixels as usize * 4,
                 };
-                let stride = w as usize * 4;
-                let mut buf = vec![0u8; stride * h as usize];
-                lz4::decode(data, w, h, &mut buf, stride, Lz4Output::Bgrx, &limits)?;
-                Ok((from_bgrx(w, h, hdr.format == Lz4Format::Rgba, &buf), false))
+                let mut px = PixelBuf::new(w, h);
+                lz4::decode(
+                    data,
+                    w,
+                    h,
+                    px.bytes(),
+                    w as usize * 4,
+                    Lz4Output::Bgrx,
+                    &limits,
+                )?;
+                Ok((px.finish(hdr.format == Lz4Format::Rgba, false), false))
             }
             ImageBody::Surface(sid) => {
                 let s = surfaces.get(*sid)?;
@@ -427,9 +442,25 @@ impl ImageContext {
             });
         }
         let max = self.limits.max_image_pixels as usize * 4 + 64;
-        let (hdr, bytes) = lz::decode_to_vec(data, LzOutputFormat::Bgrx32, palette, max)?;
+        let lay = hdr.layout(LzOutputFormat::Bgrx32, 0)?;
+        if lay.buffer_len > max {
+            return Err(lz::LzError::TooLarge {
+                bytes: lay.buffer_len as u64,
+                limit: max as u64,
+            }
+            .into());
+        }
+        // The decoder may need a little more than the placed rows (whole palette bytes).
+        let mut px = PixelBuf::with_len(hdr.width, hdr.height, lay.buffer_len.div_ceil(4));
+        let opts = lz::LzDecodeOptions {
+            format: LzOutputFormat::Bgrx32,
+            stride: 0,
+            palette,
+            max_bytes: max,
+        };
+        lz::decode(data, px.bytes(), &opts)?;
         let alpha = hdr.image_type == LzImageType::Rgba || hdr.image_type == LzImageType::A8;
-        let mut pm = from_bgrx(hdr.width, hdr.height, alpha, &bytes);
+        let mut pm = px.finish(alpha, false);
         if !hdr.top_down {
             flip_rows(&mut pm);
         }
@@ -457,16 +488,10 @@ impl ImageContext {
                 released: hdr.id,
             },
         ))?;
-        let stride = hdr.width as usize * 4;
-        let mut buf = vec![0u8; stride * hdr.height as usize];
-        img.copy_to(&mut buf, stride)?;
+        let mut px = PixelBuf::new(hdr.width, hdr.height);
+        img.copy_to(px.bytes(), hdr.width as usize * 4)?;
         debug!(id = hdr.id, "GLZ image decoded");
-        Ok(from_bgrx(
-            hdr.width,
-            hdr.height,
-            hdr.image_type == LzImageType::Rgba,
-            &buf,
-        ))
+        Ok(px.finish(hdr.image_type == LzImageType::Rgba, false))
     }
 
     fn decode_bitmap(&mut self, b: &Bitmap<'_>, mask: bool) -> Result<Pixmap, CanvasError> {
@@ -580,6 +605,52 @@ pub(crate) fn rgb555_to_32(p: u16) -> u32 {
         (v << 3) | (v >> 2)
     };
     0xff00_0000 | c(10) << 16 | c(5) << 8 | c(0)
+}
+
+/// A pixel buffer the byte-oriented decoders write B,G,R,X/A into directly (viewed as
+/// bytes through zerocopy), turned into `0xAARRGGBB` words by [`PixelBuf::finish`].
+struct PixelBuf {
+    w: u32,
+    h: u32,
+    px: Vec<u32>,
+}
+
+impl PixelBuf {
+    /// `w * h` pixels; the caller checked the size against its caps.
+    fn new(w: u32, h: u32) -> Self {
+        Self::with_len(w, h, w as usize * h as usize)
+    }
+
+    fn with_len(w: u32, h: u32, len: usize) -> Self {
+        Self {
+            w,
+            h,
+            px: vec![0; len.max(w as usize * h as usize)],
+        }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        use zerocopy::IntoBytes;
+        self.px.as_mut_bytes()
+    }
+
+    /// Converts the little-endian B,G,R,X/A bytes in place to `0xAARRGGBB` (a no-op on
+    /// little-endian hosts) and, unless `alpha`, sets the alpha byte. `opaque_already`
+    /// tells that the decoder wrote alpha 0xff itself.
+    fn finish(mut self, alpha: bool, opaque_already: bool) -> Pixmap {
+        self.px.truncate(self.w as usize * self.h as usize);
+        let or = if alpha || opaque_already {
+            0
+        } else {
+            0xff00_0000
+        };
+        if cfg!(target_endian = "big") || or != 0 {
+            for p in &mut self.px {
+                *p = u32::from_le(*p) | or;
+            }
+        }
+        Pixmap::from_pixels(self.w, self.h, alpha, self.px).expect("w*h pixels")
+    }
 }
 
 fn from_bgrx(w: u32, h: u32, alpha: bool, bytes: &[u8]) -> Pixmap {

@@ -19,8 +19,12 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::error::SessionError;
 use crate::event::Event;
@@ -39,15 +43,104 @@ pub enum DriverError {
         /// Why.
         source: std::io::Error,
     },
-    /// The URI names only a TLS port; this driver speaks plain TCP.
-    #[error("the URI has only a tls-port; TLS is not supported by this driver")]
-    TlsUnsupported,
+    /// The URI names only a TLS port and no [`TlsConfig`] was given.
+    #[error("the URI has only a tls-port: give a TLS configuration (CA file)")]
+    TlsNotConfigured,
+    /// A TLS configuration was given but the URI has no tls-port.
+    #[error("TLS configured but the URI has no tls-port")]
+    NoTlsPort,
+    /// The TLS configuration could not be built (CA file, server name).
+    #[error("TLS setup: {0}")]
+    Tls(String),
     /// The session refused the configuration.
     #[error("session: {0}")]
     Session(#[from] SessionError),
     /// The main channel closed: the session is over.
     #[error("disconnected")]
     Disconnected,
+    /// The main channel's socket failed (a TLS handshake refused, a reset, ...).
+    #[error("main channel connection: {0}")]
+    MainConnection(std::io::Error),
+}
+
+/// TLS settings: every channel then connects to the URI's `tls-port`.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM file with the CA certificate(s) that signed the server certificate
+    /// (remote-viewer's `ca-file`).
+    pub ca_file: PathBuf,
+    /// Name to verify the server certificate against; the URI host when `None`.
+    pub server_name: Option<String>,
+}
+
+struct TlsSetup {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl TlsSetup {
+    fn new(tls: &TlsConfig, host: &str) -> Result<Self, DriverError> {
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(&tls.ca_file)
+            .map_err(|e| DriverError::Tls(format!("{}: {e}", tls.ca_file.display())))?;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| DriverError::Tls(format!("{}: {e}", tls.ca_file.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| DriverError::Tls(format!("CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(DriverError::Tls(format!(
+                "no certificate in {}",
+                tls.ca_file.display()
+            )));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| DriverError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = tls.server_name.clone().unwrap_or_else(|| host.to_owned());
+        let name = ServerName::try_from(name.clone())
+            .map_err(|e| DriverError::Tls(format!("server name {name:?}: {e}")))?;
+        Ok(Self {
+            config: Arc::new(config),
+            name,
+        })
+    }
+}
+
+/// A channel's socket as the driver's thread sees it.
+enum Sock {
+    /// Written here directly; a reader thread reads.
+    Plain(TcpStream),
+    /// One thread owns the TLS stream; bytes to send go through the channel. The TCP
+    /// stream is kept to shut it down.
+    Tls(mpsc::Sender<Vec<u8>>, TcpStream),
+}
+
+impl Sock {
+    /// Sends bytes. An error means the connection is gone and nothing else will report
+    /// it; a TLS thread that stopped has already queued its own `Closed` with the reason.
+    fn send(&mut self, bytes: &[u8]) -> Result<(), Option<std::io::Error>> {
+        match self {
+            Sock::Plain(s) => s.write_all(bytes).map_err(Some),
+            Sock::Tls(tx, _) => {
+                // A send error means the thread ended; its Closed message is queued.
+                let _ = tx.send(bytes.to_vec());
+                Ok(())
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let s = match self {
+            Sock::Plain(s) | Sock::Tls(_, s) => s,
+        };
+        let _ = s.shutdown(Shutdown::Both);
+    }
 }
 
 enum Incoming {
@@ -59,11 +152,13 @@ enum Incoming {
 pub struct Client {
     session: Session,
     addr: String,
-    sockets: HashMap<ConnId, TcpStream>,
+    tls: Option<TlsSetup>,
+    sockets: HashMap<ConnId, Sock>,
     tx: mpsc::Sender<Incoming>,
     rx: mpsc::Receiver<Incoming>,
     out: Vec<u8>,
     disconnected: bool,
+    main_error: Option<std::io::Error>,
     connect_timeout: Duration,
 }
 
@@ -79,8 +174,24 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connects the main channel to the URI's host and plain port. The URI's password, if
     /// any, replaces `config.password`.
-    pub fn connect(uri: &SpiceUri, mut config: SessionConfig) -> Result<Self, DriverError> {
-        let port = uri.port.ok_or(DriverError::TlsUnsupported)?;
+    pub fn connect(uri: &SpiceUri, config: SessionConfig) -> Result<Self, DriverError> {
+        Self::connect_with(uri, config, None)
+    }
+
+    /// Like [`Client::connect`]; with `tls`, every channel connects to the URI's
+    /// `tls-port` over TLS (rustls, server certificate checked against `tls.ca_file`).
+    pub fn connect_with(
+        uri: &SpiceUri,
+        mut config: SessionConfig,
+        tls: Option<TlsConfig>,
+    ) -> Result<Self, DriverError> {
+        let (port, tls) = match &tls {
+            Some(t) => (
+                uri.tls_port.ok_or(DriverError::NoTlsPort)?,
+                Some(TlsSetup::new(t, &uri.host)?),
+            ),
+            None => (uri.port.ok_or(DriverError::TlsNotConfigured)?, None),
+        };
         if let Some(p) = &uri.password {
             config.password = p.clone();
         }
@@ -93,11 +204,13 @@ impl Client {
         let mut c = Self {
             session: Session::new(config)?,
             addr: format!("{host}:{port}"),
+            tls,
             sockets: HashMap::new(),
             tx,
             rx,
             out: Vec::new(),
             disconnected: false,
+            main_error: None,
             connect_timeout: Duration::from_secs(10),
         };
         // Open the main channel now so connection errors surface here.
@@ -136,33 +249,33 @@ impl Client {
             err(last.unwrap_or_else(|| std::io::Error::other("no address for the host")))
         })?;
         let _ = stream.set_nodelay(true);
-        let mut reader = stream.try_clone().map_err(err)?;
+        let keep = stream.try_clone().map_err(err)?;
         let tx = self.tx.clone();
-        std::thread::Builder::new()
-            .name(format!("spice-conn-{}", conn.0))
-            .spawn(move || {
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => {
-                            let _ = tx.send(Incoming::Closed(conn, None));
-                            return;
-                        }
-                        Ok(n) => {
-                            if tx.send(Incoming::Data(conn, buf[..n].to_vec())).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = tx.send(Incoming::Closed(conn, Some(e)));
-                            return;
-                        }
-                    }
-                }
-            })
-            .map_err(err)?;
-        self.sockets.insert(conn, stream);
+        let sock = match &self.tls {
+            None => {
+                let reader = stream.try_clone().map_err(err)?;
+                std::thread::Builder::new()
+                    .name(format!("spice-conn-{}", conn.0))
+                    .spawn(move || plain_reader(conn, reader, tx))
+                    .map_err(err)?;
+                Sock::Plain(stream)
+            }
+            Some(t) => {
+                let tls = rustls::ClientConnection::new(t.config.clone(), t.name.clone())
+                    .map_err(|e| DriverError::Tls(e.to_string()))?;
+                // The thread alternates between sending queued bytes and short reads.
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(5)))
+                    .map_err(err)?;
+                let (out_tx, out_rx) = mpsc::channel();
+                std::thread::Builder::new()
+                    .name(format!("spice-tls-{}", conn.0))
+                    .spawn(move || tls_io(conn, rustls::StreamOwned::new(tls, stream), out_rx, tx))
+                    .map_err(err)?;
+                Sock::Tls(out_tx, keep)
+            }
+        };
+        self.sockets.insert(conn, sock);
         Ok(())
     }
 
@@ -193,18 +306,20 @@ impl Client {
             self.out.clear();
             self.session.transmit(conn, &mut self.out);
             if !self.out.is_empty() {
-                let ok = self
-                    .sockets
-                    .get_mut(&conn)
-                    .map(|s| s.write_all(&self.out).is_ok())
-                    .unwrap_or(false);
-                if !ok {
+                let res = match self.sockets.get_mut(&conn) {
+                    Some(s) => s.send(&self.out),
+                    None => Err(None),
+                };
+                if let Err(e) = res {
+                    if let (Some(e), ConnId(0)) = (e, conn) {
+                        self.main_error = Some(e);
+                    }
                     self.session.connection_closed(conn);
                 }
             }
             if self.session.is_closed(conn) {
                 if let Some(s) = self.sockets.remove(&conn) {
-                    let _ = s.shutdown(Shutdown::Both);
+                    s.shutdown();
                 }
             }
         }
@@ -225,7 +340,10 @@ impl Client {
                 return Ok(Some(ev));
             }
             if self.disconnected {
-                return Err(DriverError::Disconnected);
+                return Err(match self.main_error.take() {
+                    Some(e) => DriverError::MainConnection(e),
+                    None => DriverError::Disconnected,
+                });
             }
             let now = Instant::now();
             if let Some(d) = self.session.next_deadline() {
@@ -262,6 +380,9 @@ impl Client {
             Incoming::Closed(conn, err) => {
                 if let Some(e) = err {
                     tracing::debug!(?conn, error = %e, "socket error");
+                    if conn == ConnId(0) {
+                        self.main_error = Some(e);
+                    }
                 }
                 self.session.connection_closed(conn);
             }
@@ -272,7 +393,70 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         for s in self.sockets.values() {
-            let _ = s.shutdown(Shutdown::Both);
+            s.shutdown();
+        }
+    }
+}
+
+fn plain_reader(conn: ConnId, mut reader: TcpStream, tx: mpsc::Sender<Incoming>) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.send(Incoming::Closed(conn, None));
+                return;
+            }
+            Ok(n) => {
+                if tx.send(Incoming::Data(conn, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = tx.send(Incoming::Closed(conn, Some(e)));
+                return;
+            }
+        }
+    }
+}
+
+fn tls_io(
+    conn: ConnId,
+    mut stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    out: mpsc::Receiver<Vec<u8>>,
+    tx: mpsc::Sender<Incoming>,
+) {
+    use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        loop {
+            match out.try_recv() {
+                Ok(bytes) => {
+                    if let Err(e) = stream.write_all(&bytes).and_then(|()| stream.flush()) {
+                        let _ = tx.send(Incoming::Closed(conn, Some(e)));
+                        return;
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                // The driver is gone.
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.send(Incoming::Closed(conn, None));
+                return;
+            }
+            Ok(n) => {
+                if tx.send(Incoming::Data(conn, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) if matches!(e.kind(), WouldBlock | TimedOut | Interrupted) => {}
+            Err(e) => {
+                let _ = tx.send(Incoming::Closed(conn, Some(e)));
+                return;
+            }
         }
     }
 }
@@ -329,10 +513,27 @@ pub fn screenshot(uri: &SpiceUri, opts: &ScreenshotOptions) -> Result<Vec<u8>, S
     screenshot_with_stats(uri, opts).map(|(ppm, _)| ppm)
 }
 
+/// [`screenshot`] over TLS when `tls` is given.
+pub fn screenshot_tls(
+    uri: &SpiceUri,
+    opts: &ScreenshotOptions,
+    tls: Option<TlsConfig>,
+) -> Result<(Vec<u8>, crate::display::DisplayStats), ScreenshotError> {
+    screenshot_inner(uri, opts, tls)
+}
+
 /// [`screenshot`], also returning the display channel's counters.
 pub fn screenshot_with_stats(
     uri: &SpiceUri,
     opts: &ScreenshotOptions,
+) -> Result<(Vec<u8>, crate::display::DisplayStats), ScreenshotError> {
+    screenshot_inner(uri, opts, None)
+}
+
+fn screenshot_inner(
+    uri: &SpiceUri,
+    opts: &ScreenshotOptions,
+    tls: Option<TlsConfig>,
 ) -> Result<(Vec<u8>, crate::display::DisplayStats), ScreenshotError> {
     let config = SessionConfig {
         channels: crate::session::ChannelSelection {
@@ -342,7 +543,7 @@ pub fn screenshot_with_stats(
         },
         ..SessionConfig::default()
     };
-    let mut client = Client::connect(uri, config)?;
+    let mut client = Client::connect_with(uri, config, tls)?;
     let start = Instant::now();
     let mut primary: Option<(u8, u32)> = None;
     let mut marked = false;

@@ -11,12 +11,14 @@
 //! - [`cursor`]: cursor shapes of every type decoded to RGBA, the cursor cache.
 //! - [`uri`]: `spice://` URIs as remote-viewer takes them.
 
+#[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod cursor;
 pub mod display;
 pub mod error;
 pub mod event;
 pub mod session;
+pub mod testing;
 pub mod uri;
 
 pub use error::{ChannelError, SessionError};

@@ -501,6 +501,19 @@ impl Session {
             let Ok(Frame::Complete(info)) = framer.next_frame(&c.inbuf[c.in_pos..]) else {
                 break;
             };
+            // Count the message in the ACK window before handling it (as spice-gtk does):
+            // a SET_ACK then starts a fresh window that does not include itself.
+            if c.ack_window > 0 {
+                c.ack_count = c.ack_count.saturating_sub(1);
+                if c.ack_count == 0 {
+                    c.ack_count = c.ack_window;
+                    if let Err(e) = c.io.send(&ClientMessage::Base(base::ClientMessage::Ack)) {
+                        self.fail(idx, e.into());
+                        return true;
+                    }
+                }
+            }
+            let c = &mut self.conns[idx];
             let buf = std::mem::take(&mut c.inbuf);
             let start = c.in_pos;
             let body = &buf[start + info.body.start..start + info.body.end];
@@ -514,10 +527,6 @@ impl Session {
             any = true;
             if let Err(e) = res {
                 self.fail(idx, e);
-                return true;
-            }
-            if let Err(e) = self.count_ack(idx) {
-                self.fail(idx, e.into());
                 return true;
             }
         }
@@ -605,19 +614,6 @@ impl Session {
                 .filter(|c| c.channel_type() == ty && c.channel_id == id && c.is_open())
                 .all(|c| c.last_serial >= serial)
         })
-    }
-
-    fn count_ack(&mut self, idx: usize) -> Result<(), EncodeError> {
-        let c = &mut self.conns[idx];
-        if c.ack_window == 0 || matches!(c.link, LinkStage::Closed) {
-            return Ok(());
-        }
-        c.ack_count = c.ack_count.saturating_sub(1);
-        if c.ack_count == 0 {
-            c.ack_count = c.ack_window;
-            c.io.send(&ClientMessage::Base(base::ClientMessage::Ack))?;
-        }
-        Ok(())
     }
 
     fn on_linked(&mut self, idx: usize, _peer_caps: &Caps) -> Result<(), ChannelError> {

@@ -1,0 +1,151 @@
+//! spice-canvas: decode + render of a full 1920x1080 DRAW_COPY per frame, as the client
+//! core does for every screen update: a QUIC image (desktop-like and photo-like), and a
+//! GLZ sequence of 8 frames sharing one window (per-frame figures: time / 8).
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use spice_canvas::{Canvas, ImageLimits, new_glz_window};
+use spice_codecs::glz::{GlzDictionary, GlzInput};
+use spice_codecs::lz::LzImageType;
+use spice_codecs::quic::{self, ImageType, RowOrder};
+use spice_proto::display::{DrawCopy, ServerMessage};
+use spice_proto::types::{
+    DisplayBase, Image, ImageBody, ImageFlags, ImageScaleMode, QMask, Rect, Ropd, SurfaceFormat,
+};
+use std::hint::black_box;
+
+#[path = "lz.rs"]
+#[allow(dead_code)]
+mod images;
+
+const W: u32 = 1920;
+const H: u32 = 1080;
+
+fn full() -> Rect {
+    Rect {
+        top: 0,
+        left: 0,
+        bottom: H as i32,
+        right: W as i32,
+    }
+}
+
+fn copy(id: u64, body: ImageBody<'_>) -> ServerMessage<'_> {
+    ServerMessage::DrawCopy(DrawCopy {
+        base: DisplayBase {
+            surface_id: 0,
+            bbox: full(),
+            clip: spice_proto::types::Clip::None,
+        },
+        src_bitmap: Some(Image {
+            id,
+            flags: ImageFlags::empty(),
+            width: W,
+            height: H,
+            body,
+        }),
+        src_area: full(),
+        rop_descriptor: Ropd::OP_PUT,
+        scale_mode: ImageScaleMode::NEAREST,
+        mask: QMask::default(),
+    })
+}
+
+fn canvas() -> Canvas {
+    let mut c = Canvas::new(
+        1 << 23,
+        ImageLimits {
+            max_image_pixels: 1 << 22,
+            cache_pixels: 1 << 22,
+        },
+        new_glz_window(1 << 24),
+    );
+    c.surfaces
+        .create(0, W, H, SurfaceFormat::FMT_32_XRGB)
+        .unwrap();
+    c
+}
+
+/// Frame `i` of the GLZ sequence: the desktop with a 400x300 "window" moved by frame.
+fn frame(desk: &[u8], i: usize) -> Vec<u8> {
+    let mut f = desk.to_vec();
+    let (x0, y0) = (100 + i * 120, 80 + i * 60);
+    for y in y0..y0 + 300 {
+        for x in x0..x0 + 400 {
+            let p = (y * W as usize + x) * 4;
+            f[p..p + 4].copy_from_slice(&[(x - x0) as u8, (y - y0) as u8, i as u8 * 30, 0]);
+        }
+    }
+    f
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("canvas");
+    g.throughput(Throughput::Elements(1));
+    for (name, px) in [("desktop", images::desktop()), ("photo", images::photo())] {
+        let stream = quic::encode(&quic::Image {
+            image_type: ImageType::Rgb32,
+            width: W,
+            height: H,
+            stride: W as usize * 4,
+            row_order: RowOrder::TopDown,
+            data: &px,
+        })
+        .unwrap();
+        let msg = copy(1, ImageBody::Quic(&stream));
+        let mut cv = canvas();
+        g.bench_function(format!("quic_copy_1080p/{name}"), |b| {
+            b.iter(|| cv.apply(black_box(&msg)).unwrap())
+        });
+    }
+
+    // GLZ: 8 frames encoded against one dictionary; each iteration decodes and renders
+    // the whole sequence into a fresh window.
+    let desk = images::desktop();
+    let mut dict = GlzDictionary::new(1 << 24).unwrap();
+    let streams: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let f = frame(&desk, i);
+            let mut out = Vec::new();
+            dict.encode(
+                0,
+                &GlzInput {
+                    image_type: LzImageType::Rgb32,
+                    width: W,
+                    height: H,
+                    stride: W as usize * 4,
+                    top_down: true,
+                    data: &f,
+                },
+                &mut out,
+            )
+            .unwrap();
+            out
+        })
+        .collect();
+    eprintln!(
+        "glz sequence sizes: {:?}",
+        streams.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    let msgs: Vec<ServerMessage<'_>> = streams
+        .iter()
+        .map(|s| copy(0, ImageBody::GlzRgb(s)))
+        .collect();
+    g.throughput(Throughput::Elements(msgs.len() as u64));
+    g.bench_function("glz_copy_1080p/sequence_of_8", |b| {
+        b.iter_batched_ref(
+            canvas,
+            |cv| {
+                for m in &msgs {
+                    cv.apply(black_box(m)).unwrap();
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
