@@ -9,6 +9,8 @@
 //! - [`server`]: the driver (listeners, link stage, sessions, routing):
 //!   [`server::ServerBuilder`] → [`server::Server`].
 //! - [`main_channel`], [`inputs`], [`cursor`]: the built-in channels.
+//! - [`spicevmc`]: the usbredir, smartcard, port and webdav passthrough channels, one per
+//!   host character device.
 //! - [`transport`]: TLS and WebSocket layers.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
 //! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
@@ -22,5 +24,6 @@ pub mod inputs;
 pub mod main_channel;
 pub mod server;
 pub mod session;
+pub mod spicevmc;
 pub mod test_client;
 pub mod transport;
