@@ -9,6 +9,7 @@
 //! - [`session`]: the session, the main channel, ACK windows, ping, agent data, inputs.
 //! - [`display`]: display channels rendered through `spice-canvas`.
 //! - [`cursor`]: cursor shapes of every type decoded to RGBA, the cursor cache.
+//! - [`spicevmc`]: usbredir, smartcard, port and webdav passthrough channels.
 //! - [`uri`]: `spice://` URIs as remote-viewer takes them.
 
 #[cfg(feature = "blocking")]
@@ -18,6 +19,7 @@ pub mod display;
 pub mod error;
 pub mod event;
 pub mod session;
+pub mod spicevmc;
 pub mod testing;
 pub mod uri;
 
