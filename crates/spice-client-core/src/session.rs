@@ -271,7 +271,7 @@ impl Session {
             Kind::Display(_) => crate::display::display_caps(),
             Kind::Inputs(_) => Caps::from_caps(&[caps::inputs::KEY_SCANCODE]),
             Kind::Cursor(_) => Caps::new(),
-            Kind::Vmc(_) => crate::spicevmc::caps_for(ty),
+            Kind::Vmc(_) => crate::spicevmc::caps_for(ty, &self.config.passthrough),
         };
         let mut link = ClientLink::new(ClientLinkConfig {
             connection_id: self.session_id.unwrap_or(0),
@@ -628,7 +628,7 @@ impl Session {
         }
         let ty = c.channel_type();
         if let Kind::Vmc(v) = &mut c.kind {
-            v.on_linked(peer_caps, ty);
+            v.on_linked(peer_caps, ty, &self.config.passthrough);
         }
         Ok(())
     }
@@ -1363,6 +1363,14 @@ impl Session {
     /// True when the server agreed to LZ4 `COMPRESSED_DATA` on this passthrough connection.
     pub fn vmc_lz4(&self, conn: ConnId) -> bool {
         matches!(self.conns.get(conn.0 as usize).map(|c| &c.kind), Some(Kind::Vmc(v)) if v.lz4)
+    }
+
+    /// The counters of a passthrough connection.
+    pub fn vmc_stats(&self, conn: ConnId) -> Option<crate::spicevmc::VmcStats> {
+        match &self.conns.get(conn.0 as usize)?.kind {
+            Kind::Vmc(v) => Some(v.stats),
+            _ => None,
+        }
     }
 
     /// Unsent bytes queued on a connection.

@@ -48,6 +48,9 @@ pub struct PassthroughSelection {
     pub port: bool,
     /// The webdav channel.
     pub webdav: bool,
+    /// Advertise `SPICE_SPICEVMC_CAP_DATA_COMPRESS_LZ4` (LZ4 both ways when the server has
+    /// it too).
+    pub lz4: bool,
 }
 
 impl Default for PassthroughSelection {
@@ -57,6 +60,7 @@ impl Default for PassthroughSelection {
             smartcard: true,
             port: true,
             webdav: true,
+            lz4: true,
         }
     }
 }
@@ -83,8 +87,8 @@ pub(crate) fn is_passthrough(ty: ChannelType) -> bool {
 }
 
 /// The channel caps advertised for a passthrough channel.
-pub(crate) fn caps_for(ty: ChannelType) -> Caps {
-    if ty == ChannelType::SMARTCARD {
+pub(crate) fn caps_for(ty: ChannelType, sel: &PassthroughSelection) -> Caps {
+    if ty == ChannelType::SMARTCARD || !sel.lz4 {
         Caps::new()
     } else {
         Caps::from_caps(&[caps::spicevmc::DATA_COMPRESS_LZ4])
@@ -100,14 +104,26 @@ pub struct PortState {
     pub opened: bool,
 }
 
+/// Byte and message counters of one passthrough connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VmcStats {
+    /// Payload bytes received (after decompression).
+    pub bytes_received: u64,
+    /// Payload bytes queued for sending (before compression).
+    pub bytes_sent: u64,
+    /// `COMPRESSED_DATA` (LZ4) messages received.
+    pub compressed_received: u64,
+    /// `COMPRESSED_DATA` (LZ4) messages sent.
+    pub compressed_sent: u64,
+}
+
 /// Per-connection state of a passthrough channel.
 #[derive(Debug, Default)]
 pub(crate) struct VmcState {
-    /// The server has `SPICEVMC_CAP_DATA_COMPRESS_LZ4`: compress what pays off.
+    /// Both sides have `SPICEVMC_CAP_DATA_COMPRESS_LZ4`: compress what pays off.
     pub(crate) lz4: bool,
     pub(crate) port: Option<PortState>,
-    pub(crate) bytes_received: u64,
-    pub(crate) bytes_sent: u64,
+    pub(crate) stats: VmcStats,
 }
 
 fn protocol(ty: ChannelType, msg: &'static str, detail: impl Into<String>) -> ChannelError {
@@ -119,8 +135,15 @@ fn protocol(ty: ChannelType, msg: &'static str, detail: impl Into<String>) -> Ch
 }
 
 impl VmcState {
-    pub(crate) fn on_linked(&mut self, peer_caps: &Caps, ty: ChannelType) {
-        self.lz4 = ty != ChannelType::SMARTCARD && peer_caps.has(caps::spicevmc::DATA_COMPRESS_LZ4);
+    pub(crate) fn on_linked(
+        &mut self,
+        peer_caps: &Caps,
+        ty: ChannelType,
+        sel: &PassthroughSelection,
+    ) {
+        self.lz4 = ty != ChannelType::SMARTCARD
+            && sel.lz4
+            && peer_caps.has(caps::spicevmc::DATA_COMPRESS_LZ4);
     }
 
     /// One SpiceVMC message from the server.
@@ -135,7 +158,7 @@ impl VmcState {
         use spicevmc::ServerMessage as M;
         match msg {
             M::Data(d) => {
-                self.bytes_received += d.len() as u64;
+                self.stats.bytes_received += d.len() as u64;
                 events.push_back(Event::VmcData {
                     conn,
                     channel_type,
@@ -146,12 +169,16 @@ impl VmcState {
             M::CompressedData(c) => {
                 let data = match c.compression {
                     DataCompressionType::NONE => c.data.to_vec(),
-                    DataCompressionType::LZ4 => spice_codecs::vmc_lz4::decompress(
-                        c.data,
-                        c.uncompressed_size as usize,
-                        MAX_DECOMPRESSED,
-                    )
-                    .map_err(|e| protocol(channel_type, "compressed_data", e.to_string()))?,
+                    DataCompressionType::LZ4 => {
+                        let d = spice_codecs::vmc_lz4::decompress(
+                            c.data,
+                            c.uncompressed_size as usize,
+                            MAX_DECOMPRESSED,
+                        )
+                        .map_err(|e| protocol(channel_type, "compressed_data", e.to_string()))?;
+                        self.stats.compressed_received += 1;
+                        d
+                    }
                     other => {
                         return Err(protocol(
                             channel_type,
@@ -160,7 +187,7 @@ impl VmcState {
                         ));
                     }
                 };
-                self.bytes_received += data.len() as u64;
+                self.stats.bytes_received += data.len() as u64;
                 events.push_back(Event::VmcData {
                     conn,
                     channel_type,
@@ -226,7 +253,10 @@ impl VmcState {
                 None => spicevmc::ClientMessage::Data(chunk),
             };
             io.send(&ClientMessage::Spicevmc(msg))?;
-            self.bytes_sent += chunk.len() as u64;
+            if block.is_some() {
+                self.stats.compressed_sent += 1;
+            }
+            self.stats.bytes_sent += chunk.len() as u64;
             taken = end;
         }
         Ok(taken)

@@ -51,15 +51,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use spice_proto::ChannelType;
 use spice_proto::caps::{self, Caps};
+use spice_proto::header::HeaderKind;
 use spice_proto::link::LinkErr;
 use spice_proto::messages::ClientMessage;
 use spice_proto::smartcard::{self, SmartcardData, VscMessageType};
 use spice_proto::spicevmc::{
     self, CompressedData, DataCompressionType, PortEvent, PortInit, ServerMessage,
 };
-use spice_proto::ChannelType;
-use spice_proto::header::HeaderKind;
 
 use crate::channel::{
     ChannelCore, ChannelError, ChannelFactory, ChannelHandler, ChannelInfo, CoreConfig,
@@ -645,7 +645,14 @@ impl CharDevice for EchoDevice {
             for (d, s) in buf.iter_mut().zip(st.buf.drain(..n)) {
                 *d = s;
             }
-            (n, if was_full && n > 0 { st.waker.clone() } else { None })
+            (
+                n,
+                if was_full && n > 0 {
+                    st.waker.clone()
+                } else {
+                    None
+                },
+            )
         };
         if let Some(w) = w {
             w.wake();
