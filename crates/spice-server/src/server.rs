@@ -110,7 +110,6 @@ struct KeyPool {
 struct KeyPoolState {
     ready: Vec<TicketKey>,
     last: Option<TicketKey>,
-    stop: bool,
 }
 
 const KEY_POOL_SIZE: usize = 4;
@@ -121,10 +120,28 @@ impl KeyPool {
             state: Mutex::new(KeyPoolState {
                 ready: Vec::new(),
                 last: None,
-                stop: false,
             }),
             cond: Condvar::new(),
         })
+    }
+
+    /// The process-wide pool (shared by every server in the process), with its refill
+    /// thread started on first use.
+    fn global() -> Arc<Self> {
+        static POOL: std::sync::OnceLock<Arc<KeyPool>> = std::sync::OnceLock::new();
+        POOL.get_or_init(|| {
+            let pool = Self::new();
+            let p = pool.clone();
+            if let Err(e) = std::thread::Builder::new()
+                .name("spice-keys".into())
+                .spawn(move || p.run())
+            {
+                // Without the thread, take() generates keys inline.
+                tracing::warn!(error = %e, "cannot start the key pool thread");
+            }
+            pool
+        })
+        .clone()
     }
 
     fn take(&self) -> Result<TicketKey, LinkError> {
@@ -144,19 +161,16 @@ impl KeyPool {
         Ok(k)
     }
 
-    /// Refill loop, run on its own thread until [`KeyPool::stop`].
+    /// Refill loop, run on its own thread for the life of the process.
     fn run(self: Arc<Self>) {
         loop {
             {
                 let mut st = lock(&self.state);
-                while !st.stop && st.ready.len() >= KEY_POOL_SIZE {
+                while st.ready.len() >= KEY_POOL_SIZE {
                     st = self
                         .cond
                         .wait(st)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-                if st.stop {
-                    return;
                 }
             }
             match TicketKey::generate(&mut OsRng) {
@@ -167,11 +181,6 @@ impl KeyPool {
                 }
             }
         }
-    }
-
-    fn stop(&self) {
-        lock(&self.state).stop = true;
-        self.cond.notify_all();
     }
 }
 
@@ -197,6 +206,36 @@ impl std::fmt::Debug for ServerContext {
 }
 
 impl ServerContext {
+    /// The context of a server with the built-in channels (main, inputs, cursor when a
+    /// feed is given) and `extra` ones. Used by [`ServerBuilder::start`], and without any
+    /// socket by [`fuzz_server_channel`].
+    fn build(
+        config: ServerConfig,
+        host: Host,
+        cursor: Option<Arc<CursorFeed>>,
+        extra: Vec<Arc<dyn ChannelFactory>>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|weak: &Weak<ServerContext>| {
+            let mut factories: Vec<Arc<dyn ChannelFactory>> = vec![
+                Arc::new(MainChannelFactory::new(weak.clone())),
+                Arc::new(InputsChannelFactory::new(weak.clone())),
+            ];
+            if let Some(feed) = cursor {
+                factories.push(Arc::new(CursorChannelFactory::new(feed)));
+            }
+            factories.extend(crate::spicevmc::factories_for(&host));
+            factories.extend(extra);
+            ServerContext {
+                config,
+                host,
+                factories,
+                sessions: Mutex::new(HashMap::new()),
+                epoch: Instant::now(),
+                inputs_wakers: Mutex::new(Vec::new()),
+            }
+        })
+    }
+
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.config
@@ -357,43 +396,18 @@ impl ServerBuilder {
                 .map_err(|source| ServerError::Bind { addr, source })?;
             listeners.push((l, local, secure));
         }
-        let ctx = Arc::new_cyclic(|weak: &Weak<ServerContext>| {
-            let mut factories: Vec<Arc<dyn ChannelFactory>> = vec![
-                Arc::new(MainChannelFactory::new(weak.clone())),
-                Arc::new(InputsChannelFactory::new(weak.clone())),
-            ];
-            if let Some(feed) = &self.cursor {
-                factories.push(Arc::new(CursorChannelFactory::new(feed.clone())));
-            }
-            factories.extend(crate::spicevmc::factories_for(&self.host));
-            factories.extend(self.factories);
-            ServerContext {
-                config: self.config,
-                host: self.host,
-                factories,
-                sessions: Mutex::new(HashMap::new()),
-                epoch: Instant::now(),
-                inputs_wakers: Mutex::new(Vec::new()),
-            }
-        });
+        let ctx = ServerContext::build(self.config, self.host, self.cursor, self.factories);
         if let Some(dup) = find_duplicate(&ctx.factories) {
             return Err(dup);
         }
         let shared = Arc::new(Shared {
             ctx,
-            keys: KeyPool::new(),
+            keys: KeyPool::global(),
             stop: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
         });
         let mut threads = Vec::new();
-        let keys = shared.keys.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("spice-keys".into())
-                .spawn(move || keys.run())
-                .map_err(ServerError::Thread)?,
-        );
         let mut plain_addrs = Vec::new();
         let mut tls_addrs = Vec::new();
         for (l, local, secure) in listeners {
@@ -485,7 +499,6 @@ impl Server {
     /// Stops accepting, closes every connection and joins the server's threads.
     pub fn shutdown(self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.keys.stop();
         for addr in self.plain_addrs.iter().chain(&self.tls_addrs) {
             // Unblock the accept threads.
             let _ = TcpStream::connect_timeout(addr, Duration::from_millis(200));
@@ -1024,4 +1037,83 @@ fn link_input(
             }
         }
     }
+}
+
+/// Fuzzing entry point (`server_channel` target): a linked channel core of the built-in
+/// main, inputs or cursor channel fed with arbitrary client bytes.
+///
+/// Byte 0 picks the channel (`% 3`: main, inputs, cursor) and the header (bit 7: mini),
+/// byte 1 the chunk size for incremental feeding; the rest is input. Stops at the first
+/// channel error (which closes a real connection). Panics only on a bug: every byte the
+/// core sends must frame and decode as a server message of that channel.
+pub fn fuzz_server_channel(data: &[u8]) {
+    use spice_proto::framer::{Frame, Framer};
+    use spice_proto::messages::ServerMessage;
+
+    let [sel, chunk, input @ ..] = data else {
+        return;
+    };
+    let channel =
+        [ChannelType::MAIN, ChannelType::INPUTS, ChannelType::CURSOR][usize::from(sel % 3)];
+    let header = HeaderKind::from_mini(sel & 0x80 != 0);
+    let chunk = usize::from(*chunk).max(1);
+    let Ok(config) = ServerConfig::builder()
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .ack_window(4)
+        .build()
+    else {
+        return;
+    };
+    let feed = CursorFeed::new();
+    let ctx = ServerContext::build(config, Host::default(), Some(feed.clone()), Vec::new());
+    let session = ctx.new_session();
+    let Some(factory) = ctx.factory(channel, 0) else {
+        return;
+    };
+    let info = ChannelInfo {
+        channel_type: channel,
+        channel_id: 0,
+        session_id: session.id(),
+        header,
+        peer_common_caps: caps::default_client_common_caps(),
+        peer_channel_caps: spice_proto::caps::Caps::new(),
+        secure: false,
+        websocket: false,
+    };
+    let Ok(mut handler) = factory.open(OpenContext {
+        info: &info,
+        session: &session,
+        waker: Waker::noop(),
+    }) else {
+        return;
+    };
+    let t0 = Instant::now();
+    let mut core = ChannelCore::new(info, &CoreConfig::default(), t0);
+    let mut sent = Vec::new();
+    if core.start(&mut *handler, t0).is_err() {
+        return;
+    }
+    for (k, piece) in input.chunks(chunk).enumerate() {
+        let now = t0 + Duration::from_millis(k as u64 * 500);
+        if k % 4 == 3 {
+            feed.push(crate::cursor::CursorCommand::Move(
+                spice_proto::types::Point16 { x: k as i16, y: 0 },
+            ));
+        }
+        let r = core.handle_input(piece, &mut *handler, now);
+        sent.extend(core.take_output());
+        if r.is_err() || core.close_reason().is_some() {
+            break;
+        }
+    }
+    let mut framer = Framer::new(header, u32::MAX);
+    let mut pos = 0;
+    while let Ok(Frame::Complete(f)) = framer.next_frame(&sent[pos..]) {
+        let body = &sent[pos + f.body.start..pos + f.body.end];
+        if let Err(e) = ServerMessage::decode(channel, f.msg_type, body) {
+            panic!("the server sent an undecodable message: {e}");
+        }
+        pos += f.total_len;
+    }
+    assert_eq!(pos, sent.len(), "the server sent a partial message");
 }

@@ -84,6 +84,16 @@ impl std::fmt::Debug for TestClient {
     }
 }
 
+/// `read`, retried on `Interrupted`.
+fn read_retrying(s: &mut dyn Stream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 /// A link config for `channel` with the default client caps and `password`.
 pub fn link_config(
     channel_type: ChannelType,
@@ -125,7 +135,7 @@ impl TestClient {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         let outcome = loop {
-            let n = stream.read(&mut chunk)?;
+            let n = read_retrying(&mut *stream, &mut chunk)?;
             if n == 0 {
                 return Err(TestClientError::Closed);
             }
@@ -225,7 +235,7 @@ impl TestClient {
                 return Ok(r);
             }
             let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk)?;
+            let n = read_retrying(&mut *self.stream, &mut chunk)?;
             if n == 0 {
                 return Err(TestClientError::Closed);
             }

@@ -26,10 +26,16 @@ pub enum TransportError {
     Tls(#[from] rustls::Error),
     /// The WebSocket handshake or framing failed.
     #[error("WebSocket: {0}")]
-    WebSocket(#[from] tungstenite::Error),
+    WebSocket(Box<tungstenite::Error>),
     /// I/O on the in-memory buffers (not expected).
     #[error("I/O: {0}")]
     Io(#[from] io::Error),
+}
+
+impl From<tungstenite::Error> for TransportError {
+    fn from(e: tungstenite::Error) -> Self {
+        Self::WebSocket(Box::new(e))
+    }
 }
 
 /// An in-memory duplex stream: reads drain `input` (WouldBlock when empty), writes append to
@@ -94,7 +100,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 enum WsState {
-    Handshake(Option<MidHandshake<ServerHandshake<MemStream, BinaryProtocol>>>),
+    Handshake(Option<Box<MidHandshake<ServerHandshake<MemStream, BinaryProtocol>>>>),
     Open(Box<WebSocket<MemStream>>),
     Closed,
 }
@@ -142,7 +148,7 @@ impl WsLayer {
                     }
                     Some(mut m) => {
                         m.get_mut().get_mut().input.extend(data);
-                        m.handshake()
+                        (*m).handshake()
                     }
                 };
                 match result {
@@ -155,7 +161,7 @@ impl WsLayer {
                     }
                     Err(HandshakeError::Interrupted(mut m)) => {
                         raw_out.append(&mut m.get_mut().get_mut().output);
-                        self.state = WsState::Handshake(Some(m));
+                        self.state = WsState::Handshake(Some(Box::new(m)));
                         return Ok(());
                     }
                     Err(HandshakeError::Failure(e)) => return Err(e.into()),
