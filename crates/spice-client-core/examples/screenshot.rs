@@ -47,6 +47,7 @@ fn main() -> ExitCode {
     };
     let opts = ScreenshotOptions {
         quiet: Duration::from_secs(1),
+        settle_limit: Duration::from_secs(3),
         timeout: Duration::from_secs(30),
     };
     let ppm = match screenshot_tls(&uri, &opts, tls) {

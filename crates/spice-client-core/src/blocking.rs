@@ -466,6 +466,9 @@ fn tls_io(
 pub struct ScreenshotOptions {
     /// The primary surface must be marked and unchanged for this long.
     pub quiet: Duration,
+    /// A guest that never stops drawing (a blinking text cursor redraws its cell twice a
+    /// second) is captured this long after `MARK` even if it was never quiet.
+    pub settle_limit: Duration,
     /// Give up after this long.
     pub timeout: Duration,
 }
@@ -474,6 +477,7 @@ impl Default for ScreenshotOptions {
     fn default() -> Self {
         Self {
             quiet: Duration::from_secs(1),
+            settle_limit: Duration::from_secs(3),
             timeout: Duration::from_secs(30),
         }
     }
@@ -546,14 +550,16 @@ fn screenshot_inner(
     let mut client = Client::connect_with(uri, config, tls)?;
     let start = Instant::now();
     let mut primary: Option<(u8, u32)> = None;
-    let mut marked = false;
+    let mut marked: Option<Instant> = None;
     let mut last_change = Instant::now();
     loop {
         let now = Instant::now();
         if now >= start + opts.timeout {
             return Err(ScreenshotError::Timeout(opts.timeout));
         }
-        if marked && now >= last_change + opts.quiet {
+        let ready =
+            marked.is_some_and(|m| now >= last_change + opts.quiet || now >= m + opts.settle_limit);
+        if ready {
             if let Some((d, s)) = primary {
                 let session = client.session_ref();
                 if let (Some(surface), Some(ch)) =
@@ -563,7 +569,11 @@ fn screenshot_inner(
                 }
             }
         }
-        let wait = (last_change + opts.quiet)
+        let mut wake = last_change + opts.quiet;
+        if let Some(m) = marked {
+            wake = wake.min(m + opts.settle_limit);
+        }
+        let wait = wake
             .saturating_duration_since(now)
             .max(Duration::from_millis(10));
         match client.poll(wait)? {
@@ -574,12 +584,13 @@ fn screenshot_inner(
                 ..
             }) => {
                 primary = Some((display, surface_id));
-                marked = false;
+                marked = None;
                 last_change = Instant::now();
             }
             Some(Event::PrimaryMarked { .. }) => {
-                marked = true;
-                last_change = Instant::now();
+                let now = Instant::now();
+                marked = Some(now);
+                last_change = now;
             }
             Some(Event::RegionChanged {
                 display,
@@ -591,7 +602,7 @@ fn screenshot_inner(
                 surface_id,
             }) if primary == Some((display, surface_id)) => {
                 primary = None;
-                marked = false;
+                marked = None;
             }
             Some(Event::ChannelError {
                 channel_type,

@@ -45,7 +45,12 @@ impl DisplayShared {
     pub(crate) fn new(config: &SessionConfig) -> Self {
         // The server never references more than the announced window; keep twice that so
         // an image straddling the window edge is still there.
-        let glz_pixels = usize::try_from(config.glz_window_pixels.max(1)).unwrap_or(1 << 22) * 2;
+        let window = if config.glz_window_pixels > 0 {
+            config.glz_window_pixels
+        } else {
+            (12 << 20) / 4
+        };
+        let glz_pixels = usize::try_from(window).unwrap_or(1 << 22) * 2;
         let limits = ImageLimits {
             max_image_pixels: config.max_image_pixels,
             cache_pixels: u64::try_from(config.pixmap_cache_pixels.max(0)).unwrap_or(0),

@@ -26,4 +26,7 @@ pub mod uri;
 pub use error::{ChannelError, SessionError};
 pub use event::Event;
 pub use session::{ChannelSelection, ConnId, Session, SessionConfig};
+/// A display surface as the session keeps it (pixels `0xAARRGGBB`, see
+/// [`Session::surface`]).
+pub use spice_canvas::Surface;
 pub use uri::SpiceUri;

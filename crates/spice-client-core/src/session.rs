@@ -72,7 +72,9 @@ pub struct SessionConfig {
     pub channels: ChannelSelection,
     /// Image cache size in pixels sent in `DISPLAY_INIT` (spice-gtk: 80 MiB / 4).
     pub pixmap_cache_pixels: i64,
-    /// GLZ window in pixels sent in `DISPLAY_INIT` (spice-gtk: at least 12 MiB / 4).
+    /// GLZ window in pixels sent in `DISPLAY_INIT`; 0 picks it as spice-gtk does from
+    /// `MAIN_INIT`'s `ram_hint`: half the guest's QXL RAM, at least 12 MiB and at most
+    /// 64 MiB, divided by 4.
     pub glz_window_pixels: i32,
     /// Largest `width * height` of one image.
     pub max_image_pixels: u64,
@@ -96,7 +98,7 @@ impl Default for SessionConfig {
             password: String::new(),
             channels: ChannelSelection::default(),
             pixmap_cache_pixels: 80 * 1024 * 1024 / 4,
-            glz_window_pixels: 16 * 1024 * 1024 / 4,
+            glz_window_pixels: 0,
             max_image_pixels: 1 << 25,
             max_surface_pixels: 1 << 26,
             max_message_size: 128 * 1024 * 1024,
@@ -415,10 +417,8 @@ impl Session {
             let res = link.handle_input(rest);
             c.io.out.extend(link.take_output());
             match res {
-                Ok((used, ClientLinkStatus::NeedMore(_))) => {
-                    debug_assert_eq!(used, rest.len());
-                    return Ok(());
-                }
+                // The link machine takes every byte it is given until it is linked.
+                Ok((_, ClientLinkStatus::NeedMore(_))) => return Ok(()),
                 Ok((used, ClientLinkStatus::Linked(outcome))) => {
                     rest = &rest[used..];
                     c.io.header = HeaderKind::from_mini(outcome.mini_header);
@@ -796,6 +796,12 @@ impl Session {
         match msg {
             M::Init(init) => {
                 self.session_id = Some(init.session_id);
+                if self.config.glz_window_pixels <= 0 {
+                    let bytes = (init.ram_hint / 2).clamp(12 << 20, 64 << 20);
+                    self.config.glz_window_pixels = (bytes / 4) as i32;
+                }
+                // No display channel exists before MAIN_INIT: size the shared window now.
+                self.display_shared = DisplayShared::new(&self.config);
                 self.mm_time = Some((init.multi_media_time, now));
                 st.mouse_mode = Some(init.current_mouse_mode);
                 st.supported_mouse_modes = Some(init.supported_mouse_modes);

@@ -68,6 +68,7 @@ fn screenshot_matches(mode: &str, password: Option<&str>, image_types: &[u8]) {
     uri.password = password.map(str::to_owned);
     let opts = ScreenshotOptions {
         quiet: Duration::from_millis(500),
+        settle_limit: Duration::from_secs(10),
         timeout: Duration::from_secs(30),
     };
     let (shot, stats) =
@@ -339,6 +340,7 @@ fn screenshot_over_tls() {
     .unwrap();
     let opts = ScreenshotOptions {
         quiet: Duration::from_millis(500),
+        settle_limit: Duration::from_secs(10),
         timeout: Duration::from_secs(30),
     };
     let tls = TlsConfig {
@@ -356,6 +358,7 @@ fn screenshot_over_tls() {
     };
     let opts = ScreenshotOptions {
         quiet: Duration::from_millis(500),
+        settle_limit: Duration::from_secs(10),
         timeout: Duration::from_secs(5),
     };
     match screenshot_tls(&uri, &opts, Some(tls)) {

@@ -127,6 +127,8 @@ fn main_channel_flow() {
     let init = &o[o.len() - 20..];
     assert_eq!(&init[..6], &[101, 0, 14, 0, 0, 0]);
     assert_eq!(init[6], 1, "pixmap cache id");
+    // ram_hint 0: the 12 MiB minimum, in pixels.
+    assert_eq!(&init[16..20], &((12u32 << 20) / 4).to_le_bytes());
 }
 
 #[test]
@@ -844,5 +846,108 @@ fn seed_corpus_is_current() {
             "{name} is stale"
         );
         spice_client_core::testing::fuzz_session(&bytes);
+    }
+}
+
+/// A server without MINI_HEADER: 18-byte headers both ways, serials counted, and a
+/// sub-message list (INVAL_LIST before a draw, as spice-server's free list) handled first.
+#[test]
+fn full_header_and_sub_list() {
+    use spice_proto::types::{ResourceId, ResourceType};
+    let now = Instant::now();
+    let mut s = Session::new(SessionConfig::default()).unwrap();
+    let main = ConnId(0);
+    s.receive(main, &link_reply_bytes(false), now).unwrap();
+    let mut sink = Vec::new();
+    s.transmit(main, &mut sink);
+    s.receive(
+        main,
+        &server_message(HeaderKind::Full, 1, &main_init()),
+        now,
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.transmit(main, &mut out);
+    // serial 1, type 104 (ATTACH_CHANNELS), size 0, sub_list 0
+    assert_eq!(
+        out,
+        [1, 0, 0, 0, 0, 0, 0, 0, 104, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    let list = ServerMessage::Main(pm::ServerMessage::ChannelsList(vec![pm::ChannelId {
+        channel_type: ChannelType::DISPLAY,
+        id: 0,
+    }]));
+    s.receive(main, &server_message(HeaderKind::Full, 2, &list), now)
+        .unwrap();
+    let display = events(&mut s)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::OpenChannel {
+                conn,
+                channel_type: ChannelType::DISPLAY,
+                ..
+            } => Some(conn),
+            _ => None,
+        })
+        .unwrap();
+    s.receive(display, &link_reply_bytes(false), now).unwrap();
+    s.receive(
+        display,
+        &server_message(HeaderKind::Full, 1, &surface_create(0, 8, 8)),
+        now,
+    )
+    .unwrap();
+    // DRAW_FILL with a sub-list holding INVAL_LIST.
+    let inval = ServerMessage::Display(pd::ServerMessage::InvalList(vec![ResourceId {
+        resource_type: ResourceType::PIXMAP,
+        id: 5,
+    }]));
+    let fill_msg = fill(0, rect(0, 0, 4, 4), 0xff);
+    let sub_body = inval.body_to_vec().unwrap();
+    let subs = base::SubMessageList {
+        messages: vec![base::SubMessage {
+            msg_type: inval.msg_type(),
+            body: &sub_body,
+        }],
+    };
+    let mut bytes = Vec::new();
+    base::write_full_message_with_sub_list(
+        &mut bytes,
+        2,
+        fill_msg.msg_type(),
+        |w| fill_msg.encode_body(w),
+        &subs,
+    )
+    .unwrap();
+    s.receive(display, &bytes, now).unwrap();
+    let ev = events(&mut s);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::RegionChanged { rect: r, .. } if *r == rect(0, 0, 4, 4))),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::ChannelError { .. } | Event::RenderError { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(
+        s.surface(0, 0).unwrap().pixel(1, 1).unwrap() & 0xffffff,
+        0xff
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Arbitrary bytes on any linked channel, in arbitrary pieces: events, never a panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(
+        (0usize..4, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)), 0..8)) {
+        let (mut s, l, now) = setup();
+        let conns = [l.main, l.display, l.cursor, l.inputs];
+        for (c, bytes) in chunks {
+            s.receive(conns[c], &bytes, now).unwrap();
+            events(&mut s);
+        }
     }
 }
