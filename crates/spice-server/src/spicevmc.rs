@@ -742,3 +742,317 @@ pub fn fuzz_channel(data: &[u8]) -> usize {
     let _ = device.written();
     usize::try_from(core.messages_received()).unwrap_or(usize::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spice_proto::ChannelMessage;
+    use spice_proto::framer::{Frame, Framer};
+    use spice_proto::header::write_message;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Takes at most `budget` bytes in total, then nothing.
+    struct Slow {
+        budget: AtomicUsize,
+        got: Mutex<Vec<u8>>,
+    }
+
+    impl CharDevice for Slow {
+        fn kind(&self) -> CharDeviceKind {
+            CharDeviceKind::UsbRedir
+        }
+        fn write(&self, data: &[u8]) -> usize {
+            let n = data.len().min(self.budget.load(Ordering::SeqCst));
+            self.budget.fetch_sub(n, Ordering::SeqCst);
+            lock(&self.got).extend_from_slice(&data[..n]);
+            n
+        }
+        fn read(&self, _: &mut [u8]) -> usize {
+            0
+        }
+        fn state(&self, _: bool) {}
+    }
+
+    fn info(ty: ChannelType, lz4: bool) -> ChannelInfo {
+        ChannelInfo {
+            channel_type: ty,
+            channel_id: 0,
+            session_id: 1,
+            header: HeaderKind::Mini,
+            peer_common_caps: Caps::new(),
+            peer_channel_caps: if lz4 {
+                Caps::from_caps(&[caps::spicevmc::DATA_COMPRESS_LZ4])
+            } else {
+                Caps::new()
+            },
+            secure: false,
+            websocket: false,
+        }
+    }
+
+    fn setup(
+        device: Arc<dyn CharDevice>,
+        lz4: bool,
+        window: u32,
+    ) -> (ChannelCore, VmcHandler, Instant) {
+        let ty = channel_type_of(&device.kind()).unwrap();
+        let f = VmcChannelFactory::new(device, 0).unwrap();
+        let info = info(ty, lz4);
+        let h = f.handler(&info, Waker::noop()).unwrap();
+        let now = Instant::now();
+        let cfg = CoreConfig {
+            ack_window: window,
+            ping_interval: None,
+            ..CoreConfig::default()
+        };
+        (ChannelCore::new(info, &cfg, now), h, now)
+    }
+
+    /// (type, body) of every message in `bytes` (mini headers).
+    fn frames(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut f = Framer::new(HeaderKind::Mini, u32::MAX);
+        let mut pos = 0;
+        let mut v = Vec::new();
+        while let Frame::Complete(i) = f.next_frame(&bytes[pos..]).unwrap() {
+            v.push((
+                i.msg_type,
+                bytes[pos + i.body.start..pos + i.body.end].to_vec(),
+            ));
+            pos += i.total_len;
+        }
+        assert_eq!(pos, bytes.len());
+        v
+    }
+
+    fn client_data(n: usize, count: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 0..count {
+            write_message(&mut v, HeaderKind::Mini, 0, 101, |w| {
+                w.write_slice(&vec![i as u8; n]);
+                Ok(())
+            })
+            .unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn slow_device_holds_client_input_within_the_bound() {
+        let dev = Arc::new(Slow {
+            budget: AtomicUsize::new(1000),
+            got: Mutex::new(Vec::new()),
+        });
+        let (mut core, mut h, now) = setup(dev.clone(), false, 20);
+        core.start(&mut h, now).unwrap();
+        core.handle_input(&client_data(64 * 1024, 12), &mut h, now)
+            .unwrap();
+        assert!(core.input_held());
+        assert!(h.pending_to_device() > MAX_PENDING_TO_DEVICE);
+        assert!(h.pending_to_device() <= MAX_PENDING_TO_DEVICE + 64 * 1024);
+        // More input while held is kept undecoded, not handed over.
+        let before = h.pending_to_device();
+        core.handle_input(&client_data(10, 3), &mut h, now).unwrap();
+        assert_eq!(h.pending_to_device(), before);
+        assert_eq!(core.messages_received(), 5);
+        // The device catches up: everything flows, in order.
+        dev.budget.store(usize::MAX / 2, Ordering::SeqCst);
+        core.poll(&mut h, now).unwrap();
+        assert!(!core.input_held());
+        assert_eq!(h.pending_to_device(), 0);
+        let got = lock(&dev.got);
+        assert_eq!(got.len(), 12 * 64 * 1024 + 30);
+        for i in 0..12 {
+            assert!(got[i * 65536..(i + 1) * 65536].iter().all(|&b| b == i as u8));
+        }
+        assert!(got[12 * 65536..].iter().enumerate().all(|(j, &b)| b == (j / 10) as u8));
+    }
+
+    #[test]
+    fn slow_client_stops_device_reads() {
+        let dev = Arc::new(EchoDevice::new(CharDeviceKind::UsbRedir, 0));
+        dev.inject(&vec![5u8; 5 << 20]);
+        let (mut core, mut h, now) = setup(dev.clone(), false, 4);
+        core.start(&mut h, now).unwrap();
+        core.poll(&mut h, now).unwrap();
+        let out = frames(&core.take_output());
+        // SET_ACK + 2 * window data messages of one read each.
+        assert_eq!(out.len(), 1 + 8);
+        assert!(out[1..].iter().all(|(t, b)| *t == 101 && b.len() == DEVICE_READ_CHUNK));
+        let mut rest = vec![0u8; 6 << 20];
+        assert_eq!(dev.read(&mut rest), (5 << 20) - 8 * DEVICE_READ_CHUNK);
+    }
+
+    #[test]
+    fn lz4_only_for_chunks_that_pay_off() {
+        let dev = Arc::new(EchoDevice::new(CharDeviceKind::UsbRedir, 0));
+        let (mut core, mut h, now) = setup(dev.clone(), true, 0);
+        core.start(&mut h, now).unwrap();
+        let mut x = 1u32;
+        let noise: Vec<u8> = (0..5000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let inputs = [vec![0u8; 1000], vec![0u8; 1001], noise, vec![3u8; 60_000]];
+        let mut kinds = Vec::new();
+        for data in &inputs {
+            dev.inject(data);
+            core.poll(&mut h, now).unwrap();
+            let out = frames(&core.take_output());
+            assert_eq!(out.len(), 1);
+            let (t, body) = &out[0];
+            let msg = ServerMessage::decode_body(ChannelType::USBREDIR, *t, body).unwrap();
+            let back = match msg {
+                ServerMessage::Data(d) => d.to_vec(),
+                ServerMessage::CompressedData(c) => {
+                    assert_eq!(c.compression, DataCompressionType::LZ4);
+                    spice_codecs::vmc_lz4::decompress(
+                        c.data,
+                        c.uncompressed_size as usize,
+                        1 << 20,
+                    )
+                    .unwrap()
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(&back, data);
+            kinds.push(*t);
+        }
+        assert_eq!(kinds, [101, 102, 101, 102]);
+        assert_eq!(h.stats().compressed_sent, 2);
+        // Without the client's cap: never compressed.
+        let (mut core, mut h, now) = setup(dev.clone(), false, 0);
+        core.start(&mut h, now).unwrap();
+        dev.inject(&[3u8; 60_000]);
+        core.poll(&mut h, now).unwrap();
+        assert_eq!(frames(&core.take_output())[0].0, 101);
+    }
+
+    #[test]
+    fn port_init_golden_and_events() {
+        let dev = Arc::new(EchoDevice::new(
+            CharDeviceKind::Port { name: "ab".into() },
+            16,
+        ));
+        let (mut core, mut h, now) = setup(dev.clone(), false, 0);
+        core.start(&mut h, now).unwrap();
+        let out = frames(&core.take_output());
+        // u32 name_size 3, u32 name ptr 9, u8 opened 1, "ab\0".
+        assert_eq!(
+            out,
+            [(201, vec![3, 0, 0, 0, 9, 0, 0, 0, 1, b'a', b'b', 0])]
+        );
+        dev.set_port_opened(false);
+        core.poll(&mut h, now).unwrap();
+        dev.set_port_opened(true);
+        core.poll(&mut h, now).unwrap();
+        core.poll(&mut h, now).unwrap();
+        assert_eq!(
+            frames(&core.take_output()),
+            [(202, vec![1]), (202, vec![0])]
+        );
+        let mut input = Vec::new();
+        write_message(&mut input, HeaderKind::Mini, 0, 201, |w| {
+            w.write_u8(2);
+            Ok(())
+        })
+        .unwrap();
+        core.handle_input(&input, &mut h, now).unwrap();
+        assert_eq!(dev.port_events(), [2]);
+        assert_eq!(dev.states(), [true]);
+        drop(h);
+        assert_eq!(dev.states(), [true, false]);
+        // The device is free again.
+        let f = VmcChannelFactory::new(dev.clone(), 0).unwrap();
+        assert!(f.handler(&info(ChannelType::PORT, false), Waker::noop()).is_some());
+    }
+
+    #[test]
+    fn smartcard_frames_device_stream_and_converts_headers() {
+        let dev = Arc::new(EchoDevice::new(CharDeviceKind::Smartcard, 0));
+        let (mut core, mut h, now) = setup(dev.clone(), false, 0);
+        core.start(&mut h, now).unwrap();
+        // VSC_APDU (7), reader 2, 3 bytes, in network byte order, split mid-header.
+        let msg = [0, 0, 0, 7, 0, 0, 0, 2, 0, 0, 0, 3, 0xa, 0xb, 0xc];
+        dev.inject(&msg[..5]);
+        core.poll(&mut h, now).unwrap();
+        assert!(core.take_output().is_empty());
+        dev.inject(&msg[5..]);
+        core.poll(&mut h, now).unwrap();
+        assert_eq!(
+            frames(&core.take_output()),
+            [(101, vec![7, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0xa, 0xb, 0xc])]
+        );
+        // Client → device: little-endian on the wire, network order to the device.
+        let dev2 = Arc::new(EchoDevice::new(CharDeviceKind::Smartcard, 1 << 16));
+        let (mut core2, mut h2, _) = setup(dev2.clone(), false, 0);
+        core2.start(&mut h2, now).unwrap();
+        let mut input = Vec::new();
+        write_message(&mut input, HeaderKind::Mini, 0, 101, |w| {
+            w.write_slice(&[3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'h', b'i']);
+            Ok(())
+        })
+        .unwrap();
+        core2.handle_input(&input, &mut h2, now).unwrap();
+        let mut buf = [0u8; 64];
+        // The echo device hands the bytes straight back; the handler already sent them.
+        let out = frames(&core2.take_output());
+        assert_eq!(
+            out,
+            [(101, vec![3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'h', b'i'])]
+        );
+        assert_eq!(dev2.read(&mut buf), 0);
+        assert_eq!(dev2.written(), 14);
+        // An oversized VSC length from the device is a host error.
+        dev.inject(&[0, 0, 0, 7, 0, 0, 0, 0, 0x7f, 0, 0, 0]);
+        let e = core.poll(&mut h, now).unwrap_err();
+        assert!(matches!(e, ChannelError::Host { .. }), "{e}");
+    }
+
+    #[test]
+    fn malformed_client_messages_are_typed_errors() {
+        let cases: [(ChannelType, u16, &[u8]); 5] = [
+            (ChannelType::USBREDIR, 102, &[1, 10, 0, 0, 0, 0xff]),
+            (ChannelType::USBREDIR, 102, &[2, 1, 0, 0, 0, 0]),
+            (ChannelType::USBREDIR, 102, &[1, 0, 0, 0x10, 0, 0]),
+            (ChannelType::USBREDIR, 201, &[0]),
+            (ChannelType::SMARTCARD, 101, &[7, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0]),
+        ];
+        for (ty, t, body) in cases {
+            let kind = match ty {
+                ChannelType::SMARTCARD => CharDeviceKind::Smartcard,
+                _ => CharDeviceKind::UsbRedir,
+            };
+            let dev = Arc::new(EchoDevice::new(kind, 1 << 16));
+            let (mut core, mut h, now) = setup(dev, true, 0);
+            core.start(&mut h, now).unwrap();
+            let mut input = Vec::new();
+            write_message(&mut input, HeaderKind::Mini, 0, t, |w| {
+                w.write_slice(body);
+                Ok(())
+            })
+            .unwrap();
+            let e = core.handle_input(&input, &mut h, now).unwrap_err();
+            assert!(
+                matches!(e, ChannelError::Protocol { .. } | ChannelError::Decode(_)),
+                "{ty} {t}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/spicevmc_server_channel");
+        let mut n = 0;
+        let mut delivered = 0;
+        for e in std::fs::read_dir(&dir).expect("corpus directory") {
+            let data = std::fs::read(e.unwrap().path()).unwrap();
+            delivered += fuzz_channel(&data);
+            n += 1;
+        }
+        assert!(n >= 4, "corpus has {n} files");
+        assert!(delivered > 0);
+    }
+}
