@@ -862,9 +862,18 @@ mod tests {
         let got = lock(&dev.got);
         assert_eq!(got.len(), 12 * 64 * 1024 + 30);
         for i in 0..12 {
-            assert!(got[i * 65536..(i + 1) * 65536].iter().all(|&b| b == i as u8));
+            assert!(
+                got[i * 65536..(i + 1) * 65536]
+                    .iter()
+                    .all(|&b| b == i as u8)
+            );
         }
-        assert!(got[12 * 65536..].iter().enumerate().all(|(j, &b)| b == (j / 10) as u8));
+        assert!(
+            got[12 * 65536..]
+                .iter()
+                .enumerate()
+                .all(|(j, &b)| b == (j / 10) as u8)
+        );
     }
 
     #[test]
@@ -877,7 +886,11 @@ mod tests {
         let out = frames(&core.take_output());
         // SET_ACK + 2 * window data messages of one read each.
         assert_eq!(out.len(), 1 + 8);
-        assert!(out[1..].iter().all(|(t, b)| *t == 101 && b.len() == DEVICE_READ_CHUNK));
+        assert!(
+            out[1..]
+                .iter()
+                .all(|(t, b)| *t == 101 && b.len() == DEVICE_READ_CHUNK)
+        );
         let mut rest = vec![0u8; 6 << 20];
         assert_eq!(dev.read(&mut rest), (5 << 20) - 8 * DEVICE_READ_CHUNK);
     }
@@ -907,12 +920,8 @@ mod tests {
                 ServerMessage::Data(d) => d.to_vec(),
                 ServerMessage::CompressedData(c) => {
                     assert_eq!(c.compression, DataCompressionType::LZ4);
-                    spice_codecs::vmc_lz4::decompress(
-                        c.data,
-                        c.uncompressed_size as usize,
-                        1 << 20,
-                    )
-                    .unwrap()
+                    spice_codecs::vmc_lz4::decompress(c.data, c.uncompressed_size as usize, 1 << 20)
+                        .unwrap()
                 }
                 other => panic!("{other:?}"),
             };
@@ -939,10 +948,7 @@ mod tests {
         core.start(&mut h, now).unwrap();
         let out = frames(&core.take_output());
         // u32 name_size 3, u32 name ptr 9, u8 opened 1, "ab\0".
-        assert_eq!(
-            out,
-            [(201, vec![3, 0, 0, 0, 9, 0, 0, 0, 1, b'a', b'b', 0])]
-        );
+        assert_eq!(out, [(201, vec![3, 0, 0, 0, 9, 0, 0, 0, 1, b'a', b'b', 0])]);
         dev.set_port_opened(false);
         core.poll(&mut h, now).unwrap();
         dev.set_port_opened(true);
@@ -965,7 +971,10 @@ mod tests {
         assert_eq!(dev.states(), [true, false]);
         // The device is free again.
         let f = VmcChannelFactory::new(dev.clone(), 0).unwrap();
-        assert!(f.handler(&info(ChannelType::PORT, false), Waker::noop()).is_some());
+        assert!(
+            f.handler(&info(ChannelType::PORT, false), Waker::noop())
+                .is_some()
+        );
     }
 
     #[test]
@@ -1017,7 +1026,11 @@ mod tests {
             (ChannelType::USBREDIR, 102, &[2, 1, 0, 0, 0, 0]),
             (ChannelType::USBREDIR, 102, &[1, 0, 0, 0x10, 0, 0]),
             (ChannelType::USBREDIR, 201, &[0]),
-            (ChannelType::SMARTCARD, 101, &[7, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0]),
+            (
+                ChannelType::SMARTCARD,
+                101,
+                &[7, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0],
+            ),
         ];
         for (ty, t, body) in cases {
             let kind = match ty {
