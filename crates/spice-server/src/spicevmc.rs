@@ -305,7 +305,7 @@ impl VmcHandler {
         }
     }
 
-    fn to_device(&mut self, data: &[u8]) {
+    fn queue_for_device(&mut self, data: &[u8]) {
         self.stats.from_client += data.len() as u64;
         self.to_device.extend(data);
         self.flush_to_device();
@@ -449,7 +449,7 @@ impl ChannelHandler for VmcHandler {
     ) -> Result<(), ChannelError> {
         match msg {
             ClientMessage::Spicevmc(m) => match m {
-                spicevmc::ClientMessage::Data(d) => self.to_device(d),
+                spicevmc::ClientMessage::Data(d) => self.queue_for_device(d),
                 spicevmc::ClientMessage::CompressedData(c) => {
                     if c.compression != DataCompressionType::LZ4 {
                         return Err(self.protocol(format!(
@@ -464,7 +464,7 @@ impl ChannelHandler for VmcHandler {
                     )
                     .map_err(|e| self.protocol(format!("compressed data: {e}")))?;
                     self.stats.compressed_received += 1;
-                    self.to_device(&data);
+                    self.queue_for_device(&data);
                 }
                 spicevmc::ClientMessage::PortEvent(e) => {
                     if self.port_name.is_none() {
