@@ -178,3 +178,78 @@ fn qmp_over_the_port_channel() {
         .unwrap();
     let _ = client.poll(Duration::from_millis(50)).unwrap();
 }
+
+/// QEMU's usb-redir device on a spicevmc chardev greets a new usbredir channel with a
+/// usbredir `hello` packet; a webdav spiceport appears as the webdav channel (guest side
+/// closed: no guest OS).
+#[test]
+fn usbredir_hello_and_webdav_port_from_qemu() {
+    let qemu = QemuBuilder::new()
+        .args([
+            "-device",
+            "qemu-xhci",
+            "-chardev",
+            "spicevmc,name=usbredir,id=ur0",
+            "-device",
+            "usb-redir,chardev=ur0",
+            "-device",
+            "virtio-serial",
+            "-chardev",
+            "spiceport,id=dav,name=org.spice-space.webdav.0",
+            "-device",
+            "virtserialport,chardev=dav,name=org.spice-space.webdav.0",
+        ])
+        .spawn()
+        .expect("start QEMU");
+    let uri = SpiceUri::parse(&format!("spice://127.0.0.1:{}", qemu.port())).unwrap();
+    let mut config = SessionConfig::default();
+    config.channels.display = false;
+    config.channels.cursor = false;
+    config.channels.inputs = false;
+    let mut client = Client::connect(&uri, config).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut usb = Vec::new();
+    let mut usb_conn = None;
+    let mut webdav = None;
+    while webdav.is_none() || !usb.windows(20).any(|w| w == b"qemu usb-redir guest") {
+        assert!(
+            Instant::now() < end,
+            "webdav {webdav:?}, usbredir data {:?}",
+            String::from_utf8_lossy(&usb)
+        );
+        match client.poll(Duration::from_millis(200)).unwrap() {
+            Some(Event::VmcData {
+                conn,
+                channel_type,
+                data,
+                ..
+            }) if channel_type == ChannelType::USBREDIR => {
+                usb_conn = Some(conn);
+                usb.extend_from_slice(&data);
+            }
+            Some(Event::PortInit {
+                channel_type,
+                name,
+                opened,
+                ..
+            }) => {
+                assert_eq!(channel_type, ChannelType::WEBDAV);
+                webdav = Some((name, opened));
+            }
+            Some(Event::ChannelError {
+                channel_type,
+                error,
+                ..
+            }) => panic!("{channel_type} failed: {error}"),
+            _ => {}
+        }
+    }
+    assert_eq!(webdav, Some(("org.spice-space.webdav.0".to_owned(), false)));
+    // usbredir header: u32 type 0 (hello), u32 length, u32 id; then the version string.
+    assert_eq!(&usb[..4], &[0, 0, 0, 0]);
+    let len = u32::from_le_bytes(usb[4..8].try_into().unwrap()) as usize;
+    assert!(len >= 64, "hello length {len}");
+    // spice-server 0.15 advertises LZ4 for spicevmc; we did too, so it is on.
+    let conn = usb_conn.unwrap();
+    assert!(client.session_ref().vmc_lz4(conn));
+}

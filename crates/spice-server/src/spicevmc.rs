@@ -92,6 +92,8 @@ pub fn channel_type_of(kind: &CharDeviceKind) -> Option<ChannelType> {
     match kind {
         CharDeviceKind::UsbRedir => Some(ChannelType::USBREDIR),
         CharDeviceKind::Smartcard => Some(ChannelType::SMARTCARD),
+        // spice-server serves a port of this name on the webdav channel too.
+        CharDeviceKind::Port { name } if name == WEBDAV_PORT_NAME => Some(ChannelType::WEBDAV),
         CharDeviceKind::Port { .. } => Some(ChannelType::PORT),
         CharDeviceKind::Webdav => Some(ChannelType::WEBDAV),
         _ => None,
@@ -1052,6 +1054,46 @@ mod tests {
                 "{ty} {t}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn device_kinds_map_to_channels() {
+        let port = |n: &str| CharDeviceKind::Port { name: n.into() };
+        assert_eq!(channel_type_of(&port("x")), Some(ChannelType::PORT));
+        assert_eq!(
+            channel_type_of(&port(WEBDAV_PORT_NAME)),
+            Some(ChannelType::WEBDAV)
+        );
+        assert_eq!(
+            channel_type_of(&CharDeviceKind::Webdav),
+            Some(ChannelType::WEBDAV)
+        );
+        assert_eq!(channel_type_of(&CharDeviceKind::Agent), None);
+        let host = Host {
+            char_devices: vec![
+                Arc::new(EchoDevice::new(port("a"), 1)) as Arc<dyn CharDevice>,
+                Arc::new(EchoDevice::new(CharDeviceKind::Agent, 1)),
+                Arc::new(EchoDevice::new(port("b"), 1)),
+                Arc::new(EchoDevice::new(CharDeviceKind::Smartcard, 1)),
+            ],
+            ..Host::default()
+        };
+        let ids: Vec<(ChannelType, u8)> = factories_for(&host)
+            .iter()
+            .map(|f| (f.channel_type(), f.channel_id()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (ChannelType::PORT, 0),
+                (ChannelType::PORT, 1),
+                (ChannelType::SMARTCARD, 0)
+            ]
+        );
+        assert!(
+            VmcChannelFactory::new(Arc::new(EchoDevice::new(CharDeviceKind::Agent, 1)), 0)
+                .is_none()
+        );
     }
 
     #[test]
