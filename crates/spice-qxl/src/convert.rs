@@ -40,8 +40,8 @@
 //!   `CACHE_REPLACE_ME` when a lossy cache entry is being replaced by a lossless image;
 //! - a cache hit is sent as `FROM_CACHE` (or `FROM_CACHE_LOSSLESS` when JPEG is enabled and the
 //!   cached entry is lossless but the drawable needs it lossless);
-//! - masks ([`ImageRole::Mask`], [`ImageRole::CompositeMask`] is *not* one: it is an ordinary
-//!   image in spice-server) are always sent with compression off;
+//! - `QMask` bitmaps ([`ImageRole::Mask`]) are always sent with compression off (a composite's
+//!   mask, [`ImageRole::CompositeMask`], is an ordinary image and is compressed like a source);
 //! - a raw bitmap keeps only the `TOP_DOWN` bitmap flag; its palette is either inline
 //!   ([`PaletteSource::Inline`], `PAL_CACHE_ME` set when the client's palette cache took it) or
 //!   a `PAL_FROM_CACHE` reference to the palette's `unique` id;
@@ -861,6 +861,27 @@ impl ConvertedDrawable {
         }
     }
 
+    /// Whether spice-server's stream detector would consider this drawable (apart from its
+    /// streaming-video setting and, for `filter`, the minimum size of 96x96 pixels): an
+    /// opaque `OP_PUT` copy of a `BITMAP` onto the primary surface (`surface_id` 0).
+    pub fn stream_candidate(&self) -> bool {
+        const QXL_EFFECT_OPAQUE: u8 = 1;
+        match &self.op {
+            Op::Copy {
+                blend: false,
+                src,
+                rop,
+                ..
+            } => {
+                self.base.surface_id == 0
+                    && self.effect == QXL_EFFECT_OPAQUE
+                    && *rop == Ropd::OP_PUT
+                    && self.slots[*src].bitmap().is_some()
+            }
+            _ => false,
+        }
+    }
+
     /// The display message, with `images[i]` as the image of slot `i` (see
     /// [`ConvertedDrawable::images`]). The message borrows from `self` (glyphs) and from the
     /// images' payloads.
@@ -1176,7 +1197,7 @@ pub fn no_cursor() -> Cursor<'static> {
     }
 }
 
-/// Bytes of shape data a cursor of this type and size must carry (spice-gtk's check), or
+/// Bytes of shape data a cursor of this type and size must carry (what clients read), or
 /// `None` for an unknown type. Palette cursors include their palette (16 or 256 entries of
 /// 4 bytes) and every colour cursor an AND mask.
 pub fn cursor_data_size(cursor_type: u16, width: u16, height: u16) -> Option<u64> {

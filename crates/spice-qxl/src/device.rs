@@ -331,6 +331,11 @@ pub trait QxlInterface {
     fn client_monitors_config(&mut self, heads: Option<&[ClientHead]>) -> bool;
     /// Read and validate the command `ext` points at.
     fn parse_command(&self, ext: &CommandExt) -> Result<ParsedCommand, CommandError>;
+    /// The server's multimedia time (ms), which guests copy into their drawables' `mm_time`
+    /// (spice-server stamps stream frames with it). The default does nothing.
+    fn set_mm_time(&mut self, mm_time: u32) {
+        let _ = mm_time;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1113,6 +1118,14 @@ impl<M: GuestMemory> QxlInterface for QxlDevice<M> {
 
     fn req_cursor_notification(&mut self) -> bool {
         self.req_notification(true)
+    }
+
+    fn set_mm_time(&mut self, mm_time: u32) {
+        // Guests read rom.mm_clock.
+        let off = self.cfg.bars.rom_offset + std::mem::offset_of!(abi::QxlRom, mm_clock) as u64;
+        if let Err(e) = write_u32(&mut self.mem, off, mm_time) {
+            tracing::error!(target: "spice_qxl", "set_mm_time: {e}");
+        }
     }
 
     fn notify_update(&mut self, update_id: u32) {

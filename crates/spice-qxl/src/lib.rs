@@ -5,6 +5,9 @@
 //!   demo, and [`MemSlotTable`], the checked translation of QXL addresses.
 //! - [`parse`]: commands read out of guest memory into owned, validated values
 //!   ([`ParsedCommand`], [`ParsedDrawable`], [`ParsedImage`], ...), with caps from the host.
+//! - [`convert`]: parsed drawables and cursor commands turned into spice-proto display and
+//!   cursor messages ([`ConvertedDrawable`], [`ConvertedCursor`]), each image left in an
+//!   [`ImageSlot`] for the server to encode or take from a cache per client.
 //! - [`ring`]: the producer/consumer/notify rings.
 //! - [`device`]: [`QxlDevice`], the device (ROM, RAM header, I/O ports, interrupts, release
 //!   chains) and [`QxlInterface`], the hooks a SPICE server calls (spice-server's
@@ -27,6 +30,10 @@ pub mod memory;
 pub mod parse;
 pub mod ring;
 
+pub use convert::{
+    ConvertError, ConvertedCursor, ConvertedDrawable, CursorCaching, ImageRole, ImageSlot,
+    SlotContent,
+};
 pub use device::{
     BarLayout, ClientHead, DevInitInfo, DeviceConfig, DeviceError, DeviceMode, IoRequest,
     PrimarySurface, QxlDevice, QxlInterface,

@@ -751,6 +751,29 @@ impl ParsedBitmap {
     pub fn top_down(&self) -> bool {
         self.flags & bitmap_flags::TOP_DOWN != 0
     }
+
+    /// Bytes of pixel data per row (`ceil(width * bpp / 8)`, at most `stride`).
+    pub fn row_bytes(&self) -> usize {
+        let bpp = bitmap_fmt::bits_per_pixel(self.format).unwrap_or(0);
+        ((u64::from(self.width) * u64::from(bpp)).div_ceil(8) as usize).min(self.stride as usize)
+    }
+
+    /// The rows as stored (each `row_bytes()` long, padding cut off).
+    pub fn rows(&self) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator {
+        let n = self.row_bytes();
+        self.data
+            .chunks_exact(self.stride.max(1) as usize)
+            .map(move |r| &r[..n])
+    }
+
+    /// The rows top row first, whatever the storage order.
+    pub fn rows_top_down(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        if self.top_down() {
+            Box::new(self.rows())
+        } else {
+            Box::new(self.rows().rev())
+        }
+    }
 }
 
 /// A palette.

@@ -248,6 +248,8 @@ fn images_can_be_substituted() {
     let mbmp = conv.images()[1].bitmap().unwrap();
     assert!(!mbmp.top_down());
     assert_eq!(mbmp.data, mask_bits);
+    assert_eq!(mbmp.row_bytes(), 1);
+    assert_eq!(mbmp.rows().count(), 4);
 
     // Wrong count.
     assert_eq!(
@@ -279,7 +281,7 @@ fn palette_bitmaps_and_palette_caching() {
     let (mut dev, mut g) = setup();
     let mem = dev.memory_mut();
     let mut b = g.builder();
-    let idx = [0u8, 1, 1, 0];
+    let idx = [0u8, 1, 9, 2, 3, 9];
     let pal = [0x000000u32, 0xffffff];
     let img = b
         .bitmap_image(
@@ -290,8 +292,8 @@ fn palette_bitmaps_and_palette_caching() {
                 format: abi::bitmap_fmt::EIGHT_BIT,
                 width: 2,
                 height: 2,
-                stride: 2,
-                top_down: true,
+                stride: 3,
+                top_down: false,
                 data: &idx,
                 palette: Some((0xabc, &pal)),
                 chunk_size: 3,
@@ -314,6 +316,13 @@ fn palette_bitmaps_and_palette_caching() {
     );
     b.submit_draw(mem, &d).unwrap();
     let conv = next_draw(&mut dev);
+    // Bottom-up rows with a padding byte: rows() cuts the padding, rows_top_down() reverses.
+    let pb = conv.images()[0].bitmap().unwrap();
+    assert_eq!(pb.rows().collect::<Vec<_>>(), [&[0u8, 1][..], &[2, 3]]);
+    assert_eq!(
+        pb.rows_top_down().collect::<Vec<_>>(),
+        [&[2u8, 3][..], &[0, 1]]
+    );
     let raw = conv.images()[0].raw().unwrap();
     let ImageBody::Bitmap(bm) = &raw.body else {
         panic!()
@@ -846,4 +855,260 @@ fn hostile_drawables_give_typed_errors() {
         b.write(mem, &[0; 1000]).unwrap();
     }
     assert_eq!(g.memory_used(), before);
+}
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Bmp {
+        format: u8,
+        width: u32,
+        height: u32,
+        top_down: bool,
+        flags: u8,
+        chunk: usize,
+        palette: Option<Vec<u32>>,
+        data: Vec<u8>,
+    }
+
+    fn bmp() -> impl Strategy<Value = Bmp> {
+        (
+            prop_oneof![
+                Just(abi::bitmap_fmt::THIRTY_TWO_BIT),
+                Just(abi::bitmap_fmt::EIGHT_BIT),
+                Just(abi::bitmap_fmt::ONE_BIT_BE),
+                Just(abi::bitmap_fmt::TWENTY_FOUR_BIT),
+            ],
+            1u32..9,
+            1u32..9,
+            any::<bool>(),
+            0u8..4,
+            0usize..40,
+            proptest::collection::vec(any::<u32>(), 2..8),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(format, width, height, top_down, flags, chunk, pal, seed)| {
+                    let bpp = match format {
+                        abi::bitmap_fmt::THIRTY_TWO_BIT => 32,
+                        abi::bitmap_fmt::TWENTY_FOUR_BIT => 24,
+                        abi::bitmap_fmt::EIGHT_BIT => 8,
+                        _ => 1,
+                    };
+                    let stride = (width * bpp).div_ceil(8) + (seed % 3) as u32;
+                    let data = (0..stride * height)
+                        .map(|i| (seed.wrapping_mul(u64::from(i) + 7) >> 13) as u8)
+                        .collect();
+                    let palette = (bpp <= 8).then_some(pal);
+                    Bmp {
+                        format,
+                        width,
+                        height,
+                        top_down,
+                        flags,
+                        chunk,
+                        palette,
+                        data,
+                    }
+                },
+            )
+    }
+
+    fn rect() -> impl Strategy<Value = Rect> {
+        (0i32..50, 0i32..50, 1i32..30, 1i32..30).prop_map(|(t, l, h, w)| r(t, l, t + h, l + w))
+    }
+
+    #[derive(Debug, Clone)]
+    struct Spec {
+        ty: u8,
+        bbox: Rect,
+        clip: Vec<Rect>,
+        img: Bmp,
+        rop: u16,
+        glyphs: Vec<(u16, u16, Vec<u8>)>,
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        (
+            prop_oneof![
+                Just(draw_type::FILL),
+                Just(draw_type::OPAQUE),
+                Just(draw_type::COPY),
+                Just(draw_type::BLEND),
+                Just(draw_type::ROP3),
+                Just(draw_type::TRANSPARENT),
+                Just(draw_type::ALPHA_BLEND),
+                Just(draw_type::TEXT),
+                Just(draw_type::INVERS),
+            ],
+            rect(),
+            proptest::collection::vec(rect(), 0..4),
+            bmp(),
+            any::<u16>(),
+            proptest::collection::vec((1u16..13, 1u16..10, any::<u8>()), 1..4),
+        )
+            .prop_map(|(ty, bbox, clip, img, rop, gl)| Spec {
+                ty,
+                bbox,
+                clip,
+                img,
+                rop,
+                glyphs: gl
+                    .into_iter()
+                    .map(|(w, h, b)| {
+                        let n = usize::from(w.div_ceil(8)) * usize::from(h);
+                        (w, h, vec![b; n])
+                    })
+                    .collect(),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Random drawables laid out by the guest driver parse, convert, and encode to
+        /// messages that decode back equal and carry exactly the guest's values.
+        #[test]
+        fn random_drawables_roundtrip(s in spec()) {
+            let (mut dev, mut g) = setup();
+            let mem = dev.memory_mut();
+            let mut b = g.builder();
+            let pal = s.img.palette.clone();
+            let gb = GuestBitmap {
+                id: 0x1234,
+                image_flags: s.img.flags,
+                format: s.img.format,
+                width: s.img.width,
+                height: s.img.height,
+                stride: s.img.data.len() as u32 / s.img.height,
+                top_down: s.img.top_down,
+                data: &s.img.data,
+                palette: pal.as_deref().map(|p| (99u64, p)),
+                chunk_size: s.img.chunk,
+            };
+            let img = b.bitmap_image(mem, &gb).unwrap();
+            let clip = b.clip(mem, (!s.clip.is_empty()).then_some(&s.clip[..])).unwrap();
+            let mut pattern = abi::QxlBrush::new_zeroed();
+            pattern.ty = abi::brush_type::PATTERN.into();
+            pattern.u[..8].copy_from_slice(&img.to_le_bytes());
+            let area = abi::QxlRect::new(0, 0, s.img.height as i32, s.img.width as i32);
+            let u: Vec<u8> = match s.ty {
+                draw_type::FILL => {
+                    let mut f = abi::QxlFill::new_zeroed();
+                    f.brush = pattern;
+                    f.rop_descriptor = s.rop.into();
+                    f.as_bytes().to_vec()
+                }
+                draw_type::OPAQUE => {
+                    let mut o = abi::QxlOpaque::new_zeroed();
+                    o.src_bitmap = img.into();
+                    o.src_area = area;
+                    o.brush = pattern;
+                    o.rop_descriptor = s.rop.into();
+                    o.as_bytes().to_vec()
+                }
+                draw_type::COPY | draw_type::BLEND => {
+                    let mut c = abi::QxlCopy::new_zeroed();
+                    c.src_bitmap = img.into();
+                    c.src_area = area;
+                    c.rop_descriptor = s.rop.into();
+                    c.mask.bitmap = img.into();
+                    c.as_bytes().to_vec()
+                }
+                draw_type::ROP3 => {
+                    let mut o = abi::QxlRop3::new_zeroed();
+                    o.src_bitmap = img.into();
+                    o.src_area = area;
+                    o.brush = pattern;
+                    o.rop3 = s.rop as u8;
+                    o.as_bytes().to_vec()
+                }
+                draw_type::TRANSPARENT => {
+                    let mut t = abi::QxlTransparent::new_zeroed();
+                    t.src_bitmap = img.into();
+                    t.src_area = area;
+                    t.src_color = u32::from(s.rop).into();
+                    t.as_bytes().to_vec()
+                }
+                draw_type::ALPHA_BLEND => {
+                    let mut a = abi::QxlAlphaBlend::new_zeroed();
+                    a.src_bitmap = img.into();
+                    a.src_area = area;
+                    a.alpha = s.rop as u8;
+                    a.as_bytes().to_vec()
+                }
+                draw_type::TEXT => {
+                    let glyphs: Vec<GuestGlyph<'_>> = s
+                        .glyphs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (w, h, d))| GuestGlyph {
+                            render_pos: (i as i32 * 13, 3),
+                            glyph_origin: (0, -(i as i32)),
+                            width: *w,
+                            height: *h,
+                            data: d,
+                        })
+                        .collect();
+                    let st = b
+                        .string(mem, abi::string_flags::RASTER_A1, &glyphs, 1 + s.img.chunk)
+                        .unwrap();
+                    let mut t = abi::QxlText::new_zeroed();
+                    t.str = st.into();
+                    t.fore_brush = pattern;
+                    t.as_bytes().to_vec()
+                }
+                _ => {
+                    let mut m = abi::QxlBlackness::new_zeroed();
+                    m.mask.bitmap = img.into();
+                    m.mask.flags = 1;
+                    m.as_bytes().to_vec()
+                }
+            };
+            let d = drawable(0, s.ty, s.bbox, clip, &u);
+            b.submit_draw(mem, &d).unwrap();
+
+            let conv = next_draw(&mut dev);
+            let m = conv.raw_message().unwrap();
+            let bytes = encode_display(&m).unwrap();
+            let back = M::decode_body(ChannelType::DISPLAY, m.msg_type(), &bytes).unwrap();
+            prop_assert_eq!(&back, &m);
+            prop_assert_eq!(back.msg_type(), conv.msg_type());
+            let want_clip = spice_qxl::convert::clip(&if s.clip.is_empty() {
+                spice_qxl::parse::Clip::None
+            } else {
+                spice_qxl::parse::Clip::Rects(s.clip.clone())
+            });
+            prop_assert_eq!(&conv.base.clip, &want_clip);
+            prop_assert_eq!(conv.base.bbox, spice_qxl::convert::rect(s.bbox));
+            prop_assert!(!conv.images().is_empty());
+            for slot in conv.images() {
+                let raw = slot.raw().unwrap();
+                let want_flags = if s.img.flags & abi::image_flags::HIGH_BITS_SET != 0 {
+                    ImageFlags::HIGH_BITS_SET
+                } else {
+                    ImageFlags::empty()
+                };
+                prop_assert_eq!(raw.flags, want_flags);
+                prop_assert_eq!(slot.cache_me(), s.img.flags & abi::image_flags::CACHE != 0);
+                let ImageBody::Bitmap(bm) = &raw.body else { panic!() };
+                prop_assert_eq!(bm.data, &s.img.data[..]);
+                prop_assert_eq!(bm.flags.contains(BitmapFlags::TOP_DOWN), s.img.top_down);
+                prop_assert_eq!(bm.flags - BitmapFlags::TOP_DOWN, BitmapFlags::empty());
+                match (&bm.palette, &s.img.palette) {
+                    (PaletteSource::Inline(p), Some(want)) => prop_assert_eq!(&p.ents, want),
+                    (PaletteSource::None, None) => {}
+                    (got, want) => prop_assert!(false, "palette {got:?} vs {want:?}"),
+                }
+            }
+            if let M::DrawText(t) = &back {
+                prop_assert_eq!(t.text.glyphs.len(), s.glyphs.len());
+                for (g, (w, h, d)) in t.text.glyphs.iter().zip(&s.glyphs) {
+                    prop_assert_eq!((g.width, g.height, g.data), (*w, *h, &d[..]));
+                }
+            }
+        }
+    }
 }

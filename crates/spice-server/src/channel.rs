@@ -180,6 +180,9 @@ pub struct OpenContext<'a> {
     pub session: &'a Arc<Session>,
     /// Wakes this connection's driver; keep it to signal new data from other threads.
     pub waker: Waker,
+    /// The server: settings (image compression, streaming...), the multimedia clock
+    /// ([`crate::server::ServerContext::mm_time`]), host devices.
+    pub server: &'a Arc<crate::server::ServerContext>,
 }
 
 /// Creates the handler of one channel (type, id) for each client that links it.

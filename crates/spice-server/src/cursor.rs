@@ -90,6 +90,49 @@ pub enum CursorCommand {
     Reset,
 }
 
+impl CursorShape {
+    /// A shape parsed from guest memory by spice-qxl (the guest's `u16` type truncated to
+    /// the wire's `u8`, as spice-server does).
+    pub fn from_qxl(shape: &spice_qxl::parse::CursorShape) -> Self {
+        Self {
+            unique: shape.unique,
+            cursor_type: CursorType(shape.cursor_type as u8),
+            width: shape.width,
+            height: shape.height,
+            hot_spot_x: shape.hot_spot_x,
+            hot_spot_y: shape.hot_spot_y,
+            data: shape.data.clone(),
+        }
+    }
+}
+
+impl CursorCommand {
+    /// A command taken from a QXL cursor ring (spice-qxl's parsed command). The caller
+    /// releases the guest resource as spice-qxl's `ConvertedCursor` documents; a device reset
+    /// is [`CursorCommand::Reset`].
+    pub fn from_qxl(cmd: &spice_qxl::parse::ParsedCursorCmd) -> Self {
+        use spice_qxl::parse::CursorOp;
+        let p = |p: &spice_qxl::parse::Point16| Point16 { x: p.x, y: p.y };
+        match &cmd.op {
+            CursorOp::Set {
+                position,
+                visible,
+                shape,
+            } => CursorCommand::Set {
+                position: p(position),
+                visible: *visible,
+                shape: Arc::new(CursorShape::from_qxl(shape)),
+            },
+            CursorOp::Move { position } => CursorCommand::Move(p(position)),
+            CursorOp::Hide => CursorCommand::Hide,
+            CursorOp::Trail { length, frequency } => CursorCommand::Trail {
+                length: *length,
+                frequency: *frequency,
+            },
+        }
+    }
+}
+
 /// The current cursor state, sent as `CURSOR_INIT`.
 #[derive(Debug, Clone, Default)]
 struct CursorState {
@@ -399,5 +442,101 @@ impl ChannelHandler for CursorChannel {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spice_qxl::parse::{self as q, CursorOp, ParsedCursorCmd, ReleaseInfoExt};
+
+    fn cmd(op: CursorOp) -> ParsedCursorCmd {
+        ParsedCursorCmd {
+            release: ReleaseInfoExt {
+                info_offset: 0,
+                group_id: 0,
+            },
+            op,
+        }
+    }
+
+    #[test]
+    fn qxl_cursor_commands_convert() {
+        let shape = q::CursorShape {
+            unique: 9,
+            cursor_type: 0x100 | 1,
+            width: 8,
+            height: 8,
+            hot_spot_x: 1,
+            hot_spot_y: 2,
+            data: vec![7; 16],
+        };
+        let c = CursorCommand::from_qxl(&cmd(CursorOp::Set {
+            position: q::Point16 { x: -1, y: 3 },
+            visible: true,
+            shape,
+        }));
+        let CursorCommand::Set {
+            position,
+            visible,
+            shape,
+        } = c
+        else {
+            panic!("{c:?}")
+        };
+        assert_eq!((position.x, position.y, visible), (-1, 3, true));
+        // The u16 type is truncated to the wire's u8, as spice-server does.
+        assert_eq!(shape.cursor_type, CursorType::MONO);
+        assert_eq!(
+            (shape.unique, shape.hot_spot_y, shape.data.len()),
+            (9, 2, 16)
+        );
+        assert_eq!(
+            CursorCommand::from_qxl(&cmd(CursorOp::Move {
+                position: q::Point16 { x: 4, y: 5 }
+            })),
+            CursorCommand::Move(Point16 { x: 4, y: 5 })
+        );
+        assert_eq!(
+            CursorCommand::from_qxl(&cmd(CursorOp::Hide)),
+            CursorCommand::Hide
+        );
+        assert_eq!(
+            CursorCommand::from_qxl(&cmd(CursorOp::Trail {
+                length: 3,
+                frequency: 4
+            })),
+            CursorCommand::Trail {
+                length: 3,
+                frequency: 4
+            }
+        );
+    }
+
+    #[test]
+    fn feed_queue_is_bounded_and_resyncs() {
+        let feed = CursorFeed::new();
+        let (q, st) = feed.subscribe(Waker::noop());
+        assert!(st.shape.is_none());
+        for k in 0..(CURSOR_QUEUE_LIMIT as u16 * 3) {
+            feed.push(CursorCommand::Trail {
+                length: k,
+                frequency: 0,
+            });
+        }
+        let q = lock(&q);
+        assert!(q.commands.len() <= CURSOR_QUEUE_LIMIT);
+        assert!(q.overflowed);
+        // Moves merge.
+        let feed = CursorFeed::new();
+        let (q, _) = feed.subscribe(Waker::noop());
+        for k in 0..500 {
+            feed.push(CursorCommand::Move(Point16 { x: k, y: 0 }));
+        }
+        let q = lock(&q);
+        assert_eq!(
+            q.commands.iter().collect::<Vec<_>>(),
+            [&CursorCommand::Move(Point16 { x: 499, y: 0 })]
+        );
     }
 }

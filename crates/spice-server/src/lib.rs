@@ -13,11 +13,13 @@
 //!   host character device.
 //! - [`transport`]: TLS and WebSocket layers.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
+//! - `demo`: the demo desktop (qxl-convert).
 //! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
 
 pub mod channel;
 pub mod config;
 pub mod cursor;
+pub mod demo;
 pub mod display;
 pub mod host;
 pub mod inputs;

@@ -13,7 +13,9 @@
 //! ([`ChannelCore::poll_timeout`]) expires. A client that stops reading blocks its worker
 //! in `write`, so the handler is not polled and nothing more is produced for it: memory per
 //! connection stays bounded by the ACK window and [`crate::channel::CoreConfig`]'s output
-//! bound.
+//! bound. Input waiting for the worker is bounded too: at most 8 reads of 64 KiB are queued
+//! before the reader stops reading. A connection that has not finished the link stage
+//! within [`LINK_TIMEOUT`] is closed.
 //!
 //! # Sessions
 //!
@@ -990,6 +992,7 @@ fn link_input(
                     info: &info,
                     session: &session,
                     waker: waker.clone(),
+                    server: ctx,
                 }) {
                     Ok(h) => h,
                     Err(code) => {
@@ -1084,6 +1087,7 @@ pub fn fuzz_server_channel(data: &[u8]) {
         info: &info,
         session: &session,
         waker: Waker::noop(),
+        server: &ctx,
     }) else {
         return;
     };
