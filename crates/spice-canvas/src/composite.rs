@@ -118,13 +118,49 @@ fn ch(p: u32, s: u32) -> f32 {
     ((p >> s) & 0xff) as f32 / 255.0
 }
 
-/// Composites premultiplied `s` onto `d` with pixman operator `op`.
+/// Porter-Duff factors (for the source, for the destination) of operator `base`.
+fn factors(base: u8, sa: f32, da: f32) -> Option<(f32, f32)> {
+    Some(match base {
+        0 => (0.0, 0.0),
+        1 => (1.0, 0.0),
+        2 => (0.0, 1.0),
+        3 => (1.0, 1.0 - sa),
+        4 => (1.0 - da, 1.0),
+        5 => (da, 0.0),
+        6 => (0.0, sa),
+        7 => (1.0 - da, 0.0),
+        8 => (0.0, 1.0 - sa),
+        9 => (da, 1.0 - sa),
+        10 => (1.0 - da, sa),
+        11 => (1.0 - da, 1.0 - sa),
+        12 => (1.0, 1.0),
+        13 => {
+            let fa = if sa <= 0.0 {
+                1.0
+            } else {
+                ((1.0 - da) / sa).min(1.0)
+            };
+            (fa, 1.0)
+        }
+        _ => return None,
+    })
+}
+
+fn unit(v: f32) -> u32 {
+    (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u32
+}
+
+/// Composites premultiplied `s` onto `d` with pixman operator `op`. With component
+/// alpha, `ca` holds the per-channel source alpha (R, G, B) that the Porter-Duff factors
+/// use for the colour channels, as pixman does.
 ///
 /// Exact for the Porter-Duff operators (0-13) and the separable blend modes MULTIPLY,
-/// SCREEN, OVERLAY, DARKEN, LIGHTEN, HARD_LIGHT, DIFFERENCE and EXCLUSION. The DISJOINT_*
-/// and CONJOINT_* operators are computed as their plain counterparts (identical for
-/// opaque pixels); COLOR_DODGE, COLOR_BURN, SOFT_LIGHT and the HSL modes as OVER.
-pub(crate) fn composite_px(op: u8, s: u32, d: u32) -> u32 {
+/// SCREEN, OVERLAY, DARKEN, LIGHTEN, HARD_LIGHT, DIFFERENCE and EXCLUSION (in float, so a
+/// channel may differ from pixman's integer rounding by one). The DISJOINT_* and
+/// CONJOINT_* operators are computed as their plain counterparts (identical for opaque
+/// pixels); COLOR_DODGE, COLOR_BURN, SOFT_LIGHT and the HSL modes as OVER; blend modes
+/// ignore component alpha.
+pub(crate) fn composite_px(op: u8, s: u32, d: u32, ca: Option<[u32; 3]>) -> u32 {
     let sa = ch(s, 24);
     let da = ch(d, 24);
     let base = if (0x10..=0x1b).contains(&op) || (0x20..=0x2b).contains(&op) {
@@ -132,36 +168,24 @@ pub(crate) fn composite_px(op: u8, s: u32, d: u32) -> u32 {
     } else {
         op
     };
-    let pd = |fa: f32, fb: f32| -> u32 {
-        let mut r = 0u32;
-        for sh in [0, 8, 16, 24] {
-            let v = ch(s, sh) * fa + ch(d, sh) * fb;
-            r |= ((v.clamp(0.0, 1.0) * 255.0 + 0.5) as u32) << sh;
-        }
-        r
-    };
-    match base {
-        0 => 0,
-        1 => s,
-        2 => d,
-        3 => pd(1.0, 1.0 - sa),
-        4 => pd(1.0 - da, 1.0),
-        5 => pd(da, 0.0),
-        6 => pd(0.0, sa),
-        7 => pd(1.0 - da, 0.0),
-        8 => pd(0.0, 1.0 - sa),
-        9 => pd(da, 1.0 - sa),
-        10 => pd(1.0 - da, sa),
-        11 => pd(1.0 - da, 1.0 - sa),
-        12 => pd(1.0, 1.0),
-        13 => {
-            let fa = if sa <= 0.0 {
-                1.0
-            } else {
-                ((1.0 - da) / sa).min(1.0)
+    match (base, ca) {
+        (0, _) => return 0,
+        (1, None) => return s,
+        (2, _) => return d,
+        _ => {}
+    }
+    if let Some((fa, fb)) = factors(base, sa, da) {
+        let mut r = unit(sa * fa + da * fb) << 24;
+        for (i, sh) in [16u32, 8, 0].into_iter().enumerate() {
+            let (fa, fb) = match ca {
+                Some(c) => factors(base, c[i] as f32 / 255.0, da).unwrap_or((fa, fb)),
+                None => (fa, fb),
             };
-            pd(fa, 1.0)
+            r |= unit(ch(s, sh) * fa + ch(d, sh) * fb) << sh;
         }
+        return r;
+    }
+    match base {
         0x30..=0x34 | 0x37 | 0x39 | 0x3a => {
             let blend = |sc: f32, dc: f32| -> f32 {
                 match base {
@@ -190,13 +214,11 @@ pub(crate) fn composite_px(op: u8, s: u32, d: u32) -> u32 {
             let mut r = 0u32;
             for sh in [0, 8, 16] {
                 let (sc, dc) = (ch(s, sh), ch(d, sh));
-                let v = sc * (1.0 - da) + dc * (1.0 - sa) + blend(sc, dc);
-                r |= ((v.clamp(0.0, 1.0) * 255.0 + 0.5) as u32) << sh;
+                r |= unit(sc * (1.0 - da) + dc * (1.0 - sa) + blend(sc, dc)) << sh;
             }
-            let a = sa + da - sa * da;
-            r | ((a.clamp(0.0, 1.0) * 255.0 + 0.5) as u32) << 24
+            r | unit(sa + da - sa * da) << 24
         }
-        _ => pd(1.0, 1.0 - sa),
+        _ => composite_px(3, s, d, ca),
     }
 }
 
@@ -204,8 +226,9 @@ pub(crate) fn composite_px(op: u8, s: u32, d: u32) -> u32 {
 /// and mask are sampled at `origin + (x - box.left, y - box.top)` through their
 /// transforms (pixel centres, 16.16 fixed point), with nearest (filter 0) or bilinear
 /// (filters 1 and 2: pixman GOOD / BEST) sampling and the repeat mode of the flags; the
-/// source is multiplied by the mask (per channel with COMPONENT_ALPHA, else by its
-/// alpha) and composited with the operator of bits 0-7 (see [`composite_px`]).
+/// source is multiplied by the mask (per channel with COMPONENT_ALPHA, which also gives
+/// the per-channel source alpha, else by the mask's alpha) and composited with the
+/// operator of bits 0-7 (see [`composite_px`]).
 pub(crate) fn draw_composite(
     surfaces: &mut Surfaces,
     images: &mut ImageContext,
@@ -250,6 +273,7 @@ pub(crate) fn draw_composite(
         for (i, dp) in dst.iter_mut().enumerate() {
             let (dx, dy) = (i64::from(x0) + i as i64 - bx, i64::from(y) - by);
             let mut sp = src_s.sample(dx, dy);
+            let mut ca_alpha = None;
             if let Some(ms) = &mask_s {
                 let m = ms.sample(dx, dy);
                 let mut r = 0u32;
@@ -261,10 +285,16 @@ pub(crate) fn draw_composite(
                     };
                     r |= crate::draw::mul255((sp >> sh) & 0xff, f) << sh;
                 }
+                if ca {
+                    // Per-channel source alpha: alpha(s) * mask channel.
+                    let sa = sp >> 24;
+                    ca_alpha =
+                        Some([16u32, 8, 0].map(|sh| crate::draw::mul255(sa, (m >> sh) & 0xff)));
+                }
                 sp = r;
             }
             let dv = if dest_opaque { *dp | 0xff00_0000 } else { *dp };
-            *dp = composite_px(op, sp, dv);
+            *dp = composite_px(op, sp, dv, ca_alpha);
         }
     });
     let _ = bb;

@@ -7,7 +7,8 @@ use spice_proto::display::{
     DrawStroke, DrawText, DrawTransparent, ServerMessage,
 };
 use spice_proto::types::{
-    AlphaFlags, Brush, Clip, DisplayBase, Image, ImageScaleMode, MaskFlags, QMask, Rect, Ropd,
+    AlphaFlags, Brush, Clip, DisplayBase, Image, ImageBody, ImageScaleMode, MaskFlags, QMask, Rect,
+    Ropd,
 };
 
 use crate::error::CanvasError;
@@ -158,6 +159,9 @@ pub(crate) struct Placed {
     by: i64,
     dh: i64,
     sample: Sample,
+    /// Bilinear samples outside the image repeat its edge pixels (stream frames) instead
+    /// of reading transparent black (pixman's repeat NONE, for draws).
+    pad: bool,
 }
 
 impl Placed {
@@ -178,12 +182,8 @@ impl Placed {
         let by = i64::from(bbox.top);
         let dw = i64::from(bbox.right) - bx;
         let dh = i64::from(bbox.bottom) - by;
-        let clamp = (
-            sx0.max(0),
-            sy0.max(0),
-            (sx0 + sw).min(i64::from(pm.width())),
-            (sy0 + sh).min(i64::from(pm.height())),
-        );
+        // pixman reads the whole image (repeat NONE), not only `src_area`.
+        let clamp = (0, 0, i64::from(pm.width()), i64::from(pm.height()));
         let sample = if (sw == dw && sh == dh) || sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0 {
             Sample::Direct {
                 off_x: sx0 - bx,
@@ -221,11 +221,17 @@ impl Placed {
             by,
             dh,
             sample,
+            pad: false,
         }
     }
 
     fn px(&self, x: i64, y: i64) -> u32 {
         let (cx0, cy0, cx1, cy1) = self.clamp;
+        let (x, y) = if self.pad && cx0 < cx1 && cy0 < cy1 {
+            (x.clamp(cx0, cx1 - 1), y.clamp(cy0, cy1 - 1))
+        } else {
+            (x, y)
+        };
         if x < cx0 || x >= cx1 || y < cy0 || y >= cy1 {
             return 0;
         }
@@ -269,41 +275,54 @@ impl Placed {
                 }
             }
             Sample::Bilinear { cols, x_base } => {
-                if cx0 >= cx1 || cy0 >= cy1 {
-                    out.fill(0);
-                    return;
-                }
+                // pixman's bilinear filter with repeat NONE: the four neighbours of the
+                // sample point (pixels outside the image are transparent black), weights
+                // of 7 bits widened to 8, the sum truncated.
                 let t = (i128::from(y) - i128::from(self.by)) * 2 + 1;
                 let fy = (i128::from(self.sy0) * 65536
                     + t * i128::from(self.sh) * 65536 / (2 * i128::from(self.dh))
-                    - 32768) as i64;
-                let fy = fy.clamp(cy0 << 16, (cy1 - 1) << 16);
+                    - 32768)
+                    .clamp(i128::from(i64::MIN >> 2), i128::from(i64::MAX >> 2))
+                    as i64;
                 let y0 = fy >> 16;
-                let y1 = (y0 + 1).min(cy1 - 1);
-                let wy = ((fy & 0xffff) >> 8) as u32;
+                let dy = (((fy >> 9) & 0x7f) << 1) as u32;
                 for (i, o) in out.iter_mut().enumerate() {
-                    let fx = cols[(x0 - x_base) as usize + i].clamp(cx0 << 16, (cx1 - 1) << 16);
+                    let fx = cols[(x0 - x_base) as usize + i];
                     let xa = fx >> 16;
-                    let xb = (xa + 1).min(cx1 - 1);
-                    let wx = ((fx & 0xffff) >> 8) as u32;
-                    let top = lerp(self.px(xa, y0), self.px(xb, y0), wx);
-                    let bot = lerp(self.px(xa, y1), self.px(xb, y1), wx);
-                    *o = lerp(top, bot, wy);
+                    let dx = (((fx >> 9) & 0x7f) << 1) as u32;
+                    *o = bilinear(
+                        [
+                            self.px(xa, y0),
+                            self.px(xa + 1, y0),
+                            self.px(xa, y0 + 1),
+                            self.px(xa + 1, y0 + 1),
+                        ],
+                        dx,
+                        dy,
+                    );
                 }
             }
         }
     }
 }
 
-/// Per-channel `a + (b - a) * w / 256`.
+/// pixman's bilinear interpolation of `[top-left, top-right, bottom-left,
+/// bottom-right]` with 8-bit distances `dx`, `dy` (0-255), per channel, truncated.
 #[inline]
-fn lerp(a: u32, b: u32, w: u32) -> u32 {
+fn bilinear(p: [u32; 4], dx: u32, dy: u32) -> u32 {
+    let w = [
+        (256 - dx) * (256 - dy),
+        dx * (256 - dy),
+        (256 - dx) * dy,
+        dx * dy,
+    ];
     let mut r = 0;
     for s in [0, 8, 16, 24] {
-        let ca = (a >> s) & 0xff;
-        let cb = (b >> s) & 0xff;
-        let c = (ca * (256 - w) + cb * w + 128) >> 8;
-        r |= c << s;
+        let mut acc = 0u32;
+        for (px, wt) in p.iter().zip(w) {
+            acc += ((px >> s) & 0xff) * wt;
+        }
+        r |= (acc >> 16) << s;
     }
     r
 }
@@ -483,13 +502,8 @@ pub fn draw(
             let paint = Paint::resolve(&d.brush, images, surfaces)?;
             let mask = Mask::resolve(&d.mask, &base.bbox, images, surfaces)?;
             let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_BRUSH, Ropd::INVERS_DEST);
-            if rop.is_noop()
-                || (paint.is_none()
-                    && matches!(
-                        rop.kind,
-                        RopKind::Put | RopKind::Or | RopKind::And | RopKind::Xor
-                    ))
-            {
+            // A NONE brush is a source of 0 (the reference fills colour 0 through the ROP).
+            if rop.is_noop() {
                 return Ok(None);
             }
             let s = surfaces.get_mut(base.surface_id)?;
@@ -502,6 +516,9 @@ pub fn draw(
             Ok(finish(s, b))
         }
         DrawOp::Copy(d) | DrawOp::Blend(d) => {
+            if let Some(r) = copy_decoding_in_place(surfaces, images, d, &areas, b)? {
+                return Ok(r);
+            }
             let src_pm = decode_src(&d.src_bitmap, images, surfaces)?;
             let mask = Mask::resolve(&d.mask, &base.bbox, images, surfaces)?;
             let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_SRC, Ropd::INVERS_DEST);
@@ -536,18 +553,20 @@ pub fn draw(
             let (Some(pm), Some(bb)) = (src_pm, b) else {
                 return Ok(None);
             };
+            if rop.is_noop() {
+                return Ok(None);
+            }
             let placed = Placed::new(pm, &d.src_area, &base.bbox, (bb.x0, bb.x1), d.scale_mode);
             let s = surfaces.get_mut(base.surface_id)?;
             let (mut src, mut br) = (Vec::new(), Vec::new());
             for_rows(s, &areas, mask.as_ref(), |y, x0, dst, m| {
                 src.resize(dst.len(), 0);
                 placed.fetch(y, x0, &mut src);
-                if !paint.is_none() {
-                    br.resize(dst.len(), 0);
-                    paint.fetch(y, x0, &mut br);
-                    for (v, &p) in src.iter_mut().zip(&br) {
-                        *v = rop.apply(p, *v);
-                    }
+                // A NONE brush is colour 0 through the ROP, as in the reference.
+                br.resize(dst.len(), 0);
+                paint.fetch(y, x0, &mut br);
+                for (v, &p) in src.iter_mut().zip(&br) {
+                    *v = rop.apply(p, *v);
                 }
                 combine_rop(dst, &src, m, Rop::COPY);
             });
@@ -622,7 +641,15 @@ pub fn draw(
             Ok(finish(s, b))
         }
         DrawOp::AlphaBlend(d) => {
-            let src_pm = decode_src(&d.src_bitmap, images, surfaces)?;
+            let src_pm = match &d.src_bitmap {
+                Some(Image {
+                    body: ImageBody::Surface(sid),
+                    ..
+                }) if d.alpha_flags.contains(AlphaFlags::SRC_SURFACE_HAS_ALPHA) => {
+                    Some(Arc::new(surfaces.get(*sid)?.to_pixmap_with_alpha()))
+                }
+                _ => decode_src(&d.src_bitmap, images, surfaces)?,
+            };
             let (Some(pm), Some(bb)) = (src_pm, b) else {
                 return Ok(None);
             };
@@ -660,6 +687,52 @@ pub fn draw(
         DrawOp::Text(d) => crate::text::draw_text(surfaces, images, d, &areas, b),
         DrawOp::Composite(d) => crate::composite::draw_composite(surfaces, images, d, &areas, b),
     }
+}
+
+/// The common screen update: an unscaled, unmasked, unclipped OP_PUT copy of a whole
+/// QUIC or GLZ image lying inside the surface, with no cache flag. The image is decoded
+/// straight into the surface (no intermediate pixmap). `None` when the draw is not of
+/// that kind.
+fn copy_decoding_in_place(
+    surfaces: &mut Surfaces,
+    images: &mut ImageContext,
+    d: &DrawCopy<'_>,
+    areas: &[Area],
+    b: Option<Area>,
+) -> Result<Option<Option<Rect>>, CanvasError> {
+    let (Some(img), Some(bb)) = (&d.src_bitmap, b) else {
+        return Ok(None);
+    };
+    let whole = Rect {
+        top: 0,
+        left: 0,
+        bottom: img.height as i32,
+        right: img.width as i32,
+    };
+    let rop = Rop::from_ropd(d.rop_descriptor, Ropd::INVERS_SRC, Ropd::INVERS_DEST);
+    if !rop.is_copy()
+        || d.mask.bitmap.is_some()
+        || areas != [bb]
+        || bb.to_rect() != d.base.bbox
+        || img.width > i32::MAX as u32
+        || img.height > i32::MAX as u32
+        || d.src_area != whole
+        || i64::from(bb.x1 - bb.x0) != i64::from(img.width)
+        || i64::from(bb.y1 - bb.y0) != i64::from(img.height)
+        || !matches!(
+            img.body,
+            ImageBody::Quic(_) | ImageBody::GlzRgb(_) | ImageBody::ZlibGlzRgb(_)
+        )
+    {
+        return Ok(None);
+    }
+    let s = surfaces.get_mut(d.base.surface_id)?;
+    let stride = s.width() as usize;
+    let start = bb.y0 as usize * stride + bb.x0 as usize;
+    if !images.decode_into(img, &mut s.pixels_mut()[start..], stride)? {
+        return Ok(None);
+    }
+    Ok(Some(finish(s, b)))
 }
 
 /// COPY_BITS: every destination pixel reads the pixel at the same offset from `src_pos`
@@ -705,7 +778,8 @@ fn copy_bits(s: &mut Surface, areas: &[Area], bbox: &Rect, sx: i32, sy: i32) {
 
 /// Draws a decoded video frame (STREAM_DATA) onto surface `surface_id`: the frame's
 /// `src_width` x `src_height` top-left area (the stream's `src_width` / `src_height`;
-/// the encoded frame may be larger) is scaled (bilinear) over `dest`, clipped to `clip`
+/// the encoded frame may be larger) is scaled (bilinear, edge pixels repeated) over
+/// `dest`, clipped to `clip`
 /// and the surface. Frames of streams without the TOP_DOWN flag are stored bottom row
 /// first and are flipped. Returns the changed rectangle.
 #[allow(clippy::too_many_arguments)]
@@ -759,13 +833,14 @@ pub fn draw_stream_frame(
             },
         )
     };
-    let placed = Placed::new(
+    let mut placed = Placed::new(
         pm,
         &src_area,
         dest,
         (bb.x0, bb.x1),
         ImageScaleMode::INTERPOLATE,
     );
+    placed.pad = true;
     let s = surfaces.get_mut(surface_id)?;
     let mut src = Vec::new();
     for_rows(s, &areas, None, |y, x0, dst, _| {
@@ -774,4 +849,30 @@ pub fn draw_stream_frame(
         dst.copy_from_slice(&src);
     });
     Ok(finish(s, b))
+}
+
+/// Decodes one MJPEG stream frame (STREAM_DATA payload) to a [`Pixmap`], refusing frames
+/// wider than `max_width` or taller than `max_height` before allocating (use the stream's
+/// `stream_width` / `stream_height`). Draw it with [`draw_stream_frame`].
+pub fn decode_mjpeg_frame(
+    data: &[u8],
+    max_width: u32,
+    max_height: u32,
+) -> Result<Pixmap, CanvasError> {
+    let limits = spice_codecs::jpeg::JpegLimits {
+        max_width,
+        max_height,
+    };
+    let info = spice_codecs::jpeg::read_info(data, &limits)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut bytes = vec![0u8; w * h * 4];
+    spice_codecs::mjpeg::decode_frame(data, &mut bytes, w * 4, &limits)?;
+    Pixmap::from_bgrx(info.width, info.height, false, &bytes).ok_or(
+        CanvasError::ImageSizeMismatch {
+            width: info.width,
+            height: info.height,
+            got_width: info.width,
+            got_height: info.height,
+        },
+    )
 }

@@ -26,8 +26,8 @@ pub fn new_glz_window(max_pixels: usize) -> SharedGlzWindow {
     Arc::new(Mutex::new(GlzWindow::new(max_pixels)))
 }
 
-/// Most palettes kept in the palette cache (spice-gtk keeps 128; a server never needs
-/// more since it mirrors the client's cache).
+/// Most palettes kept in the palette cache; further PAL_CACHE_ME palettes are used but
+/// not cached (with a warning).
 pub const MAX_CACHED_PALETTES: usize = 4096;
 
 /// Caps applied to images before anything is allocated.
@@ -40,8 +40,8 @@ pub struct ImageLimits {
 }
 
 impl Default for ImageLimits {
-    /// 16 Mi pixels per image, a 20 Mi-pixel cache (spice-gtk's default cache is
-    /// 20 MiB x 4... in pixels it sends `pixmap_cache_size = 80 MiB / 4`).
+    /// 16 Mi pixels per image and a 20 Mi-pixel pixmap cache; a client should set
+    /// `cache_pixels` to the `pixmap_cache_size` it announces in DISPLAY_INIT.
     fn default() -> Self {
         Self {
             max_image_pixels: 1 << 24,
@@ -467,7 +467,15 @@ impl ImageContext {
         Ok(pm)
     }
 
-    fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
+    /// Decodes GLZ stream `data` (descriptor size `w` x `h`) into the shared window and
+    /// hands the decoded image to `f`.
+    fn with_glz<R>(
+        &self,
+        data: &[u8],
+        w: u32,
+        h: u32,
+        f: impl FnOnce(&spice_codecs::glz::GlzImage) -> R,
+    ) -> Result<R, CanvasError> {
         let hdr = GlzHeader::parse(data)?;
         self.check_size(hdr.width, hdr.height)?;
         if hdr.width != w || hdr.height != h {
@@ -488,10 +496,94 @@ impl ImageContext {
                 released: hdr.id,
             },
         ))?;
-        let mut px = PixelBuf::new(hdr.width, hdr.height);
-        img.copy_to(px.bytes(), hdr.width as usize * 4)?;
         debug!(id = hdr.id, "GLZ image decoded");
-        Ok(px.finish(hdr.image_type == LzImageType::Rgba, false))
+        Ok(f(img))
+    }
+
+    fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
+        let (alpha, px) = self.with_glz(data, w, h, |img| {
+            let mut px = vec![0u32; w as usize * h as usize];
+            let alpha = glz_rows_into(img, &mut px, w as usize);
+            (alpha, px)
+        })?;
+        Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"))
+    }
+
+    /// Decodes a QUIC or (ZLIB_)GLZ image without cache flags straight into `dst`, the
+    /// top-left pixel of a `width` x `height` destination with rows `stride` pixels apart
+    /// (the caller checked that `dst` holds them). Returns false, having done nothing,
+    /// for any other image (the caller decodes it the usual way). A QUIC stream that fails
+    /// part way leaves the rows decoded so far in `dst`.
+    pub(crate) fn decode_into(
+        &mut self,
+        image: &Image<'_>,
+        dst: &mut [u32],
+        stride: usize,
+    ) -> Result<bool, CanvasError> {
+        if image
+            .flags
+            .intersects(ImageFlags::CACHE_ME | ImageFlags::CACHE_REPLACE_ME)
+        {
+            return Ok(false);
+        }
+        let (w, h) = (image.width, image.height);
+        let need = (h as usize).saturating_sub(1) * stride + w as usize;
+        if w == 0 || h == 0 || stride < w as usize || dst.len() < need {
+            return Ok(false);
+        }
+        let high = image.flags.contains(ImageFlags::HIGH_BITS_SET);
+        if high && !matches!(image.body, ImageBody::Quic(_)) {
+            return Ok(false);
+        }
+        match &image.body {
+            ImageBody::Quic(data) => {
+                let hdr = quic::decode_header(data)?;
+                self.check_size(hdr.width, hdr.height)?;
+                if hdr.width != w || hdr.height != h {
+                    return Err(CanvasError::ImageSizeMismatch {
+                        width: w,
+                        height: h,
+                        got_width: hdr.width,
+                        got_height: hdr.height,
+                    });
+                }
+                let limits = quic::DecodeLimits {
+                    max_pixels: self.limits.max_image_pixels,
+                    max_bytes: self.limits.max_image_pixels * 4,
+                };
+                use zerocopy::IntoBytes;
+                quic::decode(
+                    data,
+                    dst[..need].as_mut_bytes(),
+                    stride * 4,
+                    quic::PixelFormat::Rgba,
+                    quic::RowOrder::TopDown,
+                    &limits,
+                )?;
+                if cfg!(target_endian = "big") || high {
+                    let or = if high { 0xff00_0000 } else { 0 };
+                    for r in dst[..need].chunks_mut(stride) {
+                        for p in &mut r[..w as usize] {
+                            *p = u32::from_le(*p) | or;
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            ImageBody::GlzRgb(data) => {
+                self.with_glz(data, w, h, |img| glz_rows_into(img, dst, stride))?;
+                Ok(true)
+            }
+            ImageBody::ZlibGlzRgb(z) => {
+                let cap = (self.limits.max_image_pixels as usize)
+                    .saturating_mul(8)
+                    .saturating_add(GlzHeader::SIZE + 1024);
+                let glz = zlib_glz::unwrap(z.data, z.glz_data_size as usize, cap)?;
+                self.with_glz(&glz, w, h, |img| glz_rows_into(img, dst, stride))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn decode_bitmap(&mut self, b: &Bitmap<'_>, mask: bool) -> Result<Pixmap, CanvasError> {
@@ -596,6 +688,31 @@ impl ImageContext {
         let alpha = matches!(b.format, BitmapFormat::RGBA | BitmapFormat::BIT8_A) || is_mask;
         Ok(Pixmap::from_pixels(b.x, b.y, alpha, out).expect("w*h pixels"))
     }
+}
+
+/// Writes a window image's rows (stream order) top-down into `dst` (rows `stride`
+/// pixels apart) as `0xAARRGGBB`, alpha `0xff` unless the image is RGBA; returns whether
+/// it has alpha. `dst` holds the image (checked by the callers).
+fn glz_rows_into(img: &spice_codecs::glz::GlzImage, dst: &mut [u32], stride: usize) -> bool {
+    let hdr = img.header();
+    let alpha = hdr.image_type == LzImageType::Rgba;
+    let or = if alpha { 0 } else { 0xff00_0000 };
+    let (w, h) = (hdr.width as usize, hdr.height as usize);
+    for (i, src) in img.pixels().chunks_exact(w * 4).enumerate().take(h) {
+        let y = if hdr.top_down { i } else { h - 1 - i };
+        let d = &mut dst[y * stride..y * stride + w];
+        // A memcpy then a simple in-place pass (both vectorise).
+        {
+            use zerocopy::IntoBytes;
+            d.as_mut_bytes().copy_from_slice(src);
+        }
+        if cfg!(target_endian = "big") || or != 0 {
+            for p in d.iter_mut() {
+                *p = u32::from_le(*p) | or;
+            }
+        }
+    }
+    alpha
 }
 
 /// Widens a little-endian x1r5g5b5 pixel like spice-gtk (`v << 3 | v >> 2`).

@@ -2,14 +2,58 @@
 //! operation of the display channel, image decoding through spice-codecs, and the image,
 //! palette and GLZ caches.
 //!
-//! - [`Surfaces`] / [`Surface`]: SURFACE_CREATE / SURFACE_DESTROY, pixels as `u32`
-//!   `0xAARRGGBB`, read back with [`Surface::pixels`], [`Surface::row`],
-//!   [`Surface::to_rgb24`].
-//! - [`ImageContext`]: decodes any [`spice_proto::types::Image`] ([`ImageContext::decode`])
-//!   and keeps the pixmap cache, the palette cache and the session's [`SharedGlzWindow`].
-//! - [`draw`]: renders one [`DrawOp`] (every DRAW_* message and COPY_BITS) and returns the
-//!   changed rectangle; [`draw_stream_frame`] puts a decoded video frame on a surface.
-//! - [`Canvas`]: the two together, applying display [`ServerMessage`]s directly.
+//! # Entry points
+//!
+//! - [`Surfaces`] / [`Surface`]: SURFACE_CREATE / SURFACE_DESTROY under a cap on the
+//!   pixels of all surfaces; pixels as `u32` `0xAARRGGBB` (see [`Surface`] for each
+//!   format), read back with [`Surface::pixels`], [`Surface::row`], [`Surface::pixel`],
+//!   [`Surface::to_rgb24`] (PPM order) and [`Surface::to_bgrx`].
+//! - [`ImageContext`]: decodes any [`spice_proto::types::Image`] to a [`Pixmap`]
+//!   ([`ImageContext::decode`]) and keeps the pixmap cache (`CACHE_ME`, FROM_CACHE,
+//!   FROM_CACHE_LOSSLESS, `CACHE_REPLACE_ME`, lossy tracking, INVAL_LIST /
+//!   INVAL_ALL_PIXMAPS), the palette cache and the session's [`SharedGlzWindow`] (create
+//!   one with [`new_glz_window`] per session and give it to every display channel's
+//!   context). A GLZ image whose reference has not arrived gives
+//!   [`CanvasError::GlzMissingImage`]: keep the message and retry it later.
+//! - [`draw`]: renders one [`DrawOp`] (every DRAW_* message and COPY_BITS, built with
+//!   [`DrawOp::from_message`]) and returns the rectangle that may have changed (for a
+//!   "region changed" event); [`decode_mjpeg_frame`] and [`draw_stream_frame`] put a
+//!   video stream frame on a surface.
+//! - [`Canvas`]: surfaces and image context together; [`Canvas::apply`] takes a display
+//!   [`ServerMessage`] and handles surfaces, draws and cache invalidations.
+//! - [`fuzz_draw`]: the `canvas_draw` fuzz target.
+//!
+//! Every coordinate from the network may be anything: draws are clipped to the box, the
+//! clip rectangles and the surface; images are checked against [`ImageLimits`] before any
+//! allocation; errors are [`CanvasError`] values, never panics.
+//!
+//! # Fidelity
+//!
+//! Exact (pixel for pixel with spice-common's software canvas): every image decoder, the
+//! pixmap/palette caches, DRAW_COPY / DRAW_BLEND / DRAW_OPAQUE / DRAW_FILL / DRAW_ROP3 /
+//! DRAW_TRANSPARENT / BLACKNESS / WHITENESS / INVERS and COPY_BITS without scaling, with
+//! clip rectangles, QMask masks (1-bpp, INVERS, pos), solid and pattern brushes and
+//! every ROP descriptor and rop3 code; ALPHA_BLEND without scaling; A1 text.
+//!
+//! Approximations, documented where implemented:
+//! - scaling: as the reference (pixman, repeat NONE), NEAREST samples the image at the
+//!   destination pixel centre and INTERPOLATE is bilinear with 7-bit weights reading
+//!   transparent black outside the image; the source offset is not rounded through
+//!   the scale factor as the reference does, so a sample may shift by a fraction of a
+//!   pixel; stream frames repeat their edge pixels instead;
+//! - A4/A8 text coverage rounding (OVER with coverage `v * 17` / `v`) may differ by one
+//!   level from pixman's; pattern fore brushes tile from surface coordinates;
+//! - DRAW_STROKE: a DDA instead of the X server's `mi` zero-width line code (a pixel may
+//!   differ on some slopes), approximate dash phase for START_WITH_GAP and clipped
+//!   lines, Béziers flattened to at most 256 lines;
+//! - DRAW_COMPOSITE: exact Porter-Duff operators and separable blend modes in float;
+//!   DISJOINT_* / CONJOINT_* computed as their plain counterparts, COLOR_DODGE,
+//!   COLOR_BURN, SOFT_LIGHT and the HSL modes as OVER; blend modes ignore
+//!   COMPONENT_ALPHA (the Porter-Duff operators honour it); filters other than 0 are
+//!   bilinear; float arithmetic may differ from pixman's integer rounding by one;
+//! - surfaces of 16-bit, A8 and A1 formats are drawn in 32 bits and reduced to the
+//!   format's precision after each draw (pixman works in the format directly; results
+//!   agree except where intermediate rounding differs).
 
 mod composite;
 mod draw;
@@ -21,7 +65,7 @@ mod stroke;
 mod surface;
 mod text;
 
-pub use draw::{DrawOp, draw, draw_stream_frame};
+pub use draw::{DrawOp, decode_mjpeg_frame, draw, draw_stream_frame};
 pub use error::CanvasError;
 pub use image::{
     DECODABLE_IMAGE_TYPES, Decoded, ImageContext, ImageLimits, MAX_CACHED_PALETTES,

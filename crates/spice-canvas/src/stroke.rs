@@ -73,10 +73,10 @@ fn flatten(d: &DrawStroke<'_>) -> Result<Vec<Vec<Pt>>, CanvasError> {
         if total > MAX_STROKE_LINES {
             return Err(CanvasError::StrokeTooComplex("too many path points"));
         }
-        if seg.flags.contains(PathFlags::CLOSE) && cur.len() > 1 {
-            cur.push(cur[0]);
-        }
-        if seg.flags.contains(PathFlags::END) || seg.flags.contains(PathFlags::CLOSE) {
+        if seg.flags.contains(PathFlags::END) {
+            if seg.flags.contains(PathFlags::CLOSE) && cur.len() > 1 {
+                cur.push(cur[0]);
+            }
             if cur.len() > 1 {
                 subs.push(std::mem::take(&mut cur));
             }
@@ -175,10 +175,18 @@ impl Dash {
 }
 
 /// Renders DRAW_STROKE with one-pixel lines (the protocol's LineAttr has no width: every
-/// SPICE stroke is a thin line). Lines are rasterised with a DDA from pixel centres
-/// (28.4 coordinates rounded to the nearest pixel); every covered pixel is drawn once
-/// even where lines cross, through `fore_mode` with the brush as source. Styled lines
-/// draw only the "on" dashes (the gaps are left alone).
+/// SPICE stroke is a cosmetic line). A sub-path starts at a BEGIN segment's first point;
+/// BEZIER segments give cubic curves (three points each, flattened to at most 256 lines);
+/// END closes the sub-path back to its start when CLOSE is also set. Lines are rasterised
+/// with a DDA between pixel centres (28.4 coordinates rounded to the nearest pixel) and,
+/// like the reference's `CapNotLast` Windows-style cosmetic lines, the last point of each
+/// line is not drawn. Every covered pixel is drawn once through `fore_mode` with the brush
+/// as source (a NONE brush is colour 0). Styled lines draw only the "on" dashes
+/// (`back_mode` is ignored, as by the reference).
+///
+/// Approximations: the reference rasterises with the X server's `mi` zero-width line code,
+/// whose pixel choice can differ from this DDA by one pixel on some slopes; the dash
+/// phase of START_WITH_GAP patterns and across clipped lines is approximate.
 pub(crate) fn draw_stroke(
     surfaces: &mut Surfaces,
     images: &mut ImageContext,
@@ -194,7 +202,8 @@ pub(crate) fn draw_stroke(
         Ropd::INVERS_BRUSH,
         Ropd::INVERS_DEST,
     );
-    if paint.is_none() || rop.is_noop() {
+    // A NONE brush strokes with colour 0, like the reference.
+    if rop.is_noop() {
         return Ok(None);
     }
     let (cw, ch) = ((bb.x1 - bb.x0) as usize, (bb.y1 - bb.y0) as usize);
@@ -251,12 +260,6 @@ pub(crate) fn draw_stroke(
             }
             if let Some(ds) = dash.as_mut() {
                 ds.step((full * (1.0 - t1)).min(1e7));
-            }
-        }
-        // The last point of an open sub-path is drawn too.
-        if let Some(last) = sub.last() {
-            if sub.first() != Some(last) && dash.as_ref().is_none_or(|ds| ds.on) {
-                plot(last.x.round() as i64, last.y.round() as i64);
             }
         }
     }

@@ -213,6 +213,18 @@ impl Surface {
         }
     }
 
+    /// A copy of the whole surface keeping the stored alpha bytes as they are, marked as
+    /// having alpha (ALPHA_BLEND's `SRC_SURFACE_HAS_ALPHA`: the guest says the bytes of
+    /// an xRGB surface hold alpha).
+    pub fn to_pixmap_with_alpha(&self) -> Pixmap {
+        Pixmap {
+            width: self.width,
+            height: self.height,
+            has_alpha: true,
+            pixels: self.pixels.clone(),
+        }
+    }
+
     /// Brings the pixels of rectangle `[x0, x1) x [y0, y1)` (clamped to the surface) to the
     /// precision of the format (see the table on [`Surface`]); a no-op for 32-bit formats.
     pub fn normalize(&mut self, x0: u32, y0: u32, x1: u32, y1: u32) {

@@ -1,26 +1,28 @@
 //! DRAW_TEXT: raster glyphs (1, 4 or 8 bits per pixel) over an optional background.
 
 use spice_proto::display::DrawText;
-use spice_proto::types::{Brush, Rect, Ropd, SpiceString, StringFlags, image_size};
+use spice_proto::types::{Rect, Ropd, SpiceString, StringFlags, image_size};
 
 use crate::draw::{Paint, for_rows};
 use crate::error::CanvasError;
 use crate::image::ImageContext;
 use crate::region::{Area, bounds};
-use crate::rop::Rop;
 use crate::surface::Surfaces;
 
-/// Renders DRAW_TEXT:
+/// Renders DRAW_TEXT as the reference software canvas does:
 ///
-/// 1. when `back_brush` is set, `back_area` (within the box and clip) is filled with it
-///    through `back_mode` (a ROP descriptor, the brush being the source);
-/// 2. the glyphs are rendered at `render_pos + glyph_origin`; 1-bpp glyphs apply the
-///    fore brush through `fore_mode` where a bit is set; 4- and 8-bpp glyphs are coverage
-///    (alpha) values with which the fore brush is blended over the destination, as the
-///    reference canvas composites an a8 mask (the mode is not applied to them).
+/// 1. when `back_area` is not empty, it (within the box and clip) is filled with the back
+///    brush as a plain copy (a NONE brush fills with 0); text with a background must have
+///    `fore_mode == OP_PUT`, anything else draws nothing;
+/// 2. the glyphs, at `render_pos + glyph_origin`, form a coverage mask (1-bpp: 0 or 255;
+///    4-bpp: `v * 17`; 8-bpp: the byte) through which the fore brush is composited OVER
+///    the destination (`fore_mode` is not applied, like the reference). A NONE fore brush
+///    draws no glyphs.
 ///
 /// 1-bpp rows are MSB first, 4-bpp rows high nibble first; strings without
-/// `RASTER_TOP_DOWN` have their glyph rows bottom-up.
+/// `RASTER_TOP_DOWN` have their glyph rows bottom-up. Pattern fore brushes tile from
+/// their `pos` in surface coordinates (the reference anchors them to the string's
+/// origin; spice-server sends solid text brushes).
 pub(crate) fn draw_text(
     surfaces: &mut Surfaces,
     images: &mut ImageContext,
@@ -34,24 +36,20 @@ pub(crate) fn draw_text(
     let sid = d.base.surface_id;
     let mut changed: Option<Area> = None;
 
-    if !matches!(d.back_brush, Brush::None) {
+    let back_set = d.back_area.left < d.back_area.right && d.back_area.top < d.back_area.bottom;
+    if back_set {
+        // The reference accepts only OP_PUT text when there is a background (and draws
+        // nothing otherwise).
+        if Ropd::from_bits_retain(d.fore_mode) != Ropd::OP_PUT {
+            return Ok(None);
+        }
         let parts: Vec<Area> = areas
             .iter()
             .filter_map(|a| Area::clamp_to(&d.back_area, a))
             .collect();
-        let rop = Rop::from_ropd(
-            Ropd::from_bits_retain(d.back_mode),
-            Ropd::INVERS_BRUSH,
-            Ropd::INVERS_DEST,
-        );
-        if !parts.is_empty() && !rop.is_noop() {
+        if !parts.is_empty() {
             let s = surfaces.get_mut(sid)?;
-            let mut src = Vec::new();
-            for_rows(s, &parts, None, |y, x0, dst, _| {
-                src.resize(dst.len(), 0);
-                back.fetch(y, x0, &mut src);
-                crate::draw::combine_rop(dst, &src, None, rop);
-            });
+            for_rows(s, &parts, None, |y, x0, dst, _| back.fetch(y, x0, dst));
             changed = bounds(&parts);
         }
     }
@@ -120,11 +118,6 @@ pub(crate) fn draw_text(
     let Some(gb) = glyph_box else {
         return Ok(finish(surfaces, sid, changed));
     };
-    let rop = Rop::from_ropd(
-        Ropd::from_bits_retain(d.fore_mode),
-        Ropd::INVERS_BRUSH,
-        Ropd::INVERS_DEST,
-    );
     let parts: Vec<Area> = areas
         .iter()
         .filter_map(|a| Area::clamp_to(&gb.to_rect(), a))
@@ -140,11 +133,7 @@ pub(crate) fn draw_text(
             if c == 0 {
                 continue;
             }
-            if bpp == 1 {
-                *dp = rop.apply(src[i], *dp);
-            } else {
-                *dp = blend(src[i] | 0xff00_0000, *dp, u32::from(c));
-            }
+            *dp = blend(src[i] | 0xff00_0000, *dp, u32::from(c));
         }
     });
     let all = match (changed, bounds(&parts)) {

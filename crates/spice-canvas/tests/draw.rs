@@ -218,8 +218,9 @@ fn copy_scaled_nearest_and_interpolate() {
         ImageScaleMode::INTERPOLATE,
     ))
     .unwrap();
-    // Centres at source x = -0.25, 0.25, 0.75, 1.25, clamped to [0, 1].
-    assert_eq!(rgb(&c), vec![0, 0x40, 0xbf, 0xff]);
+    // Centres at source x = -0.25, 0.25, 0.75, 1.25; outside the image is transparent
+    // black (pixman repeat NONE), so the edges darken; weights truncated like pixman.
+    assert_eq!(rgb(&c), vec![0, 0x3f, 0xbf, 0xbf]);
 }
 
 #[test]
@@ -324,4 +325,95 @@ fn unknown_surface_is_an_error() {
         mask: QMask::default(),
     });
     assert!(matches!(c.apply(&m), Err(CanvasError::UnknownSurface(9))));
+}
+
+#[test]
+fn none_brush_fills_with_zero_through_the_rop() {
+    let mut c = canvas(2, 1, 0x00f0f0);
+    fill(&mut c, base(0, rect(0, 0, 1, 1)), Brush::None, Ropd::OP_PUT);
+    fill(
+        &mut c,
+        base(0, rect(1, 0, 2, 1)),
+        Brush::None,
+        Ropd::OP_OR | Ropd::INVERS_BRUSH,
+    );
+    assert_eq!(rgb(&c), vec![0, 0xffffff]);
+}
+
+#[test]
+fn clip_and_mask_combine() {
+    // Box 4x2, clip keeps columns 1..4, the mask (at pos 1,0) keeps "#.#" per row.
+    let mut c = canvas(4, 2, 0);
+    let m = ServerMessage::DrawFill(DrawFill {
+        base: clipped(0, rect(0, 0, 4, 2), vec![rect(1, 0, 4, 2)]),
+        brush: Brush::Solid(9),
+        rop_descriptor: Ropd::OP_PUT,
+        mask: QMask {
+            flags: MaskFlags::empty(),
+            pos: Point { x: 1, y: 0 },
+            bitmap: Some(mask_bitmap(&["##.#", "#.#."])),
+        },
+    });
+    let r = match c.apply(&m).unwrap() {
+        Applied::Drawn { rect, .. } => rect,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r, Some(rect(1, 0, 4, 2)));
+    // Surface x maps to mask x + 1: row 0 mask "##.#" → x0:'#'(clipped) x1:'.' x2:'#' x3: outside.
+    assert_eq!(rgb(&c), vec![0, 0, 9, 0, 0, 9, 0, 0]);
+}
+
+#[test]
+fn copy_with_rop_mask_and_scaling() {
+    let mut c = canvas(4, 1, 0x0f0f0f);
+    let img = bitmap32(1, ImageFlags::empty(), 2, 1, &[0xff0000, 0x00ff00]);
+    let m = ServerMessage::DrawCopy(DrawCopy {
+        base: base(0, rect(0, 0, 4, 1)),
+        src_bitmap: Some(img),
+        src_area: rect(0, 0, 2, 1),
+        rop_descriptor: Ropd::OP_XOR | Ropd::INVERS_SRC,
+        scale_mode: ImageScaleMode::NEAREST,
+        mask: QMask {
+            flags: MaskFlags::empty(),
+            pos: Point { x: 0, y: 0 },
+            bitmap: Some(mask_bitmap(&["##.#"])),
+        },
+    });
+    c.apply(&m).unwrap();
+    let x = |s: u32| (!s ^ 0x0f0f0f) & 0xffffff;
+    assert_eq!(
+        rgb(&c),
+        vec![x(0xff0000), x(0xff0000), 0x0f0f0f, x(0x00ff00)]
+    );
+}
+
+#[test]
+fn pattern_with_inverted_brush_and_negative_offset() {
+    let mut c = canvas(3, 1, 0);
+    let pat = bitmap32(1, ImageFlags::empty(), 3, 1, &[1, 2, 3]);
+    fill(
+        &mut c,
+        base(0, rect(0, 0, 3, 1)),
+        Brush::Pattern(Pattern {
+            pat,
+            pos: Point { x: -1, y: 5 },
+        }),
+        Ropd::OP_PUT | Ropd::INVERS_BRUSH,
+    );
+    // x = 0 reads tile column (0 - (-1)) mod 3 = 1.
+    assert_eq!(rgb(&c), vec![!2 & 0xffffff, !3 & 0xffffff, !1 & 0xffffff]);
+}
+
+#[test]
+fn inval_all_pixmaps_empties_cache() {
+    let mut c = canvas(1, 1, 0);
+    c.apply(&copy_msg(
+        base(0, rect(0, 0, 1, 1)),
+        bitmap32(77, ImageFlags::CACHE_ME, 1, 1, &[0x42]),
+        rect(0, 0, 1, 1),
+        ImageScaleMode::NEAREST,
+    ))
+    .unwrap();
+    c.apply(&ServerMessage::InvalAllPixmaps(vec![])).unwrap();
+    assert!(c.images.cached(77).is_none());
 }

@@ -736,3 +736,69 @@ fn cache_limits_and_invalidate_all() {
         Err(CanvasError::ImageTooLarge { .. })
     ));
 }
+
+fn copy_whole(img: Image<'static>, x: i32, y: i32) -> spice_proto::display::ServerMessage<'static> {
+    let (w, h) = (img.width as i32, img.height as i32);
+    spice_proto::display::ServerMessage::DrawCopy(spice_proto::display::DrawCopy {
+        base: base(0, rect(x, y, x + w, y + h)),
+        src_bitmap: Some(img),
+        src_area: rect(0, 0, w, h),
+        rop_descriptor: spice_proto::types::Ropd::OP_PUT,
+        scale_mode: spice_proto::types::ImageScaleMode::NEAREST,
+        mask: spice_proto::types::QMask::default(),
+    })
+}
+
+fn region(c: &spice_canvas::Canvas, x: u32, y: u32, w: u32, h: u32) -> Vec<u32> {
+    let s = c.surfaces.get(0).unwrap();
+    (y..y + h)
+        .flat_map(|yy| (x..x + w).map(move |xx| (yy, xx)))
+        .map(|(yy, xx)| s.pixel(xx, yy).unwrap() & 0xffffff)
+        .collect()
+}
+
+/// Whole-image QUIC and GLZ copies are decoded straight into the surface; the result
+/// equals the vectors, and equals the pixmap path (taken when CACHE_ME is set).
+#[test]
+fn in_place_copy_matches_pixmap_path() {
+    let quic = leak(read("quic-lz/deskA.rgb32.quic"));
+    let want = bgrx_to_rgb(&read("quic-lz/deskA.bgrx"));
+    for flags in [ImageFlags::empty(), ImageFlags::CACHE_ME] {
+        let mut c = canvas(100, 60, 0x555555);
+        c.apply(&copy_whole(
+            img(3, flags, 64, 48, ImageBody::Quic(quic)),
+            10,
+            5,
+        ))
+        .unwrap();
+        assert_eq!(region(&c, 10, 5, 64, 48), want, "{flags:?}");
+        assert_eq!(region(&c, 0, 0, 10, 1), vec![0x555555; 10]);
+        assert_eq!(c.images.cached(3).is_some(), flags == ImageFlags::CACHE_ME);
+    }
+    let mut c = canvas(700, 500, 0);
+    // Missing GLZ dependency: an error, and the surface is untouched.
+    let f1 = leak(read("glz/big_001.glz"));
+    assert!(matches!(
+        c.apply(&copy_whole(
+            img(0, ImageFlags::empty(), 640, 480, ImageBody::GlzRgb(f1)),
+            30,
+            20
+        )),
+        Err(CanvasError::GlzMissingImage { .. })
+    ));
+    assert!(region(&c, 30, 20, 640, 480).iter().all(|&p| p == 0));
+    for i in 0..3 {
+        let data = leak(read(&format!("glz/big_{i:03}.glz")));
+        c.apply(&copy_whole(
+            img(0, ImageFlags::empty(), 640, 480, ImageBody::GlzRgb(data)),
+            30,
+            20,
+        ))
+        .unwrap();
+        assert_eq!(
+            region(&c, 30, 20, 640, 480),
+            bgrx_to_rgb(&read(&format!("glz/f{i}.bgrx"))),
+            "frame {i}"
+        );
+    }
+}

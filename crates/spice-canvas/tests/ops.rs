@@ -271,7 +271,8 @@ fn stroke_lines_diagonal_and_closed_box() {
         Ropd::OP_PUT,
     ))
     .unwrap();
-    assert_eq!(plot(&c), ["#....", ".#...", "..#..", "...#.", "....#"]);
+    // Cosmetic lines do not draw their last point (CapNotLast).
+    assert_eq!(plot(&c), ["#....", ".#...", "..#..", "...#.", "....."]);
     // A closed square drawn with XOR: corners are touched by two lines but drawn once.
     let mut c = canvas(5, 5, 0);
     c.apply(&stroke(
@@ -299,7 +300,7 @@ fn stroke_dashes_and_bezier() {
         Ropd::OP_PUT,
     ))
     .unwrap();
-    assert_eq!(plot(&c)[2], "#.#.#");
+    assert_eq!(plot(&c)[2], "#.#..");
     let mut c = canvas(5, 5, 0);
     // A "curve" whose control points lie on a straight line is that line.
     c.apply(&ServerMessage::DrawStroke(DrawStroke {
@@ -322,7 +323,7 @@ fn stroke_dashes_and_bezier() {
         back_mode: 0,
     }))
     .unwrap();
-    assert_eq!(plot(&c), [".....", "#####", ".....", ".....", "....."]);
+    assert_eq!(plot(&c), [".....", "####.", ".....", ".....", "....."]);
 }
 
 #[test]
@@ -446,7 +447,8 @@ fn stream_frame_scaled_and_flipped() {
         .iter()
         .map(|p| p & 0xff)
         .collect();
-    assert_eq!(px, vec![1, 1, 2, 2, 1, 1, 2, 2]);
+    // Bilinear with truncated weights: 1 * 0.25 + 2 * 0.75 = 1.75 → 1.
+    assert_eq!(px, vec![1, 1, 1, 2, 1, 1, 1, 2]);
     let frame = Pixmap::from_pixels(1, 2, false, vec![0xff00_0001, 0xff00_0002]).unwrap();
     draw_stream_frame(
         &mut s,
@@ -518,4 +520,88 @@ fn to_rgb24_reads_back() {
         .pixels_mut()
         .copy_from_slice(&[0x00010203, 0xff0a0b0c]);
     assert_eq!(s.get(0).unwrap().to_rgb24(), vec![1, 2, 3, 10, 11, 12]);
+}
+
+#[test]
+fn alpha_blend_from_surface_honours_src_surface_has_alpha() {
+    for (flags, want) in [
+        (AlphaFlags::empty(), 0x000080),
+        (AlphaFlags::SRC_SURFACE_HAS_ALPHA, 0x7f7fff),
+    ] {
+        let mut c = canvas(1, 1, 0xffffff);
+        // An xRGB surface whose bytes hold premultiplied alpha 0x80 blue.
+        c.surfaces
+            .create(1, 1, 1, SurfaceFormat::FMT_32_XRGB)
+            .unwrap()
+            .pixels_mut()[0] = 0x8000_0080;
+        let m = ServerMessage::DrawAlphaBlend(DrawAlphaBlend {
+            base: base(0, rect(0, 0, 1, 1)),
+            alpha_flags: flags,
+            alpha: 0xff,
+            src_bitmap: Some(spice_proto::types::Image {
+                id: 0,
+                flags: ImageFlags::empty(),
+                width: 1,
+                height: 1,
+                body: spice_proto::types::ImageBody::Surface(1),
+            }),
+            src_area: rect(0, 0, 1, 1),
+        });
+        c.apply(&m).unwrap();
+        assert_eq!(rgb(&c), vec![want], "{flags:?}");
+    }
+}
+
+#[test]
+fn mjpeg_frame_decodes_and_is_capped() {
+    let (w, h) = (8u32, 4u32);
+    let px: Vec<u8> = (0..w * h).flat_map(|_| [200u8, 100, 50, 0]).collect();
+    let mut jpg = Vec::new();
+    spice_codecs::jpeg::encode(
+        &spice_codecs::jpeg::JpegSource {
+            data: &px,
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            format: spice_codecs::jpeg::JpegSourceFormat::Bgrx32,
+            top_down: true,
+        },
+        90,
+        &mut jpg,
+    )
+    .unwrap();
+    let f = spice_canvas::decode_mjpeg_frame(&jpg, 64, 64).unwrap();
+    assert_eq!((f.width(), f.height()), (w, h));
+    let p = f.pixel(3, 2).unwrap();
+    assert!(((p & 0xff) as i32 - 200).abs() <= 4 && ((p >> 16 & 0xff) as i32 - 50).abs() <= 4);
+    assert!(spice_canvas::decode_mjpeg_frame(&jpg, 4, 4).is_err());
+    assert!(spice_canvas::decode_mjpeg_frame(&[0xff, 0xd8, 0], 64, 64).is_err());
+}
+
+#[test]
+fn composite_component_alpha_uses_per_channel_alpha() {
+    let rgba1 = |p: u32| {
+        let mut i = bitmap32(0, ImageFlags::empty(), 1, 1, &[p]);
+        if let spice_proto::types::ImageBody::Bitmap(b) = &mut i.body {
+            b.format = spice_proto::types::BitmapFormat::RGBA;
+        }
+        i
+    };
+    for (ca, want) in [(true, 0xff00ff), (false, 0xffffff)] {
+        let mut c = canvas(1, 1, 0x0000ff);
+        let mut flags = CompositeFlags::from_bits_retain(3) | CompositeFlags::HAS_MASK;
+        flags.set(CompositeFlags::COMPONENT_ALPHA, ca);
+        c.apply(&ServerMessage::DrawComposite(DrawComposite {
+            base: base(0, rect(0, 0, 1, 1)),
+            flags,
+            src_bitmap: Some(rgba1(0xffff_ffff)),
+            mask_bitmap: Some(rgba1(0xffff_0000)),
+            src_transform: None,
+            mask_transform: None,
+            src_origin: Point16 { x: 0, y: 0 },
+            mask_origin: Point16 { x: 0, y: 0 },
+        }))
+        .unwrap();
+        assert_eq!(rgb(&c), vec![want], "component alpha {ca}");
+    }
 }

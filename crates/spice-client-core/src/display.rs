@@ -5,10 +5,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use spice_canvas::{
-    CanvasError, DrawOp, ImageContext, ImageLimits, Pixmap, Surface, Surfaces, draw,
+    CanvasError, DrawOp, ImageContext, ImageLimits, Surface, Surfaces, decode_mjpeg_frame, draw,
     draw_stream_frame, new_glz_window,
 };
-use spice_codecs::jpeg::JpegLimits;
 use spice_proto::caps::{self, Caps};
 use spice_proto::display::{self as pdisplay, ServerMessage as M};
 use spice_proto::message::ChannelMessage as _;
@@ -138,7 +137,6 @@ pub struct DisplayChannel {
     surfaces: Surfaces,
     streams: Vec<Stream>,
     marked: bool,
-    frame_buf: Vec<u8>,
     stats: DisplayStats,
 }
 
@@ -149,7 +147,6 @@ impl DisplayChannel {
             surfaces: Surfaces::new(config.max_surface_pixels),
             streams: Vec::new(),
             marked: false,
-            frame_buf: Vec::new(),
             stats: DisplayStats::default(),
         }
     }
@@ -470,7 +467,7 @@ impl DisplayChannel {
         let s = &self.streams[pos];
         let (src_w, src_h, dest) = sized.unwrap_or((s.src_width, s.src_height, s.dest));
         let decoded = if s.codec == spice_proto::types::VideoCodecType::MJPEG.0 {
-            decode_mjpeg(data, &mut self.frame_buf)
+            decode_mjpeg_frame(data, MAX_STREAM_SIDE, MAX_STREAM_SIDE).map_err(|e| e.to_string())
         } else {
             Err(format!("video codec {} not supported", s.codec))
         };
@@ -530,21 +527,6 @@ fn render_error(events: &mut VecDeque<Event>, display: u8, msg: &'static str, e:
         msg,
         detail: e.to_string(),
     });
-}
-
-/// Decodes an MJPEG frame into a pixmap (B,G,R,X rows through `buf`).
-fn decode_mjpeg(data: &[u8], buf: &mut Vec<u8>) -> Result<Pixmap, String> {
-    let limits = JpegLimits {
-        max_width: MAX_STREAM_SIDE,
-        max_height: MAX_STREAM_SIDE,
-    };
-    let info = spice_codecs::jpeg::read_info(data, &limits).map_err(|e| e.to_string())?;
-    let stride = info.width as usize * 4;
-    buf.clear();
-    buf.resize(stride * info.height as usize, 0);
-    spice_codecs::mjpeg::decode_frame(data, buf, stride, &limits).map_err(|e| e.to_string())?;
-    Pixmap::from_bgrx(info.width, info.height, false, buf)
-        .ok_or_else(|| "frame size mismatch".to_string())
 }
 
 /// Counts one stream frame in its report window; sends the report when the window is full.
