@@ -479,3 +479,97 @@ fn channels_listed_only_for_present_devices() {
     );
     server.shutdown();
 }
+
+/// A usbredir device that takes nothing until opened, then everything.
+struct Gated {
+    open: std::sync::atomic::AtomicBool,
+    written: std::sync::atomic::AtomicUsize,
+}
+
+impl CharDevice for Gated {
+    fn kind(&self) -> CharDeviceKind {
+        CharDeviceKind::UsbRedir
+    }
+    fn write(&self, data: &[u8]) -> usize {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.open.load(SeqCst) {
+            return 0;
+        }
+        self.written.fetch_add(data.len(), SeqCst);
+        data.len()
+    }
+    fn read(&self, _: &mut [u8]) -> usize {
+        0
+    }
+    fn state(&self, _: bool) {}
+}
+
+/// A client that floods a device which takes nothing is throttled (the server stops reading
+/// its socket instead of buffering), and everything arrives once the device takes data.
+#[test]
+fn flooding_a_stalled_device_is_throttled_not_buffered() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dev = Arc::new(Gated {
+        open: false.into(),
+        written: 0.into(),
+    });
+    let host = Host {
+        char_devices: vec![dev.clone() as Arc<dyn CharDevice>],
+        ..Host::default()
+    };
+    let config = ServerConfig::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    let server = ServerBuilder::new(config).host(host).start().unwrap();
+    let addr = server.local_addrs()[0];
+    // The client core leaves usbredir to a raw connection that floods it.
+    let mut h = Harness::connect(
+        addr,
+        SessionConfig {
+            passthrough: spice_client_core::spicevmc::PassthroughSelection {
+                usbredir: false,
+                ..Default::default()
+            },
+            ..SessionConfig::default()
+        },
+    );
+    h.until("MAIN_INIT", |h| h.session_id.is_some());
+    let sid = h.session_id.unwrap();
+    let mut raw =
+        TestClient::connect(addr, link_config(ChannelType::USBREDIR, 0, sid, b"")).unwrap();
+    // 32 MiB in 64 KiB DATA messages, from a thread: the writes must block.
+    const TOTAL: usize = 32 << 20;
+    let mut msg = Vec::new();
+    spice_proto::header::write_message(&mut msg, raw.header_kind(), 1, 101, |w| {
+        w.write_slice(&[0x5a; 64 * 1024]);
+        Ok(())
+    })
+    .unwrap();
+    let blaster = std::thread::spawn(move || {
+        for _ in 0..TOTAL / (64 * 1024) {
+            raw.send_bytes(&msg).unwrap();
+        }
+        raw
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !blaster.is_finished(),
+        "the server swallowed 32 MiB for a device that takes nothing"
+    );
+    assert_eq!(dev.written.load(SeqCst), 0);
+    // The device opens: everything flows through.
+    dev.open.store(true, SeqCst);
+    let end = Instant::now() + T;
+    while dev.written.load(SeqCst) < TOTAL {
+        assert!(
+            Instant::now() < end,
+            "only {} bytes reached the device",
+            dev.written.load(SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _raw = blaster.join().unwrap();
+    assert_eq!(dev.written.load(SeqCst), TOTAL);
+    server.shutdown();
+}
