@@ -286,4 +286,52 @@ pub enum Event {
     RecordVolume(Vec<u16>),
     /// Record `MUTE`.
     RecordMute(bool),
+    /// Data received on a usbredir, port or webdav channel (LZ4 already decoded).
+    VmcData {
+        /// Connection.
+        conn: ConnId,
+        /// Channel type.
+        channel_type: ChannelType,
+        /// Channel instance.
+        channel_id: u8,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// `PORT_INIT` on a port or webdav channel.
+    PortInit {
+        /// Connection.
+        conn: ConnId,
+        /// Channel type.
+        channel_type: ChannelType,
+        /// Channel instance.
+        channel_id: u8,
+        /// The port name (e.g. `org.qemu.monitor.qmp.0`).
+        name: String,
+        /// Whether the guest side is open.
+        opened: bool,
+    },
+    /// `PORT_EVENT` from the server (0 opened, 1 closed, 2 break).
+    PortEvent {
+        /// Connection.
+        conn: ConnId,
+        /// Channel type.
+        channel_type: ChannelType,
+        /// Channel instance.
+        channel_id: u8,
+        /// The event.
+        event: u8,
+    },
+    /// A VSC message on a smartcard channel.
+    SmartcardData {
+        /// Connection.
+        conn: ConnId,
+        /// Channel instance.
+        channel_id: u8,
+        /// VSC message type.
+        msg_type: u32,
+        /// Reader id.
+        reader_id: u32,
+        /// VSC payload.
+        data: Vec<u8>,
+    },
 }

@@ -11,6 +11,7 @@
 //! - [`display`]: display channels rendered through `spice-canvas`.
 //! - [`cursor`]: cursor shapes of every type decoded to RGBA, the cursor cache.
 //! - [`playback`], [`record`]: the audio channels (raw and Opus).
+//! - [`spicevmc`]: usbredir, smartcard, port and webdav passthrough channels.
 //! - [`uri`]: `spice://` URIs as remote-viewer takes them.
 
 pub mod agent;
@@ -25,6 +26,7 @@ pub mod event;
 pub mod playback;
 pub mod record;
 pub mod session;
+pub mod spicevmc;
 pub mod testing;
 #[cfg(feature = "tokio")]
 pub mod tokio_driver;

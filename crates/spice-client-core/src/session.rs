@@ -92,6 +92,8 @@ pub struct SessionConfig {
     pub max_buffered: usize,
     /// Playback / record channels and Opus.
     pub audio: AudioConfig,
+    /// Passthrough channels (usbredir, smartcard, port, webdav) to open.
+    pub passthrough: crate::spicevmc::PassthroughSelection,
 }
 
 impl Default for SessionConfig {
@@ -108,6 +110,7 @@ impl Default for SessionConfig {
             agent: true,
             max_buffered: 512 * 1024 * 1024,
             audio: AudioConfig::default(),
+            passthrough: crate::spicevmc::PassthroughSelection::default(),
         }
     }
 }
@@ -149,6 +152,7 @@ enum Kind {
     Inputs(InputsState),
     Playback(Box<PlaybackChannel>),
     Record(Box<RecordChannel>),
+    Vmc(crate::spicevmc::VmcState),
 }
 
 #[derive(Default)]
@@ -278,6 +282,7 @@ impl Session {
             Kind::Cursor(_) => Caps::new(),
             Kind::Playback(_) => crate::playback::playback_caps(&self.config.audio),
             Kind::Record(_) => crate::record::record_caps(&self.config.audio),
+            Kind::Vmc(_) => crate::spicevmc::caps_for(ty, &self.config.passthrough),
         };
         let mut link = ClientLink::new(ClientLinkConfig {
             connection_id: self.session_id.unwrap_or(0),
@@ -633,6 +638,10 @@ impl Session {
         if let Kind::Display(d) = &mut c.kind {
             d.on_linked(&mut c.io, &self.config)?;
         }
+        let ty = c.channel_type();
+        if let Kind::Vmc(v) = &mut c.kind {
+            v.on_linked(peer_caps, ty, &self.config.passthrough);
+        }
         Ok(())
     }
 
@@ -700,6 +709,21 @@ impl Session {
                 Kind::Record(r) => r.handle(m, &mut self.events),
                 _ => Ok(()),
             },
+            ServerMessage::Spicevmc(m) => {
+                let c = &mut self.conns[idx];
+                let id = c.channel_id;
+                let Kind::Vmc(v) = &mut c.kind else {
+                    return Ok(());
+                };
+                v.handle(ConnId(idx as u32), ty, id, m, &mut self.events)
+            }
+            ServerMessage::Smartcard(m) => {
+                let id = self.conns[idx].channel_id;
+                if let Some(ev) = crate::spicevmc::smartcard_event(ConnId(idx as u32), id, m) {
+                    self.events.push_back(ev);
+                }
+                Ok(())
+            }
             other => {
                 tracing::debug!(channel = %ty, msg = other.name(), "ignored message");
                 Ok(())
@@ -847,6 +871,11 @@ impl Session {
                         ChannelType::RECORD if self.config.audio.record => Some(Kind::Record(
                             Box::new(RecordChannel::new(self.config.audio.opus)),
                         )),
+                        t if crate::spicevmc::is_passthrough(t)
+                            && self.config.passthrough.wants(t) =>
+                        {
+                            Some(Kind::Vmc(crate::spicevmc::VmcState::default()))
+                        }
                         _ => None,
                     };
                     let already = self
@@ -1346,6 +1375,107 @@ impl Session {
 pub type SharedCursor = Arc<crate::cursor::CursorShape>;
 
 #[allow(dead_code)]
+/// Passthrough channels (usbredir, smartcard, port, webdav); see [`crate::spicevmc`].
+impl Session {
+    /// The connection of passthrough channel (`channel_type`, `channel_id`) once linked.
+    pub fn passthrough_conn(&self, channel_type: ChannelType, channel_id: u8) -> Option<ConnId> {
+        self.conns
+            .iter()
+            .position(|c| {
+                c.channel_type() == channel_type
+                    && c.channel_id == channel_id
+                    && c.is_open()
+                    && matches!(c.kind, Kind::Vmc(_))
+            })
+            .map(|i| ConnId(i as u32))
+    }
+
+    fn vmc(
+        &mut self,
+        conn: ConnId,
+    ) -> Result<(&mut crate::spicevmc::VmcState, &mut ConnIo), SessionError> {
+        let c = self
+            .conns
+            .get_mut(conn.0 as usize)
+            .ok_or(SessionError::UnknownConnection(conn))?;
+        let ty = c.channel_type();
+        match (&c.link, &mut c.kind) {
+            (LinkStage::Open(_), Kind::Vmc(v)) => Ok((v, &mut c.io)),
+            _ => Err(SessionError::NotConnected(ty)),
+        }
+    }
+
+    /// Writes device data on a usbredir, port or webdav connection: queued in messages of
+    /// at most [`crate::spicevmc::SEND_CHUNK`] bytes, LZ4-compressed when the server has the
+    /// cap and it pays off. Takes only what keeps the connection's unsent output under
+    /// [`crate::spicevmc::MAX_PENDING_OUTPUT`]; returns the bytes taken (0: transmit first).
+    pub fn vmc_write(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, SessionError> {
+        let (v, io) = self.vmc(conn)?;
+        if io.channel_type == ChannelType::SMARTCARD {
+            return Err(SessionError::NotConnected(ChannelType::USBREDIR));
+        }
+        Ok(v.write(io, data)?)
+    }
+
+    /// Sends `PORT_EVENT` (opened, closed, break) on a port or webdav connection.
+    pub fn port_event(
+        &mut self,
+        conn: ConnId,
+        event: spice_proto::spicevmc::PortEvent,
+    ) -> Result<(), SessionError> {
+        let (v, io) = self.vmc(conn)?;
+        if !matches!(io.channel_type, ChannelType::PORT | ChannelType::WEBDAV) {
+            return Err(SessionError::NotConnected(ChannelType::PORT));
+        }
+        Ok(v.port_event(io, event)?)
+    }
+
+    /// The port's name and guest open state (after `PORT_INIT`).
+    pub fn port_state(&self, conn: ConnId) -> Option<&crate::spicevmc::PortState> {
+        match &self.conns.get(conn.0 as usize)?.kind {
+            Kind::Vmc(v) => v.port.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// True when the server agreed to LZ4 `COMPRESSED_DATA` on this passthrough connection.
+    pub fn vmc_lz4(&self, conn: ConnId) -> bool {
+        matches!(self.conns.get(conn.0 as usize).map(|c| &c.kind), Some(Kind::Vmc(v)) if v.lz4)
+    }
+
+    /// The counters of a passthrough connection.
+    pub fn vmc_stats(&self, conn: ConnId) -> Option<crate::spicevmc::VmcStats> {
+        match &self.conns.get(conn.0 as usize)?.kind {
+            Kind::Vmc(v) => Some(v.stats),
+            _ => None,
+        }
+    }
+
+    /// Unsent bytes queued on a connection.
+    pub fn pending_output(&self, conn: ConnId) -> usize {
+        self.conns
+            .get(conn.0 as usize)
+            .map_or(0, |c| c.io.out.len())
+    }
+
+    /// Sends one VSC message (`msg_type`, `reader_id`, payload) on a smartcard connection.
+    pub fn smartcard_send(
+        &mut self,
+        conn: ConnId,
+        msg_type: u32,
+        reader_id: u32,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
+        let (_, io) = self.vmc(conn)?;
+        if io.channel_type != ChannelType::SMARTCARD {
+            return Err(SessionError::NotConnected(ChannelType::SMARTCARD));
+        }
+        Ok(crate::spicevmc::smartcard_send(
+            io, msg_type, reader_id, data,
+        )?)
+    }
+}
+
 fn _assert_send() {
     fn is_send<T: Send>() {}
     is_send::<Session>();

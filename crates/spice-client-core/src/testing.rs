@@ -197,3 +197,24 @@ pub fn fuzz_session(data: &[u8]) {
     }
     let _ = s.next_deadline();
 }
+
+/// Like [`link_reply_bytes`], with the server's channel caps set to `channel_caps` (for
+/// example `SPICE_SPICEVMC_CAP_DATA_COMPRESS_LZ4` on a passthrough channel).
+pub fn link_reply_with_caps(mini: bool, channel_caps: &[u32]) -> Vec<u8> {
+    let mut common = Caps::from_caps(&[
+        caps::common::PROTOCOL_AUTH_SELECTION,
+        caps::common::AUTH_SPICE,
+    ]);
+    if mini {
+        common.set(caps::common::MINI_HEADER);
+    }
+    let reply = LinkReply::new(*server_key(), common, Caps::from_caps(channel_caps));
+    let mut out = Vec::new();
+    let body = reply.to_vec().expect("reply encodes");
+    LinkHeader::new(body.len() as u32)
+        .encode(&mut spice_proto::WriteBuf::new(&mut out))
+        .expect("header encodes");
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out
+}

@@ -21,4 +21,5 @@ pub mod lz4;
 pub mod mjpeg;
 pub mod quic;
 pub mod stream_detect;
+pub mod vmc_lz4;
 pub mod zlib_glz;

@@ -361,11 +361,12 @@ impl AgentRelay {
             }),
         });
         let weak = Arc::downgrade(&relay);
-        relay.device.set_waker(Waker::new(move || {
+        // A device that does not wake is polled (see `poll_timeout`).
+        let _wakes = relay.device.set_waker(Some(Waker::new(move || {
             if let Some(r) = weak.upgrade() {
                 r.wake_owner();
             }
-        }));
+        })));
         relay
     }
 

@@ -232,6 +232,17 @@ pub trait ChannelHandler: Send {
     /// The connection is gone (closed by either side or failed).
     fn on_disconnect(&mut self) {}
 
+    /// Asked before each client message is decoded and on every poll. A handler whose
+    /// consumer is slow (a character device that takes bytes slowly, say) can flush what it
+    /// holds here and return false: the core then keeps the following client messages
+    /// undecoded and [`ChannelCore::input_held`] tells the driver to stop reading the
+    /// socket until a later poll finds the handler ready again (TCP then throttles the
+    /// client). Defaults to always ready.
+    fn ready_for_input(&mut self, now: Instant) -> bool {
+        let _ = now;
+        true
+    }
+
     /// For tests and embedders that need the concrete handler back.
     fn as_any(&self) -> Option<&dyn Any> {
         None
@@ -393,6 +404,7 @@ pub struct ChannelCore {
     epoch: Instant,
     started: bool,
     messages_received: u64,
+    input_held: bool,
 }
 
 impl ChannelCore {
@@ -425,6 +437,7 @@ impl ChannelCore {
             epoch: now,
             started: false,
             messages_received: 0,
+            input_held: false,
             info,
         }
     }
@@ -475,9 +488,31 @@ impl ChannelCore {
         now: Instant,
     ) -> Result<(), ChannelError> {
         self.inbuf.extend_from_slice(data);
+        self.process_input(handler, now)?;
+        self.poll(handler, now)
+    }
+
+    /// True when client messages wait undecoded because the handler is not ready for them
+    /// ([`ChannelHandler::ready_for_input`]): the driver should stop reading the socket
+    /// until this turns false (after a poll).
+    pub fn input_held(&self) -> bool {
+        self.input_held
+    }
+
+    /// Frames and dispatches the buffered client bytes while the handler is ready.
+    fn process_input(
+        &mut self,
+        handler: &mut dyn ChannelHandler,
+        now: Instant,
+    ) -> Result<(), ChannelError> {
         let mut pos = 0;
+        self.input_held = false;
         let res = loop {
             if self.st.close.is_some() {
+                break Ok(());
+            }
+            if pos < self.inbuf.len() && !handler.ready_for_input(now) {
+                self.input_held = true;
                 break Ok(());
             }
             let frame = match self.framer.next_frame(&self.inbuf[pos..]) {
@@ -520,8 +555,7 @@ impl ChannelCore {
             }
         };
         self.inbuf.drain(..pos);
-        res?;
-        self.poll(handler, now)
+        res
     }
 
     fn handle_base(
@@ -575,6 +609,16 @@ impl ChannelCore {
             return Ok(());
         }
         self.maybe_ping(now)?;
+        if self.input_held {
+            // Held input resumes once the handler is ready again (it may flush here).
+            self.process_input(handler, now)?;
+        } else {
+            // Lets the handler flush what it holds for its consumer.
+            handler.ready_for_input(now);
+        }
+        if self.st.close.is_some() {
+            return Ok(());
+        }
         let mut out = self.outbox();
         if out.can_send() {
             handler.poll(now, &mut out)?;

@@ -604,8 +604,9 @@ impl CharDevice for DemoAgent {
         }
     }
 
-    fn set_waker(&self, waker: Waker) {
-        *lock(&self.waker) = Some(waker);
+    fn set_waker(&self, waker: Option<Waker>) -> bool {
+        *lock(&self.waker) = waker;
+        true
     }
 
     fn guest_connected(&self) -> bool {

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use spice_proto::inputs::{KeyboardModifiers, MouseButtonMask};
 
+use crate::channel::Waker;
+
 /// A PS/2 keyboard (libspice `SpiceKbdInterface`).
 pub trait Keyboard: Send + Sync {
     /// One set-1 scancode byte (make or break, `0xe0` prefixes included), in order.
@@ -108,12 +110,30 @@ pub trait CharDevice: Send + Sync {
     fn read(&self, buf: &mut [u8]) -> usize;
     /// A client opened (true) or closed (false) the device's channel.
     fn state(&self, connected: bool);
-    /// Registers the waker the device calls when it has data to read, can take more, or its
-    /// guest side opened or closed. The default ignores it (the server then polls now and
-    /// then).
-    fn set_waker(&self, waker: crate::channel::Waker) {
+
+    /// Gives the device the waker of the channel serving it (`None` when the client
+    /// leaves). The device calls [`Waker::wake`] when it has data to read, when it takes
+    /// writes again after a short write, and when its port open state changes. Return true
+    /// when the device will do so; the default returns false and the server then polls the
+    /// device every few milliseconds instead.
+    fn set_waker(&self, waker: Option<Waker>) -> bool {
         let _ = waker;
+        false
     }
+
+    /// For ports (and webdav): whether the guest side of the port is open, sent in
+    /// `PORT_INIT` and, when it changes, as `PORT_EVENT` (libspice
+    /// `spice_server_port_event`). Defaults to open.
+    fn port_opened(&self) -> bool {
+        true
+    }
+
+    /// For ports (and webdav): the client sent `PORT_EVENT` (0 opened, 1 closed, 2 break;
+    /// libspice `SpiceCharDeviceInterface.event`). Defaults to ignoring it.
+    fn port_event(&self, event: u8) {
+        let _ = event;
+    }
+
     /// True while the guest side is open (for the agent: an agent is running). Default true.
     fn guest_connected(&self) -> bool {
         true

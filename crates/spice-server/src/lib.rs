@@ -16,6 +16,8 @@
 //! - [`transport`]: TLS and WebSocket layers.
 //! - [`demo`]: the demo desktop, a guest driving spice-qxl's guest side.
 //! - [`display`]: the display pipeline (display worker per QXL device, display channel).
+//! - [`spicevmc`]: the usbredir, smartcard, port and webdav passthrough channels, one per
+//!   host character device.
 //! - [`test_client`]: a minimal blocking client for tests of the server and its channels.
 
 pub mod agent;
@@ -23,8 +25,8 @@ pub mod channel;
 pub mod config;
 pub mod cursor;
 pub mod demo;
-pub mod demo_audio;
 pub mod demo_agent;
+pub mod demo_audio;
 pub mod display;
 pub mod host;
 pub mod inputs;
@@ -33,5 +35,6 @@ pub mod playback;
 pub mod record;
 pub mod server;
 pub mod session;
+pub mod spicevmc;
 pub mod test_client;
 pub mod transport;

@@ -235,6 +235,7 @@ impl ServerContext {
             for (id, dev) in (0u8..).zip(&host.record) {
                 factories.push(Arc::new(RecordChannelFactory::new(id, dev.clone())));
             }
+            factories.extend(crate::spicevmc::factories_for(&host));
             factories.extend(extra);
             let agent = crate::agent::AgentRelay::from_devices(&host.char_devices);
             ServerContext {
@@ -626,12 +627,53 @@ impl WakeSignal {
     }
 }
 
-fn spawn_reader(mut stream: TcpStream, tx: SyncSender<Event>) -> io::Result<JoinHandle<()>> {
+/// Pauses a connection's reader while its channel holds client input
+/// ([`ChannelCore::input_held`]: a slow consumer such as a character device), so TCP
+/// throttles the client. Client bytes buffered meanwhile are bounded by the queue (8 reads
+/// of at most 64 KiB) plus the one read in progress.
+struct ReadGate {
+    paused: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl ReadGate {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            paused: Mutex::new(false),
+            cond: Condvar::new(),
+        })
+    }
+
+    fn set_paused(&self, paused: bool) {
+        let mut p = lock(&self.paused);
+        if *p != paused {
+            *p = paused;
+            self.cond.notify_all();
+        }
+    }
+
+    fn wait_open(&self) {
+        let mut p = lock(&self.paused);
+        while *p {
+            p = self
+                .cond
+                .wait(p)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+fn spawn_reader(
+    mut stream: TcpStream,
+    tx: SyncSender<Event>,
+    gate: Arc<ReadGate>,
+) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("spice-reader".into())
         .spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
+                gate.wait_open();
                 match stream.read(&mut buf) {
                     Ok(0) => {
                         let _ = tx.send(Event::Eof);
@@ -741,14 +783,16 @@ fn run_connection(
         Transport::plain()
     };
     let (tx, rx): (SyncSender<Event>, Receiver<Event>) = sync_channel(8);
-    let reader = spawn_reader(stream.try_clone()?, tx.clone())?;
+    let gate = ReadGate::new();
+    let reader = spawn_reader(stream.try_clone()?, tx.clone(), gate.clone())?;
     let signal = Arc::new(WakeSignal {
         tx,
         pending: AtomicBool::new(false),
     });
     let mut stream = stream;
-    let result = drive(shared, &mut stream, &mut transport, &rx, &signal);
+    let result = drive(shared, &mut stream, &mut transport, &rx, &signal, &gate);
     let _ = stream.shutdown(Shutdown::Both);
+    gate.set_paused(false);
     drop(rx);
     let _ = reader.join();
     result
@@ -760,6 +804,7 @@ fn drive(
     transport: &mut Transport,
     rx: &Receiver<Event>,
     signal: &Arc<WakeSignal>,
+    gate: &ReadGate,
 ) -> Result<(), ConnectionError> {
     let ctx = &shared.ctx;
     let mut stage = Stage::Detect(Vec::new());
@@ -839,6 +884,7 @@ fn drive(
             if let Some(l) = &mut linked {
                 signal.pending.store(false, Ordering::SeqCst);
                 l.core.poll(&mut *l.handler, now)?;
+                gate.set_paused(l.core.input_held());
                 let out = l.core.take_output();
                 write_messages(stream, transport, &out, l.core.info().header)?;
                 if let Some(reason) = l.core.close_reason() {

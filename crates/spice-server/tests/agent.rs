@@ -643,8 +643,9 @@ impl CharDevice for Gate {
         0
     }
     fn state(&self, _: bool) {}
-    fn set_waker(&self, w: spice_server::channel::Waker) {
-        *self.waker.lock().unwrap() = Some(w);
+    fn set_waker(&self, w: Option<spice_server::channel::Waker>) -> bool {
+        *self.waker.lock().unwrap() = w;
+        true
     }
 }
 
