@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 pub use crate::driver::{
     DriverError, ScreenshotError, ScreenshotOptions, ScreenshotTracker, TlsConfig, surface_to_ppm,
 };
-use crate::driver::{Incoming, TlsSetup, endpoint, screenshot_config};
+use crate::driver::{DriverState, Incoming, Step, TlsSetup, endpoint, screenshot_config};
 use crate::event::Event;
 use crate::session::{ConnId, Session, SessionConfig};
 use crate::uri::SpiceUri;
@@ -64,15 +64,13 @@ impl Sock {
 
 /// A session driven over TCP.
 pub struct Client {
-    session: Session,
+    st: DriverState,
     addr: String,
     tls: Option<TlsSetup>,
     sockets: HashMap<ConnId, Sock>,
     tx: mpsc::Sender<Incoming>,
     rx: mpsc::Receiver<Incoming>,
     out: Vec<u8>,
-    disconnected: bool,
-    main_error: Option<std::io::Error>,
     connect_timeout: Duration,
 }
 
@@ -102,15 +100,13 @@ impl Client {
         let (addr, tls, config) = endpoint(uri, config, tls.as_ref())?;
         let (tx, rx) = mpsc::channel();
         let mut c = Self {
-            session: Session::new(config)?,
+            st: DriverState::new(Session::new(config)?),
             addr,
             tls,
             sockets: HashMap::new(),
             tx,
             rx,
             out: Vec::new(),
-            disconnected: false,
-            main_error: None,
             connect_timeout: Duration::from_secs(10),
         };
         // Open the main channel now so connection errors surface here.
@@ -120,12 +116,12 @@ impl Client {
 
     /// The session (for inputs, agent data, surfaces).
     pub fn session(&mut self) -> &mut Session {
-        &mut self.session
+        &mut self.st.session
     }
 
     /// The session, read-only.
     pub fn session_ref(&self) -> &Session {
-        &self.session
+        &self.st.session
     }
 
     fn open_socket(&mut self, conn: ConnId) -> Result<(), DriverError> {
@@ -182,6 +178,7 @@ impl Client {
     /// Opens sockets for channels the session asked for that have none yet.
     fn open_pending(&mut self) -> Result<(), DriverError> {
         let wanted: Vec<ConnId> = self
+            .st
             .session
             .connections()
             .filter(|&(c, _, _, open)| open && !self.sockets.contains_key(&c))
@@ -193,7 +190,7 @@ impl Client {
                     return Err(e);
                 }
                 tracing::warn!(error = %e, ?conn, "channel connection failed");
-                self.session.connection_closed(conn);
+                self.st.session.connection_closed(conn);
             }
         }
         Ok(())
@@ -204,7 +201,7 @@ impl Client {
         let conns: Vec<ConnId> = self.sockets.keys().copied().collect();
         for conn in conns {
             self.out.clear();
-            self.session.transmit(conn, &mut self.out);
+            self.st.session.transmit(conn, &mut self.out);
             if !self.out.is_empty() {
                 let res = match self.sockets.get_mut(&conn) {
                     Some(s) => s.send(&self.out),
@@ -212,12 +209,12 @@ impl Client {
                 };
                 if let Err(e) = res {
                     if let (Some(e), ConnId(0)) = (e, conn) {
-                        self.main_error = Some(e);
+                        self.st.main_error = Some(e);
                     }
-                    self.session.connection_closed(conn);
+                    self.st.session.connection_closed(conn);
                 }
             }
-            if self.session.is_closed(conn) {
+            if self.st.session.is_closed(conn) {
                 if let Some(s) = self.sockets.remove(&conn) {
                     s.shutdown();
                 }
@@ -233,58 +230,24 @@ impl Client {
         loop {
             self.open_pending()?;
             self.flush();
-            if let Some(ev) = self.session.poll_event() {
-                if matches!(ev, Event::Disconnected) {
-                    self.disconnected = true;
-                }
-                return Ok(Some(ev));
-            }
-            if self.disconnected {
-                return Err(match self.main_error.take() {
-                    Some(e) => DriverError::MainConnection(e),
-                    None => DriverError::Disconnected,
-                });
-            }
-            let now = Instant::now();
-            if let Some(d) = self.session.next_deadline() {
-                if d <= now {
-                    self.session.handle_timeout(now);
-                    continue;
-                }
-            }
-            if now >= end {
-                return Ok(None);
-            }
-            let wake = self.session.next_deadline().map_or(end, |d| d.min(end));
-            match self.rx.recv_timeout(wake.saturating_duration_since(now)) {
+            let wake = match self.st.step(end)? {
+                Step::Event(ev) => return Ok(Some(ev)),
+                Step::TimedOut => return Ok(None),
+                Step::WaitUntil(wake) => wake,
+            };
+            match self
+                .rx
+                .recv_timeout(wake.saturating_duration_since(Instant::now()))
+            {
                 Ok(msg) => {
-                    self.incoming(msg);
+                    self.st.incoming(msg);
                     // Take everything already queued before looking at events again.
                     while let Ok(m) = self.rx.try_recv() {
-                        self.incoming(m);
+                        self.st.incoming(m);
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(DriverError::Disconnected),
-            }
-        }
-    }
-
-    fn incoming(&mut self, msg: Incoming) {
-        let now = Instant::now();
-        match msg {
-            Incoming::Data(conn, bytes) => {
-                // Only unknown connections fail here, and every id comes from the session.
-                let _ = self.session.receive(conn, &bytes, now);
-            }
-            Incoming::Closed(conn, err) => {
-                if let Some(e) = err {
-                    tracing::debug!(?conn, error = %e, "socket error");
-                    if conn == ConnId(0) {
-                        self.main_error = Some(e);
-                    }
-                }
-                self.session.connection_closed(conn);
             }
         }
     }

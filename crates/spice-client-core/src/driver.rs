@@ -129,6 +129,86 @@ pub(crate) enum Incoming {
     Closed(ConnId, Option<std::io::Error>),
 }
 
+/// What a driver does next, decided by [`DriverState::step`].
+pub(crate) enum Step {
+    /// Hand this event to the caller.
+    Event(Event),
+    /// The caller's time limit passed.
+    TimedOut,
+    /// Wait for socket input until this instant (a session deadline or the caller's limit).
+    WaitUntil(Instant),
+}
+
+/// The socket-independent part of a driver: the session, whether the main channel is gone,
+/// and why.
+pub(crate) struct DriverState {
+    pub(crate) session: Session,
+    pub(crate) disconnected: bool,
+    pub(crate) main_error: Option<std::io::Error>,
+}
+
+impl DriverState {
+    pub(crate) fn new(session: Session) -> Self {
+        Self {
+            session,
+            disconnected: false,
+            main_error: None,
+        }
+    }
+
+    /// After the driver opened pending sockets and flushed output: the next event, the end
+    /// of the session (an error once every event was handed out), a fired session timer
+    /// (handled here), or how long to wait for input before `end`.
+    pub(crate) fn step(&mut self, end: Instant) -> Result<Step, DriverError> {
+        if let Some(ev) = self.session.poll_event() {
+            if matches!(ev, Event::Disconnected) {
+                self.disconnected = true;
+            }
+            return Ok(Step::Event(ev));
+        }
+        if self.disconnected {
+            return Err(match self.main_error.take() {
+                Some(e) => DriverError::MainConnection(e),
+                None => DriverError::Disconnected,
+            });
+        }
+        let now = Instant::now();
+        if let Some(d) = self.session.next_deadline() {
+            if d <= now {
+                self.session.handle_timeout(now);
+                // A timer may queue output: the driver flushes before it waits.
+                return Ok(Step::WaitUntil(now));
+            }
+        }
+        if now >= end {
+            return Ok(Step::TimedOut);
+        }
+        Ok(Step::WaitUntil(
+            self.session.next_deadline().map_or(end, |d| d.min(end)),
+        ))
+    }
+
+    /// Applies what a connection's reader reported.
+    pub(crate) fn incoming(&mut self, msg: Incoming) {
+        let now = Instant::now();
+        match msg {
+            Incoming::Data(conn, bytes) => {
+                // Only unknown connections fail here, and every id comes from the session.
+                let _ = self.session.receive(conn, &bytes, now);
+            }
+            Incoming::Closed(conn, err) => {
+                if let Some(e) = err {
+                    tracing::debug!(?conn, error = %e, "socket error");
+                    if conn == ConnId(0) {
+                        self.main_error = Some(e);
+                    }
+                }
+                self.session.connection_closed(conn);
+            }
+        }
+    }
+}
+
 /// The session configuration of a screenshot: main and display channels only.
 pub(crate) fn screenshot_config() -> SessionConfig {
     SessionConfig {

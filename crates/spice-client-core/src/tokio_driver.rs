@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 pub use crate::driver::{
     DriverError, ScreenshotError, ScreenshotOptions, ScreenshotTracker, TlsConfig, surface_to_ppm,
 };
-use crate::driver::{Incoming, TlsSetup, endpoint, screenshot_config};
+use crate::driver::{DriverState, Incoming, Step, TlsSetup, endpoint, screenshot_config};
 use crate::event::Event;
 use crate::session::{ConnId, Session, SessionConfig};
 use crate::uri::SpiceUri;
@@ -44,7 +44,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// A session driven over tokio sockets.
 pub struct AsyncClient {
-    session: Session,
+    st: DriverState,
     addr: String,
     tls: Option<(
         tokio_rustls::TlsConnector,
@@ -55,8 +55,6 @@ pub struct AsyncClient {
     tx: mpsc::Sender<Incoming>,
     rx: mpsc::Receiver<Incoming>,
     out: Vec<u8>,
-    disconnected: bool,
-    main_error: Option<std::io::Error>,
     connect_timeout: Duration,
 }
 
@@ -83,7 +81,7 @@ impl AsyncClient {
             tls.map(|TlsSetup { config, name }| (tokio_rustls::TlsConnector::from(config), name));
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut c = Self {
-            session: Session::new(config)?,
+            st: DriverState::new(Session::new(config)?),
             addr,
             tls,
             writers: HashMap::new(),
@@ -91,8 +89,6 @@ impl AsyncClient {
             tx,
             rx,
             out: Vec::new(),
-            disconnected: false,
-            main_error: None,
             connect_timeout: Duration::from_secs(10),
         };
         // Open the main channel now so connection errors surface here.
@@ -102,12 +98,12 @@ impl AsyncClient {
 
     /// The session (for inputs, agent data, surfaces).
     pub fn session(&mut self) -> &mut Session {
-        &mut self.session
+        &mut self.st.session
     }
 
     /// The session, read-only.
     pub fn session_ref(&self) -> &Session {
-        &self.session
+        &self.st.session
     }
 
     async fn open_socket(&mut self, conn: ConnId) -> Result<(), DriverError> {
@@ -169,6 +165,7 @@ impl AsyncClient {
     /// Opens sockets for channels the session asked for that have none yet.
     async fn open_pending(&mut self) -> Result<(), DriverError> {
         let wanted: Vec<ConnId> = self
+            .st
             .session
             .connections()
             .filter(|&(c, _, _, open)| open && !self.writers.contains_key(&c))
@@ -180,7 +177,7 @@ impl AsyncClient {
                     return Err(e);
                 }
                 tracing::warn!(error = %e, ?conn, "channel connection failed");
-                self.session.connection_closed(conn);
+                self.st.session.connection_closed(conn);
             }
         }
         Ok(())
@@ -191,7 +188,7 @@ impl AsyncClient {
         let conns: Vec<ConnId> = self.writers.keys().copied().collect();
         for conn in conns {
             self.out.clear();
-            self.session.transmit(conn, &mut self.out);
+            self.st.session.transmit(conn, &mut self.out);
             if !self.out.is_empty() {
                 let res = match self.writers.get_mut(&conn) {
                     Some(w) => w.write_all(&self.out).await.and(w.flush().await),
@@ -199,12 +196,12 @@ impl AsyncClient {
                 };
                 if let Err(e) = res {
                     if conn == ConnId(0) {
-                        self.main_error = Some(e);
+                        self.st.main_error = Some(e);
                     }
-                    self.session.connection_closed(conn);
+                    self.st.session.connection_closed(conn);
                 }
             }
-            if self.session.is_closed(conn) {
+            if self.st.session.is_closed(conn) {
                 self.close_socket(conn).await;
             }
         }
@@ -227,59 +224,22 @@ impl AsyncClient {
         loop {
             self.open_pending().await?;
             self.flush().await;
-            if let Some(ev) = self.session.poll_event() {
-                if matches!(ev, Event::Disconnected) {
-                    self.disconnected = true;
-                }
-                return Ok(Some(ev));
-            }
-            if self.disconnected {
-                return Err(match self.main_error.take() {
-                    Some(e) => DriverError::MainConnection(e),
-                    None => DriverError::Disconnected,
-                });
-            }
-            let now = Instant::now();
-            if let Some(d) = self.session.next_deadline() {
-                if d <= now {
-                    self.session.handle_timeout(now);
-                    continue;
-                }
-            }
-            if now >= end {
-                return Ok(None);
-            }
-            let wake = self.session.next_deadline().map_or(end, |d| d.min(end));
+            let wake = match self.st.step(end)? {
+                Step::Event(ev) => return Ok(Some(ev)),
+                Step::TimedOut => return Ok(None),
+                Step::WaitUntil(wake) => wake,
+            };
             tokio::select! {
                 msg = self.rx.recv() => {
                     // The driver holds a sender, so the queue never closes.
                     if let Some(m) = msg {
-                        self.incoming(m);
+                        self.st.incoming(m);
                         while let Ok(m) = self.rx.try_recv() {
-                            self.incoming(m);
+                            self.st.incoming(m);
                         }
                     }
                 }
                 () = tokio::time::sleep_until(wake.into()) => {}
-            }
-        }
-    }
-
-    fn incoming(&mut self, msg: Incoming) {
-        let now = Instant::now();
-        match msg {
-            Incoming::Data(conn, bytes) => {
-                // Only unknown connections fail here, and every id comes from the session.
-                let _ = self.session.receive(conn, &bytes, now);
-            }
-            Incoming::Closed(conn, err) => {
-                if let Some(e) = err {
-                    tracing::debug!(?conn, error = %e, "socket error");
-                    if conn == ConnId(0) {
-                        self.main_error = Some(e);
-                    }
-                }
-                self.session.connection_closed(conn);
             }
         }
     }
