@@ -219,6 +219,7 @@ impl ServerContext {
         host: Host,
         cursor: Option<Arc<CursorFeed>>,
         extra: Vec<Arc<dyn ChannelFactory>>,
+        epoch: Instant,
     ) -> Arc<Self> {
         Arc::new_cyclic(|weak: &Weak<ServerContext>| {
             let mut factories: Vec<Arc<dyn ChannelFactory>> = vec![
@@ -243,7 +244,7 @@ impl ServerContext {
                 host,
                 factories,
                 sessions: Mutex::new(HashMap::new()),
-                epoch: Instant::now(),
+                epoch,
                 inputs_wakers: Mutex::new(Vec::new()),
                 agent,
             }
@@ -366,6 +367,7 @@ pub struct ServerBuilder {
     host: Host,
     factories: Vec<Arc<dyn ChannelFactory>>,
     cursor: Option<Arc<CursorFeed>>,
+    mm_epoch: Option<Instant>,
 }
 
 impl ServerBuilder {
@@ -376,7 +378,16 @@ impl ServerBuilder {
             host: Host::default(),
             factories: Vec::new(),
             cursor: None,
+            mm_epoch: None,
         }
+    }
+
+    /// The instant the multimedia clock counts from (`MAIN_INIT`, `MULTI_MEDIA_TIME`, audio
+    /// stamps). Give it the epoch the display worker stamps video stream frames from, so
+    /// audio and video share one clock; default: when the server starts.
+    pub fn mm_epoch(mut self, epoch: Instant) -> Self {
+        self.mm_epoch = Some(epoch);
+        self
     }
 
     /// The host devices inputs are delivered to.
@@ -437,7 +448,8 @@ impl ServerBuilder {
                 .map_err(|source| ServerError::Bind { addr, source })?;
             listeners.push((l, local, secure));
         }
-        let ctx = ServerContext::build(self.config, self.host, self.cursor, self.factories);
+        let epoch = self.mm_epoch.unwrap_or_else(Instant::now);
+        let ctx = ServerContext::build(self.config, self.host, self.cursor, self.factories, epoch);
         if let Some(dup) = find_duplicate(&ctx.factories) {
             return Err(dup);
         }
@@ -1153,7 +1165,13 @@ pub fn fuzz_server_channel(data: &[u8]) {
         return;
     };
     let feed = CursorFeed::new();
-    let ctx = ServerContext::build(config, Host::default(), Some(feed.clone()), Vec::new());
+    let ctx = ServerContext::build(
+        config,
+        Host::default(),
+        Some(feed.clone()),
+        Vec::new(),
+        Instant::now(),
+    );
     let session = ctx.new_session();
     let Some(factory) = ctx.factory(channel, 0) else {
         return;

@@ -126,6 +126,7 @@ fn attach_display(
     if !args.demo {
         return Ok((builder.cursor(feed), None));
     }
+    let epoch = Instant::now();
     let demo = DemoRunner::start(
         DemoConfig {
             freeze_after: args.demo_frames,
@@ -133,10 +134,14 @@ fn attach_display(
         },
         display,
         feed.clone(),
-        Instant::now(),
+        epoch,
     )
     .context("starting the demo desktop")?;
-    let builder = builder.cursor(feed).add_channel(demo.factory());
+    // One multimedia clock for video stream stamps and audio (lip-sync).
+    let builder = builder
+        .mm_epoch(epoch)
+        .cursor(feed)
+        .add_channel(demo.factory());
     Ok((builder, Some(demo)))
 }
 
