@@ -11,6 +11,8 @@ Run with Debian's /usr/bin/python3 (it has `gi`).  The scenario comes as one JSO
      "playback_out": "/tmp/pcm.raw",   # append every playback-data packet (optional)
      "playback_ms": 2000,              # keep receiving playback this long after it starts
      "wait_agent": false,              # wait for the agent to be connected
+     "port_echo": 3000,                # on a port channel: send BREAK, write this many
+                                       # 27-byte lines, wait until they come back
      "run_ms": 0,                      # stay connected at least this long
      "clipboard": {"send": "text", "selection": 1,   # clipboard round trip through the agent:
                    "fetch_agent": true},             # grab `selection` with `send` once the agent
@@ -53,6 +55,8 @@ state = {
     "ok": None,
     "why": "",
     "channels": [],
+    "port_received": bytearray(),
+    "port_done": False,
     "main": None,
     "clip_grabbed": False,  # our grab sent
     "clip_sent": False,  # our text handed to the agent
@@ -125,10 +129,51 @@ def send_inputs():
     emit(event="inputs_done")
 
 
+def port_payload():
+    # Built once and kept: write_async does not hold a reference to the buffer.
+    if "port_payload" not in state:
+        state["port_payload"] = b"".join(
+            b"line %06d from spice-gtk\n" % i for i in range(SC["port_echo"])
+        )
+    return state["port_payload"]
+
+
+def on_port_written(channel, res, _data):
+    try:
+        channel.write_finish(res)
+    except GLib.Error as e:
+        emit(event="error", what="port write: %s" % e)
+
+
+def start_port(channel):
+    emit(
+        event="port",
+        name=channel.get_property("port-name"),
+        opened=bool(channel.get_property("port-opened")),
+    )
+    # spice-gtk sends OPENED/CLOSED itself (connection state); only BREAK and above here.
+    channel.event(2)  # SPICE_PORT_EVENT_BREAK
+    channel.write_async(port_payload(), None, on_port_written, None)
+    emit(event="port_sent", bytes=len(port_payload()))
+    return False
+
+
+def on_port_data(channel, data, size):
+    got = state["port_received"]
+    got.extend(ctypes.string_at(data, size))
+    want = port_payload()
+    if not state["port_done"] and len(got) >= len(want):
+        state["port_done"] = True
+        emit(event="port_echo", bytes=len(got), equal=bytes(got[: len(want)]) == want)
+
+
 def on_channel_event(channel, ev):
     name = GObject.type_name(channel.__gtype__)
     emit(event="channel_event", channel=name, what=int(ev))
     if ev == Spice.ChannelEvent.OPENED:
+        if isinstance(channel, Spice.PortChannel) and SC.get("port_echo"):
+            # PORT_INIT follows the link; give it a moment.
+            GLib.timeout_add(200, start_port, channel)
         if isinstance(channel, Spice.InputsChannel):
             state["inputs"] = channel
             if not SC.get("inputs_after_primary", True) or state["primary"] is not None:
@@ -287,6 +332,8 @@ def on_channel_new(session, channel):
         GObject.Object.connect(channel, "playback-start", on_playback_start)
         GObject.Object.connect(channel, "playback-data", on_playback_data)
         GObject.Object.connect(channel, "playback-stop", on_playback_stop)
+    elif isinstance(channel, Spice.PortChannel):
+        GObject.Object.connect(channel, "port-data", on_port_data)
     elif isinstance(channel, Spice.MainChannel):
         GObject.Object.connect(channel, "notify::agent-connected", on_agent)
         state["main"] = channel
@@ -315,6 +362,8 @@ def tick():
         else:
             done = False
     if SC.get("inputs") and not state["inputs_sent"]:
+        done = False
+    if SC.get("port_echo") and not state["port_done"]:
         done = False
     if SC.get("wait_agent") and not state["agent"]:
         done = False

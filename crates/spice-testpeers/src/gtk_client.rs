@@ -72,6 +72,7 @@ pub struct GtkScenario {
     playback_for: Option<Duration>,
     wait_agent: bool,
     run_for: Duration,
+    port_echo: Option<u32>,
     clipboard: Option<Value>,
     file_copy: Option<PathBuf>,
     timeout: Duration,
@@ -94,6 +95,7 @@ impl GtkScenario {
             playback_for: None,
             wait_agent: false,
             run_for: Duration::ZERO,
+            port_echo: None,
             clipboard: None,
             file_copy: None,
             timeout: Duration::from_secs(30),
@@ -148,6 +150,14 @@ impl GtkScenario {
         self
     }
 
+    /// On the first port channel: once open, send PORT_EVENT BREAK and write `lines` lines of
+    /// 27 bytes (`line NNNNNN from spice-gtk\n`), then wait until as many bytes came back
+    /// (events `port` with name/opened, `port_sent`, `port_echo` with `bytes` and `equal`).
+    pub fn port_echo(mut self, lines: u32) -> Self {
+        self.port_echo = Some(lines);
+        self
+    }
+
     /// Stay connected at least this long (e.g. to receive a video stream).
     pub fn run_for(mut self, duration: Duration) -> Self {
         self.run_for = duration;
@@ -194,6 +204,7 @@ impl GtkScenario {
             "playback_ms": self.playback_for.map(|d| d.as_millis() as u64),
             "wait_agent": self.wait_agent,
             "run_ms": self.run_for.as_millis() as u64,
+            "port_echo": self.port_echo,
             "clipboard": self.clipboard,
             "file_copy": self.file_copy,
             "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
