@@ -11,8 +11,6 @@ use std::time::Instant;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spice_client_core::testing::{Linked, linked_session, server_message};
 use spice_client_core::{Event, Session, SessionConfig};
-use spice_codecs::glz::{GlzDictionary, GlzInput};
-use spice_codecs::lz::LzImageType;
 use spice_codecs::quic::{self, ImageType, RowOrder};
 use spice_proto::display::{DrawCopy, ServerMessage as DisplayMessage, SurfaceCreate};
 use spice_proto::header::HeaderKind;
@@ -22,9 +20,7 @@ use spice_proto::types::{
     SurfaceFormat,
 };
 
-#[path = "lz.rs"]
-#[allow(dead_code)]
-mod images;
+use spice_benches::images;
 
 const W: u32 = 1920;
 const H: u32 = 1080;
@@ -101,18 +97,6 @@ fn feed(s: &mut Session, l: &Linked, bytes: &[u8], now: Instant) {
 }
 
 /// Frame `i` of the GLZ sequence: the desktop with a 400x300 "window" moved by frame.
-fn frame(desk: &[u8], i: usize) -> Vec<u8> {
-    let mut f = desk.to_vec();
-    let (x0, y0) = (100 + i * 120, 80 + i * 60);
-    for y in y0..y0 + 300 {
-        for x in x0..x0 + 400 {
-            let p = (y * W as usize + x) * 4;
-            f[p..p + 4].copy_from_slice(&[(x - x0) as u8, (y - y0) as u8, i as u8 * 30, 0]);
-        }
-    }
-    f
-}
-
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("client_display");
     g.throughput(Throughput::Elements(1));
@@ -136,28 +120,7 @@ fn bench(c: &mut Criterion) {
 
     // GLZ: 8 frames encoded against one dictionary; each iteration feeds the whole
     // sequence to a fresh session (fresh GLZ window).
-    let desk = images::desktop();
-    let mut dict = GlzDictionary::new(GLZ_WINDOW).unwrap();
-    let streams: Vec<Vec<u8>> = (0..8)
-        .map(|i| {
-            let f = frame(&desk, i);
-            let mut out = Vec::new();
-            dict.encode(
-                0,
-                &GlzInput {
-                    image_type: LzImageType::Rgb32,
-                    width: W,
-                    height: H,
-                    stride: W as usize * 4,
-                    top_down: true,
-                    data: &f,
-                },
-                &mut out,
-            )
-            .unwrap();
-            out
-        })
-        .collect();
+    let streams = images::glz_sequence(8, GLZ_WINDOW);
     let msgs: Vec<Vec<u8>> = streams
         .iter()
         .map(|s| copy_bytes(0, ImageBody::GlzRgb(s)))

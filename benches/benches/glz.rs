@@ -9,12 +9,9 @@ use spice_codecs::lz::LzImageType;
 use std::hint::black_box;
 use std::sync::Arc;
 
-#[path = "lz.rs"]
-#[allow(dead_code)]
-mod images;
+use spice_benches::images;
 
-const W: usize = 1920;
-const H: usize = 1080;
+use spice_benches::images::{H, W};
 
 fn input(img: &[u8]) -> GlzInput<'_> {
     GlzInput {
