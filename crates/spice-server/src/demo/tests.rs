@@ -415,110 +415,13 @@ fn plasma_and_sine_are_integer_and_bounded() {
     assert!(colors.len() > 500, "{}", colors.len());
 }
 
-/// A minimal renderer of what the demo sends (solid fills, 32-bit bitmap copies, A1 text,
-/// clip rectangles), following spice-gtk's canvas conventions; cursor messages are ignored.
-fn apply(fb: &mut [u32], w: u32, sent: &[Sent]) {
-    use spice_proto::types::{BitmapFlags, Brush, Clip};
-    let h = fb.len() as u32 / w;
+/// Draws what the demo sent with the project's one canvas (cursor messages are skipped).
+fn apply(canvas: &mut spice_canvas::Canvas, sent: &[Sent]) {
     for s in sent.iter().filter(|s| !s.0) {
         let m = decode(s);
-        let base = match &m {
-            M::DrawFill(f) => f.base.clone(),
-            M::DrawCopy(c) => c.base.clone(),
-            M::DrawText(t) => t.base.clone(),
-            other => panic!("unexpected {}", other.name()),
-        };
-        let b = base.bbox;
-        let visible = |x: i32, y: i32| {
-            x >= b.left
-                && x < b.right
-                && y >= b.top
-                && y < b.bottom
-                && x >= 0
-                && y >= 0
-                && (x as u32) < w
-                && (y as u32) < h
-                && match &base.clip {
-                    Clip::None => true,
-                    Clip::Rects(rs) => rs
-                        .rects
-                        .iter()
-                        .any(|r| x >= r.left && x < r.right && y >= r.top && y < r.bottom),
-                }
-        };
-        let mut put = |x: i32, y: i32, p: u32| {
-            if visible(x, y) {
-                fb[y as usize * w as usize + x as usize] = p & 0xff_ffff;
-            }
-        };
-        match &m {
-            M::DrawFill(f) => {
-                let Brush::Solid(c) = f.brush else { panic!() };
-                for y in b.top..b.bottom {
-                    for x in b.left..b.right {
-                        put(x, y, c);
-                    }
-                }
-            }
-            M::DrawCopy(c) => {
-                let img = c.src_bitmap.as_ref().unwrap();
-                let ImageBody::Bitmap(bm) = &img.body else {
-                    panic!()
-                };
-                assert_eq!(bm.format, spice_proto::types::BitmapFormat::BIT32);
-                let a = c.src_area;
-                assert_eq!(
-                    (a.right - a.left, a.bottom - a.top),
-                    (b.right - b.left, b.bottom - b.top)
-                );
-                for y in 0..(b.bottom - b.top) {
-                    let sy = (a.top + y) as u32;
-                    let row = if bm.flags.contains(BitmapFlags::TOP_DOWN) {
-                        sy
-                    } else {
-                        bm.y - 1 - sy
-                    };
-                    for x in 0..(b.right - b.left) {
-                        let i = (row * bm.stride + (a.left + x) as u32 * 4) as usize;
-                        let p = u32::from_le_bytes(bm.data[i..i + 4].try_into().unwrap());
-                        put(b.left + x, b.top + y, p);
-                    }
-                }
-            }
-            M::DrawText(t) => {
-                let ba = t.back_area;
-                if ba.right > ba.left && ba.bottom > ba.top {
-                    let Brush::Solid(c) = t.back_brush else {
-                        panic!()
-                    };
-                    for y in ba.top..ba.bottom {
-                        for x in ba.left..ba.right {
-                            put(x, y, c);
-                        }
-                    }
-                }
-                let Brush::Solid(fg) = t.fore_brush else {
-                    panic!()
-                };
-                for g in &t.text.glyphs {
-                    let (left, top) = (
-                        g.render_pos.x + g.glyph_origin.x,
-                        g.render_pos.y + g.glyph_origin.y,
-                    );
-                    let stride = usize::from(g.width).div_ceil(8);
-                    for gy in 0..usize::from(g.height) {
-                        // Bottom row first.
-                        let row = &g.data[(usize::from(g.height) - 1 - gy) * stride..][..stride];
-                        for gx in 0..usize::from(g.width) {
-                            if row[gx / 8] & (0x80 >> (gx % 8)) != 0 {
-                                put(left + gx as i32, top + gy as i32, fg);
-                            }
-                        }
-                    }
-                }
-            }
-            _ => unreachable!(),
-        }
+        canvas
+            .apply(&m)
+            .unwrap_or_else(|e| panic!("{}: {e}", m.name()));
     }
 }
 
@@ -526,12 +429,27 @@ fn check_against_reference(cfg: DemoConfig, frames: &[u64]) {
     let (w, h) = (cfg.width, cfg.height);
     let mut demo = DemoDesktop::new(cfg).unwrap();
     assert!(demo.reference_frame().is_none());
-    let mut fb = vec![0u32; (w * h) as usize];
+    let mut canvas = spice_canvas::Canvas::new(
+        u64::from(w) * u64::from(h),
+        spice_canvas::ImageLimits {
+            max_image_pixels: u64::from(w) * u64::from(h),
+            cache_pixels: 1 << 20,
+        },
+        spice_canvas::new_glz_window(1 << 20),
+    );
+    canvas
+        .surfaces
+        .create(0, w, h, spice_proto::types::SurfaceFormat::FMT_32_XRGB)
+        .unwrap();
     for &f in frames {
         let sent = run_frame(&mut demo, f);
-        apply(&mut fb, w, &sent);
+        apply(&mut canvas, &sent);
         let want = demo.reference_frame().unwrap();
-        let bad = fb.iter().zip(&want).position(|(a, b)| a != b);
+        let fb = canvas.surfaces.get(0).unwrap().pixels();
+        let bad = fb
+            .iter()
+            .zip(&want)
+            .position(|(a, b)| a & 0xff_ffff != b & 0xff_ffff);
         assert!(
             bad.is_none(),
             "frame {f}: first difference at pixel {:?}",
