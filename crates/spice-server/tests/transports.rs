@@ -3,7 +3,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,33 +14,6 @@ use spice_server::config::{ChannelSecurity, ServerConfig};
 use spice_server::server::ServerBuilder;
 use spice_server::test_client::{TestClient, TestClientError, link_config};
 use tungstenite::client::IntoClientRequest;
-
-struct Pki {
-    dir: PathBuf,
-    ca_pem: String,
-}
-
-fn make_pki(tag: &str) -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let dir = std::env::temp_dir().join(format!("spice-x509-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ca-cert.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("server-cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("server-key.pem"), key.serialize_pem()).unwrap();
-    Pki {
-        dir,
-        ca_pem: ca.pem(),
-    }
-}
 
 fn tls_stream(addr: SocketAddr, ca_pem: &str) -> Box<dyn spice_server::test_client::Stream> {
     use rustls_pki_types::CertificateDer;
@@ -74,11 +46,12 @@ fn init_of(c: &mut TestClient) -> main::Init {
 
 #[test]
 fn tls_port_links_and_secure_channels_are_enforced() {
-    let pki = make_pki("tls");
+    let dir = tempfile::tempdir().unwrap();
+    let pki = spice_testpeers::tls::TestPki::generate(dir.path()).unwrap();
     let cfg = ServerConfig::builder()
         .listen("127.0.0.1:0".parse().unwrap())
         .tls_listen("127.0.0.1:0".parse().unwrap())
-        .x509_dir(&pki.dir)
+        .x509_dir(pki.dir())
         .password("pw", None)
         .channel_security(ChannelType::MAIN, ChannelSecurity::Secure)
         .channel_security(ChannelType::INPUTS, ChannelSecurity::Insecure)
@@ -143,7 +116,6 @@ fn tls_port_links_and_secure_channels_are_enforced() {
         "{e}"
     );
     server.shutdown();
-    let _ = std::fs::remove_dir_all(&pki.dir);
 }
 
 /// SPICE over WebSocket binary messages, as spice-html5 runs it.
