@@ -492,6 +492,11 @@ impl DisplayChannel {
                                 rect,
                             });
                         }
+                        events.push_back(Event::StreamFrame {
+                            display,
+                            stream_id: id,
+                            mm_time: frame_mm,
+                        });
                         true
                     }
                     Err(e) => {

@@ -204,6 +204,18 @@ pub enum Event {
         /// Where it is drawn.
         dest: Rect,
     },
+    /// A video stream frame was decoded and drawn (after the [`Event::RegionChanged`] of
+    /// its area). `mm_time` is the frame's multimedia time: present it at
+    /// [`crate::Session::presentation_time`]`(mm_time)`, the same local instant as audio
+    /// ([`Event::PlaybackData`]) with the same stamp.
+    StreamFrame {
+        /// Display channel instance.
+        display: u8,
+        /// Stream id.
+        stream_id: u32,
+        /// Multimedia time of the frame (ms, the server's clock).
+        mm_time: u32,
+    },
     /// A video stream was destroyed.
     StreamDestroyed {
         /// Display channel instance.
@@ -259,7 +271,8 @@ pub enum Event {
     PlaybackData {
         /// Interleaved S16 samples (one frame).
         pcm: Vec<i16>,
-        /// Multimedia time at which to play it (ms, server clock).
+        /// Multimedia time at which to play it (ms, server clock): the local instant is
+        /// [`crate::Session::presentation_time`]`(mm_time)`.
         mm_time: u32,
     },
     /// Playback `STOP`.

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use spice_proto::base::{self, Pong, split_sub_list};
 use spice_proto::caps::{self, Caps};
@@ -272,6 +272,37 @@ impl Session {
     pub fn mm_time(&self, now: Instant) -> Option<u32> {
         self.mm_time
             .map(|(mm, at)| mm.wrapping_add(now.saturating_duration_since(at).as_millis() as u32))
+    }
+
+    /// The local instant at which the multimedia clock reaches `mm_time`: when to present a
+    /// video frame ([`Event::StreamFrame`]) or an audio packet ([`Event::PlaybackData`])
+    /// stamped `mm_time`. The server sends a clock that runs `MM_TIME_DELTA` (400 ms) behind
+    /// the one it stamps with, so both are presented with that much buffering, in sync.
+    /// `None` before `MAIN_INIT`. Stamps are compared on the wrapping u32 clock (a stamp
+    /// more than ~24 days ahead counts as past).
+    pub fn presentation_time(&self, mm_time: u32) -> Option<Instant> {
+        let (mm, at) = self.mm_time?;
+        let ahead = mm_time.wrapping_sub(mm) as i32;
+        let d = Duration::from_millis(u64::from(ahead.unsigned_abs()));
+        Some(if ahead >= 0 {
+            at + d
+        } else {
+            // An instant before the clock was set: the stamp is late.
+            at.checked_sub(d).unwrap_or(at)
+        })
+    }
+
+    /// Resynchronises the multimedia clock on the audio output, as spice-gtk's
+    /// `spice_playback_channel_set_delay` does: the audio device reports `delay_ms` of
+    /// samples queued ahead of the speaker, so the packet stamped with the last
+    /// [`Event::PlaybackData`] time is heard `delay_ms` from `now`; video frames then follow
+    /// the sound. Returns the new clock, or `None` (nothing changed) when no playback data
+    /// came yet.
+    pub fn set_playback_delay(&mut self, delay_ms: u32, now: Instant) -> Option<u32> {
+        let last = self.playback_channel()?.last_time()?;
+        let mm = last.wrapping_sub(delay_ms);
+        self.mm_time = Some((mm, now));
+        Some(mm)
     }
 
     fn open(&mut self, ty: ChannelType, id: u8, kind: Kind) -> Result<ConnId, SessionError> {

@@ -2,7 +2,7 @@
 //! decoding, events, the record send path, and malformed server messages (each a typed
 //! channel error that closes only that channel).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use spice_client_core::testing::{link_reply_bytes, main_init, raw_message, server_message};
 use spice_client_core::{ConnId, Event, Session, SessionConfig, SessionError};
@@ -285,4 +285,54 @@ fn record_sends_mode_start_mark_and_raw_frames() {
             .any(|e| matches!(e, Event::RecordStop))
     );
     assert!(!s.record_channel().unwrap().is_active());
+}
+
+/// An audio packet is presented when the session's multimedia clock (MAIN_INIT: 1000 at
+/// `now`) reaches its stamp, as a video frame with the same stamp is (see
+/// `mjpeg_stream_drawn_and_reported`); the audio device's reported delay moves the clock
+/// so video follows the sound (spice-gtk's `spice_playback_channel_set_delay`).
+#[test]
+fn playback_stamps_map_to_local_presentation_times() {
+    let now = Instant::now();
+    let (mut s, p, _) = linked(now);
+    assert_eq!(s.set_playback_delay(100, now), None, "no data yet");
+    let pcm = vec![0u8; FRAME_SAMPLES * 4];
+    let mut input = pb(
+        1,
+        playback::ServerMessage::Start {
+            channels: 2,
+            format: AudioFormat::S16,
+            frequency: 48_000,
+            time: 1400,
+        },
+    );
+    input.extend(pb(
+        2,
+        playback::ServerMessage::Data {
+            time: 1400,
+            data: &pcm,
+        },
+    ));
+    s.receive(p, &input, now).unwrap();
+    let stamp = events(&mut s)
+        .iter()
+        .find_map(|e| match e {
+            Event::PlaybackData { mm_time, .. } => Some(*mm_time),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(stamp, 1400);
+    // 400 ms of buffering: the server's clock minus MM_TIME_DELTA.
+    assert_eq!(
+        s.presentation_time(stamp),
+        Some(now + Duration::from_millis(400))
+    );
+    // The device says the packet is heard 150 ms from `later`: the clock follows it.
+    let later = now + Duration::from_millis(20);
+    assert_eq!(s.set_playback_delay(150, later), Some(1250));
+    assert_eq!(s.mm_time(later), Some(1250));
+    assert_eq!(
+        s.presentation_time(1400),
+        Some(later + Duration::from_millis(150))
+    );
 }

@@ -501,6 +501,26 @@ fn mjpeg_stream_drawn_and_reported() {
         matches!(ev[0], Event::RegionChanged { rect: r, .. } if r == rect(8, 8, 24, 24)),
         "{ev:?}"
     );
+    // The frame's stamp, and when to present it: MAIN_INIT said 1000 at `now`.
+    assert!(
+        matches!(
+            ev[1],
+            Event::StreamFrame {
+                display: 0,
+                stream_id: 3,
+                mm_time: 1010
+            }
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(
+        s.presentation_time(1010),
+        Some(now + Duration::from_millis(10))
+    );
+    assert_eq!(
+        s.presentation_time(990),
+        Some(now - Duration::from_millis(10))
+    );
     let p = s.surface(0, 0).unwrap().pixel(15, 15).unwrap();
     assert!(
         (p >> 16 & 0xff) > 240 && (p & 0xff) < 16,

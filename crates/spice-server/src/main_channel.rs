@@ -1,5 +1,14 @@
 //! The main channel: `MAIN_INIT`, `CHANNELS_LIST`, mouse modes, multimedia time, and the
 //! agent data, relayed by [`crate::agent::AgentLink`].
+//!
+//! # Multimedia time
+//!
+//! As spice-server does, the server stamps video stream frames and playback packets with its
+//! raw multimedia clock ([`ServerContext::mm_time`]) but tells the client a clock that runs
+//! [`MM_TIME_DELTA`] behind it (`MAIN_INIT.multi_media_time` and `MULTI_MEDIA_TIME` are
+//! `mm_time(now) - MM_TIME_DELTA`). A client that presents each frame and each audio packet
+//! when its own copy of the clock reaches the stamp (spice-gtk does) thus plays both with the
+//! same 400 ms of buffering, in sync.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -19,6 +28,16 @@ use crate::session::Session;
 /// Agent data tokens granted to the client in `MAIN_INIT` (spice-server's
 /// `REDS_AGENT_WINDOW_SIZE`).
 pub const AGENT_TOKENS: u32 = 10;
+
+/// How far the clock sent to clients runs behind the server's multimedia clock (ms):
+/// spice-server's `MM_TIME_DELTA`, the latency clients get to buffer video and audio.
+pub const MM_TIME_DELTA: u32 = 400;
+
+/// The multimedia time to send to a client at `now`: the server's clock minus
+/// [`MM_TIME_DELTA`] (wrapping like the u32 clock).
+pub fn client_mm_time(server: &ServerContext, now: Instant) -> u32 {
+    server.mm_time(now).wrapping_sub(MM_TIME_DELTA)
+}
 
 /// Creates [`MainChannel`]s (built into every server).
 #[derive(Debug)]
@@ -119,7 +138,7 @@ impl ChannelHandler for MainChannel {
             current_mouse_mode: self.session.mouse_mode(),
             agent_connected: u32::from(agent),
             agent_tokens: AGENT_TOKENS,
-            multi_media_time: self.server.mm_time(now),
+            multi_media_time: client_mm_time(&self.server, now),
             ram_hint: self.server.config().ram_hint,
         }))?;
         let has_name_cap = self.info.peer_channel_caps.has(caps::main::NAME_AND_UUID);
@@ -157,7 +176,7 @@ impl ChannelHandler for MainChannel {
                 out.send(&ServerMessage::ChannelsList(list))?;
                 // Keep the client's multimedia clock in step from the start.
                 out.send(&ServerMessage::MultiMediaTime {
-                    time: self.server.mm_time(now),
+                    time: client_mm_time(&self.server, now),
                 })?;
             }
             ClientMessage::MouseModeRequest { mode } => {

@@ -22,8 +22,10 @@
 //!
 //! # Time stamps
 //!
-//! `DATA.time` is on the server's multimedia clock ([`ServerContext::mm_time`], the clock
-//! of `MAIN_INIT`/`MULTI_MEDIA_TIME` and of video stream frames). At `START` the channel
+//! `DATA.time` is on the server's raw multimedia clock ([`ServerContext::mm_time`], the
+//! clock video stream frames are stamped with; `MAIN_INIT`/`MULTI_MEDIA_TIME` tell clients
+//! that clock minus [`crate::main_channel::MM_TIME_DELTA`], so a client playing each packet
+//! at its stamp buffers 400 ms, as it does for video). At `START` the channel
 //! takes the clock's current value as the stream's origin; each frame is stamped with the
 //! origin plus the duration of the samples before it, so stamps advance exactly with the
 //! audio. If the host falls behind real time (an underrun without `STOP`) by more than

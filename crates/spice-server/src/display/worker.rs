@@ -30,11 +30,6 @@ use super::client::{ClientId, ClientState, PipeItem};
 use super::tree::{self, DrawTree, Pending};
 use crate::cursor::{CursorCommand, CursorFeed};
 
-/// How far ahead of the multimedia clock stream frames are stamped (spice-server's
-/// `MM_TIME_DELTA`: its clients' clock runs this much behind the server's, so frames arrive
-/// before their presentation time instead of late).
-pub const STREAM_MM_TIME_DELTA: u32 = 400;
-
 /// Settings of a display worker (libspice's image/video options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisplayConfig {
@@ -870,7 +865,10 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 Some(sid) => PipeItem::StreamFrame {
                     seq,
                     stream_id: sid,
-                    mm_time: (now_ms as u32).wrapping_add(STREAM_MM_TIME_DELTA),
+                    // The raw multimedia clock when the drawable came in (spice-server stamps
+                    // `red_drawable->mm_time = reds_get_mm_time()`); clients run
+                    // `main_channel::MM_TIME_DELTA` behind it, audio is stamped alike.
+                    mm_time: now_ms as u32,
                     entry: entry.clone(),
                 },
                 None => PipeItem::Draw {

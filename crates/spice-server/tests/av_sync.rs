@@ -1,0 +1,280 @@
+//! Lip-sync: the multimedia time rule spice-server follows, checked deterministically in
+//! process. The main channel tells the client the server's clock minus `MM_TIME_DELTA`
+//! (400 ms); a video stream frame and an audio packet produced at the same instant carry the
+//! same raw stamp; and our client core, fed exactly the bytes the server channels produced,
+//! schedules both for the same local instant, 400 ms after they were produced.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spice_client_core::testing::{link_reply_bytes, server_message};
+use spice_client_core::{ConnId, Event, Session as ClientSession, SessionConfig};
+use spice_codecs::audio::FRAME_SAMPLES;
+use spice_codecs::stream_detect::StreamingVideo;
+use spice_proto::caps::Caps;
+use spice_proto::display::{ClientMessage as DisplayClientMessage, Init, ServerMessage};
+use spice_proto::header::{HeaderKind, write_message};
+use spice_proto::main::{self as pmain, ChannelId};
+use spice_proto::messages::ServerMessage as AnyServer;
+use spice_proto::{ChannelMessage, ChannelType};
+use spice_server::channel::{
+    ChannelCore, ChannelFactory, ChannelHandler, ChannelInfo, CoreConfig, OpenContext, Waker,
+};
+use spice_server::config::ServerConfig;
+use spice_server::demo::{DemoConfig, DemoDesktop};
+use spice_server::display::glz::GlzRegistry;
+use spice_server::display::{
+    ClientOptions, DisplayClientCaps, DisplayConfig, DisplayError, DisplaySink, DisplayWorker,
+};
+use spice_server::host::{AudioFormat, PlaybackDevice};
+use spice_server::main_channel::{MM_TIME_DELTA, MainChannelFactory};
+use spice_server::playback::{PlaybackChannelFactory, PlaybackSink};
+use spice_server::server::{Server, ServerBuilder};
+use spice_server::session::Session;
+
+struct Dev(Mutex<Option<PlaybackSink>>);
+
+impl PlaybackDevice for Dev {
+    fn format(&self) -> AudioFormat {
+        AudioFormat {
+            frequency: 48_000,
+            channels: 2,
+        }
+    }
+    fn attach(&self, sink: PlaybackSink) {
+        *self.0.lock().unwrap() = Some(sink);
+    }
+}
+
+/// Display messages framed with the mini header, as the display channel would send them.
+#[derive(Default)]
+struct BytesSink {
+    out: Vec<u8>,
+    stream_stamps: Vec<u32>,
+}
+
+impl DisplaySink for BytesSink {
+    fn can_send(&self) -> bool {
+        true
+    }
+    fn send(&mut self, msg: &ServerMessage<'_>) -> Result<(), DisplayError> {
+        if let ServerMessage::StreamData(d) = msg {
+            self.stream_stamps.push(d.header.multi_media_time);
+        }
+        if let ServerMessage::StreamDataSized(d) = msg {
+            self.stream_stamps.push(d.header.multi_media_time);
+        }
+        write_message(&mut self.out, HeaderKind::Mini, 0, msg.msg_type(), |w| {
+            msg.encode_body(w)
+        })
+        .map_err(|e| DisplayError::Send(e.to_string()))
+    }
+}
+
+fn start_server(epoch: Instant) -> Server {
+    ServerBuilder::new(
+        ServerConfig::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .playback_compression(false)
+            .build()
+            .unwrap(),
+    )
+    .mm_epoch(epoch)
+    .start()
+    .unwrap()
+}
+
+/// Opens `factory`'s channel for session 7 at `now`; returns its core (output holds what
+/// the channel sent on connect) and handler.
+fn open(
+    server: &Server,
+    factory: &dyn ChannelFactory,
+    now: Instant,
+) -> (ChannelCore, Box<dyn ChannelHandler>) {
+    let info = ChannelInfo {
+        channel_type: factory.channel_type(),
+        channel_id: factory.channel_id(),
+        session_id: 7,
+        header: HeaderKind::Mini,
+        peer_common_caps: Caps::new(),
+        peer_channel_caps: Caps::new(),
+        secure: false,
+        websocket: false,
+    };
+    let mut h = factory
+        .open(OpenContext {
+            info: &info,
+            session: &Arc::new(Session::new(7)),
+            waker: Waker::noop(),
+            server: server.context(),
+        })
+        .unwrap();
+    let cfg = CoreConfig {
+        ping_interval: None,
+        ack_window: 0,
+        ..CoreConfig::default()
+    };
+    let mut core = ChannelCore::new(info, &cfg, now);
+    core.start(&mut *h, now).unwrap();
+    (core, h)
+}
+
+fn main_init_time(bytes: &[u8]) -> u32 {
+    let mut f = spice_proto::framer::Framer::new(HeaderKind::Mini, u32::MAX);
+    let mut pos = 0;
+    while let spice_proto::framer::Frame::Complete(i) = f.next_frame(&bytes[pos..]).unwrap() {
+        let body = &bytes[pos + i.body.start..pos + i.body.end];
+        if let AnyServer::Main(pmain::ServerMessage::Init(init)) =
+            AnyServer::decode(ChannelType::MAIN, i.msg_type, body).unwrap()
+        {
+            return init.multi_media_time;
+        }
+        pos += i.total_len;
+    }
+    panic!("no MAIN_INIT");
+}
+
+#[test]
+fn audio_and_video_share_the_clock_and_the_client_presents_them_together() {
+    let epoch = Instant::now();
+    let server = start_server(epoch);
+    let at = |ms: u64| epoch + Duration::from_millis(ms);
+
+    // --- MAIN_INIT: the server's clock minus MM_TIME_DELTA.
+    let t_init = at(3_000);
+    let main = MainChannelFactory::new(Arc::downgrade(server.context()));
+    let (mut main_core, _main_h) = open(&server, &main, t_init);
+    let main_bytes = main_core.take_output();
+    assert_eq!(server.context().mm_time(t_init), 3_000);
+    assert_eq!(main_init_time(&main_bytes), 3_000 - MM_TIME_DELTA);
+
+    // --- Video: the demo desktop's video region becomes a stream; frames go out stamped
+    // with the clock at the instant they came in.
+    let demo = DemoDesktop::new(DemoConfig::default()).unwrap();
+    let mut worker = DisplayWorker::new(
+        demo,
+        DisplayConfig {
+            streaming: StreamingVideo::All,
+            ..DisplayConfig::default()
+        },
+    );
+    for r in worker.device_mut().take_io_requests() {
+        worker.handle_io(r, 3_000);
+    }
+    let client = worker.add_client(ClientOptions {
+        session_id: 7,
+        caps: DisplayClientCaps::spice_gtk(),
+        glz: Arc::new(GlzRegistry::new()),
+        waker: None,
+        bit_rate: None,
+    });
+    worker
+        .client_message(
+            client,
+            &DisplayClientMessage::Init(Init {
+                pixmap_cache_id: 1,
+                pixmap_cache_size: 1 << 20,
+                glz_dictionary_id: 1,
+                glz_dictionary_window_size: 1 << 20,
+            }),
+            3_000,
+        )
+        .unwrap();
+    let mut display = BytesSink::default();
+    let mut frame_ms = 3_000;
+    for f in 0..40u64 {
+        frame_ms = 3_000 + f * 40;
+        worker.device_mut().step(f).unwrap();
+        for _ in 0..64 {
+            worker.process(frame_ms);
+            if worker.device_mut().pump().unwrap().pushed == 0 {
+                break;
+            }
+        }
+        worker.process(frame_ms);
+        let before = display.stream_stamps.len();
+        worker.client_poll(client, &mut display, frame_ms).unwrap();
+        if display.stream_stamps.len() > before {
+            break;
+        }
+    }
+    let video_stamp = *display.stream_stamps.last().expect("a stream frame");
+    assert_eq!(video_stamp as u64, frame_ms, "raw clock, no offset");
+
+    // --- Audio: a packet produced at the same instant carries the same stamp.
+    let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
+    let playback = PlaybackChannelFactory::new(0, &dev);
+    let sink = playback.sink().clone();
+    let (mut pb_core, mut pb_h) = open(&server, &playback, t_init);
+    let t_frame = at(frame_ms);
+    sink.write(&vec![100i16; FRAME_SAMPLES * 2]);
+    pb_core.poll(&mut *pb_h, t_frame).unwrap();
+    let pb_bytes = pb_core.take_output();
+
+    // --- Our client core, fed those bytes: one presentation instant for both.
+    let t_client = Instant::now();
+    let mut s = ClientSession::new(SessionConfig::default()).unwrap();
+    let main_conn = ConnId(0);
+    s.receive(main_conn, &link_reply_bytes(true), t_client)
+        .unwrap();
+    s.receive(main_conn, &main_bytes, t_client).unwrap();
+    let list = AnyServer::Main(pmain::ServerMessage::ChannelsList(vec![
+        ChannelId {
+            channel_type: ChannelType::DISPLAY,
+            id: 0,
+        },
+        ChannelId {
+            channel_type: ChannelType::PLAYBACK,
+            id: 0,
+        },
+    ]));
+    s.receive(
+        main_conn,
+        &server_message(HeaderKind::Mini, 0, &list),
+        t_client,
+    )
+    .unwrap();
+    let mut conns = Vec::new();
+    while let Some(ev) = s.poll_event() {
+        if let Event::OpenChannel {
+            conn, channel_type, ..
+        } = ev
+        {
+            conns.push((channel_type, conn));
+        }
+    }
+    let conn = |t| conns.iter().find(|(ty, _)| *ty == t).unwrap().1;
+    let (d, p) = (conn(ChannelType::DISPLAY), conn(ChannelType::PLAYBACK));
+    for c in [d, p] {
+        s.receive(c, &link_reply_bytes(true), t_client).unwrap();
+    }
+    // Everything arrives at the same local instant, well before the presentation time.
+    s.receive(d, &display.out, t_client).unwrap();
+    s.receive(p, &pb_bytes, t_client).unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    let video = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StreamFrame { mm_time, .. } => Some(*mm_time),
+            _ => None,
+        })
+        .last()
+        .expect("stream frame event");
+    let audio = events
+        .iter()
+        .find_map(|e| match e {
+            Event::PlaybackData { mm_time, .. } => Some(*mm_time),
+            _ => None,
+        })
+        .expect("playback data event");
+    assert_eq!(video, audio, "same instant, same stamp");
+    let when_video = s.presentation_time(video).unwrap();
+    let when_audio = s.presentation_time(audio).unwrap();
+    assert_eq!(when_video, when_audio);
+    // Produced (frame_ms - 3000) ms after MAIN_INIT; presented 400 ms after that.
+    assert_eq!(
+        when_video,
+        t_client + Duration::from_millis(frame_ms - 3_000) + Duration::from_millis(400)
+    );
+    server.shutdown();
+}
