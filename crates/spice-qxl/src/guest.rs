@@ -112,6 +112,11 @@ impl Allocator {
         }
     }
 
+    /// The largest free block, in bytes.
+    pub fn largest_free(&self) -> u64 {
+        self.free.iter().map(|&(_, len)| len).max().unwrap_or(0)
+    }
+
     /// Bytes allocated.
     pub fn used(&self) -> u64 {
         self.used
@@ -685,6 +690,30 @@ impl GuestDriver {
                 Err(e.into())
             }
         }
+    }
+
+    /// Destroy the primary surface (`QXL_IO_DESTROY_PRIMARY`), as a driver does before a mode
+    /// change, and free its pixels. The server must handle the returned request (flushing
+    /// the command ring first) before the guest creates the next primary.
+    pub fn destroy_primary<M: GuestMemory>(
+        &mut self,
+        dev: &mut QxlDevice<M>,
+    ) -> Result<crate::device::IoRequest, GuestError> {
+        let r = dev.io_write(io::DESTROY_PRIMARY, 0)?;
+        if let Some(old) = self.primary.take() {
+            self.alloc.free(old);
+        }
+        Ok(r)
+    }
+
+    /// Bytes of the largest block the driver could allocate now (e.g. for a new primary).
+    pub fn largest_free_block(&self) -> u64 {
+        self.alloc.largest_free()
+    }
+
+    /// Bytes of the current primary surface's pixels (0 without one).
+    pub fn primary_size(&self) -> u64 {
+        self.primary.map_or(0, |a| a.size)
     }
 
     /// Collect everything on the release ring: pop each chain head, follow the chain through

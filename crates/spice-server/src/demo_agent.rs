@@ -27,7 +27,11 @@ use spice_proto::agent::{
     VdiDechunker, VdiPort, cap, write_vdi_chunks,
 };
 
+use std::time::Instant;
+
 use crate::channel::Waker;
+use crate::demo::DemoDesktop;
+use crate::display::{SharedWorker, millis_since};
 use crate::host::{CharDevice, CharDeviceKind};
 use crate::session::lock;
 
@@ -614,14 +618,62 @@ impl CharDevice for DemoAgent {
     }
 }
 
-/// The demo host's devices: a [`DemoAgent`] with default settings (files kept in memory,
-/// monitors requests recorded and answered with an error since the demo desktop is not
-/// resized yet).
+/// The demo host's devices without a display: a [`DemoAgent`] with default settings (files
+/// kept in memory, monitors requests recorded and answered with an error: there is no
+/// desktop to resize). With the demo desktop use [`demo_host_with_display`].
 pub fn demo_host() -> crate::host::Host {
     crate::host::Host {
         char_devices: vec![DemoAgent::new(DemoAgentConfig::default()) as Arc<dyn CharDevice>],
         ..crate::host::Host::default()
     }
+}
+
+/// The demo host's devices for the demo desktop driven by `worker` (display channel epoch
+/// `epoch`): a [`DemoAgent`] whose monitors configs resize the desktop
+/// ([`demo_resize_hook`]).
+pub fn demo_host_with_display(
+    worker: SharedWorker<DemoDesktop>,
+    epoch: Instant,
+) -> crate::host::Host {
+    let agent = DemoAgent::new(DemoAgentConfig {
+        on_monitors_config: Some(demo_resize_hook(worker, epoch)),
+        ..DemoAgentConfig::default()
+    });
+    crate::host::Host {
+        char_devices: vec![agent as Arc<dyn CharDevice>],
+        ..crate::host::Host::default()
+    }
+}
+
+/// A [`MonitorsConfigHook`] that resizes the demo desktop driven by `worker` to the first
+/// monitor's size, as `spice-vdagent` sets the guest's mode: the desktop destroys and
+/// recreates its primary surface ([`DemoDesktop::resize`], clamped to its bounds) and the
+/// display worker handles both requests at once (clients get `SURFACE_DESTROY`, then
+/// `SURFACE_CREATE`, the monitors config and `MARK` of the new size, then the redrawn
+/// desktop). `epoch` is the display channel's clock origin. Applied (true) when the
+/// desktop took the request, even if clamped.
+pub fn demo_resize_hook(worker: SharedWorker<DemoDesktop>, epoch: Instant) -> MonitorsConfigHook {
+    Arc::new(move |mc: &MonitorsConfig| {
+        let Some(m) = mc.monitors.first().filter(|m| m.width > 0 && m.height > 0) else {
+            return false;
+        };
+        let mut w = lock(&*worker);
+        let result = w.device_mut().resize(m.width, m.height);
+        let now_ms = millis_since(epoch, Instant::now());
+        for r in w.device_mut().take_io_requests() {
+            w.handle_io(r, now_ms);
+        }
+        match result {
+            Ok((width, height)) => {
+                tracing::info!(width, height, "demo agent: desktop resized");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "demo agent: resize failed");
+                false
+            }
+        }
+    })
 }
 
 /// Reads `name` and `size` from the `[vdagent-file-xfer]` key file of `FILE_XFER_START`.

@@ -137,11 +137,16 @@ fn attach_display(
         epoch,
     )
     .context("starting the demo desktop")?;
-    // One multimedia clock for video stream stamps and audio (lip-sync).
+    // One multimedia clock for video stream stamps and audio (lip-sync); the demo guest's
+    // agent (clipboard, file transfer, monitors configs resizing the desktop).
     let builder = builder
         .mm_epoch(epoch)
         .cursor(feed)
-        .add_channel(demo.factory());
+        .add_channel(demo.factory())
+        .host(spice_server::demo_agent::demo_host_with_display(
+            demo.worker().clone(),
+            epoch,
+        ));
     Ok((builder, Some(demo)))
 }
 
@@ -149,10 +154,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = config(&args)?;
     let display = DisplayConfig::from_server_config(&config);
     let (mut builder, demo) = attach_display(ServerBuilder::new(config), &args, display)?;
-    if args.demo {
-        // The demo guest's agent (clipboard, file transfer, monitors requests).
-        builder = builder.host(spice_server::demo_agent::demo_host());
-    }
     if args.demo_tone {
         builder = builder.playback_device(spice_server::demo_audio::DemoTone::new(440.0));
     }

@@ -110,7 +110,17 @@ pub struct DemoConfig {
     pub clip_fills: bool,
     /// Guest memory for commands and images, besides the primary surface.
     pub working_memory: u64,
+    /// The largest size [`DemoDesktop::resize`] goes to (requests are clamped to it); guest
+    /// RAM is reserved for a primary surface this big (pages nobody touches cost nothing).
+    pub max_width: u32,
+    /// See [`DemoConfig::max_width`].
+    pub max_height: u32,
 }
+
+/// The smallest desktop (the demo's windows must fit).
+pub const MIN_SIZE: (u32, u32) = (640, 480);
+/// The default [`DemoConfig::max_width`] x [`DemoConfig::max_height`].
+pub const MAX_SIZE: (u32, u32) = (4096, 2160);
 
 impl Default for DemoConfig {
     /// 1024x768, a 320x240 video region, 25 frames/s, no freeze, 24 MiB, and only what every
@@ -127,6 +137,8 @@ impl Default for DemoConfig {
             text_mode: TextMode::Bitmaps,
             clip_fills: false,
             working_memory: 24 << 20,
+            max_width: MAX_SIZE.0,
+            max_height: MAX_SIZE.1,
         }
     }
 }
@@ -444,38 +456,48 @@ fn reference_frame(cfg: &DemoConfig, layout: &Layout, frame: u64) -> Vec<u32> {
     fb
 }
 
+/// The layout of `cfg`'s screen, checked: the screen is 640x480 .. 8192x8192 and every
+/// window (with its shadow) and the video region fit.
+fn checked_layout(cfg: &DemoConfig) -> Result<Layout, DemoError> {
+    let bad = || DemoError::BadGeometry {
+        width: cfg.width,
+        height: cfg.height,
+        video_width: cfg.video_width,
+        video_height: cfg.video_height,
+    };
+    if !(MIN_SIZE.0..=8192).contains(&cfg.width)
+        || !(MIN_SIZE.1..=8192).contains(&cfg.height)
+        || cfg.video_width == 0
+        || cfg.video_height == 0
+    {
+        return Err(bad());
+    }
+    let layout = Layout::new(cfg.width, cfg.height, cfg.video_width, cfg.video_height);
+    let all_inside = layout.windows.iter().all(|w| {
+        let shadow = Rect {
+            top: w.frame.top + 6,
+            left: w.frame.left + 6,
+            bottom: w.frame.bottom + 6,
+            right: w.frame.right + 6,
+        };
+        inside(shadow, cfg.width, cfg.height)
+    }) && inside(layout.video, cfg.width, cfg.height)
+        && layout.video.right <= layout.windows[1].body().right
+        && layout.video.bottom <= layout.windows[1].body().bottom;
+    if !all_inside {
+        return Err(bad());
+    }
+    Ok(layout)
+}
+
 impl DemoDesktop {
     /// Build the device and guest and create the primary surface.
     pub fn new(cfg: DemoConfig) -> Result<Self, DemoError> {
-        let bad = || DemoError::BadGeometry {
-            width: cfg.width,
-            height: cfg.height,
-            video_width: cfg.video_width,
-            video_height: cfg.video_height,
-        };
-        if !(640..=8192).contains(&cfg.width)
-            || !(480..=8192).contains(&cfg.height)
-            || cfg.video_width == 0
-            || cfg.video_height == 0
-        {
-            return Err(bad());
-        }
-        let layout = Layout::new(cfg.width, cfg.height, cfg.video_width, cfg.video_height);
-        let all_inside = layout.windows.iter().all(|w| {
-            let shadow = Rect {
-                top: w.frame.top + 6,
-                left: w.frame.left + 6,
-                bottom: w.frame.bottom + 6,
-                right: w.frame.right + 6,
-            };
-            inside(shadow, cfg.width, cfg.height)
-        }) && inside(layout.video, cfg.width, cfg.height)
-            && layout.video.right <= layout.windows[1].body().right
-            && layout.video.bottom <= layout.windows[1].body().bottom;
-        if !all_inside {
-            return Err(bad());
-        }
-        let primary_bytes = u64::from(cfg.width) * u64::from(cfg.height) * 4;
+        let layout = checked_layout(&cfg)?;
+        // Room for the largest primary a resize may ask for.
+        let primary_bytes = u64::from(cfg.width.max(cfg.max_width.min(8192)))
+            * u64::from(cfg.height.max(cfg.max_height.min(8192)))
+            * 4;
         let header = (size_of::<abi::QxlRam>() as u64).div_ceil(4096) * 4096;
         let ram = (primary_bytes + cfg.working_memory.max(1 << 20)).next_multiple_of(4096) + header;
         let bars = BarLayout::contiguous(ram, 64 * 1024);
@@ -659,6 +681,78 @@ impl DemoDesktop {
     fn queue_scene(&mut self, frame: u64) {
         self.draw_q.extend(scene_items(&self.cfg, &self.layout));
         self.cursor_q.push_back(CursorItem::Set(frame));
+    }
+
+    /// The size [`DemoDesktop::resize`] gives for a request of `width` x `height`: clamped
+    /// to [`MIN_SIZE`] .. (`max_width`, `max_height`), the width rounded down to a multiple
+    /// of 8 (as the X11 agent's modes are).
+    pub fn resize_target(&self, width: u32, height: u32) -> (u32, u32) {
+        let max_w = self.cfg.max_width.clamp(MIN_SIZE.0, 8192);
+        let max_h = self.cfg.max_height.clamp(MIN_SIZE.1, 8192);
+        let w = width.clamp(MIN_SIZE.0, max_w) & !7;
+        (w.max(MIN_SIZE.0), height.clamp(MIN_SIZE.1, max_h))
+    }
+
+    /// Resizes the desktop as a guest driver changes mode: drops what it had queued for the
+    /// old screen, destroys the primary surface (`QXL_IO_DESTROY_PRIMARY`) and creates one of
+    /// the new size (`QXL_IO_CREATE_PRIMARY`); the server takes both requests with
+    /// [`DemoDesktop::take_io_requests`] and must handle them in order, before the next
+    /// step. The next step draws the whole scene again at the new size (a frozen desktop
+    /// draws its last frame again). The size is clamped ([`DemoDesktop::resize_target`]);
+    /// returns the size the desktop has now (unchanged when it already had it). When guest
+    /// memory has no block for the new surface, the old size is kept (recreated) and
+    /// [`DemoError::OutOfMemory`] returned.
+    pub fn resize(&mut self, width: u32, height: u32) -> Result<(u32, u32), DemoError> {
+        let (w, h) = self.resize_target(width, height);
+        if (w, h) == (self.cfg.width, self.cfg.height) {
+            return Ok((w, h));
+        }
+        let new_cfg = DemoConfig {
+            width: w,
+            height: h,
+            ..self.cfg.clone()
+        };
+        let layout = checked_layout(&new_cfg)?;
+        // What was queued was laid out for the old screen.
+        self.draw_q.clear();
+        self.cursor_q.clear();
+        let destroy = self.guest.destroy_primary(&mut self.dev)?;
+        self.io.push(destroy);
+        let (created, result) = match self.guest.create_primary(&mut self.dev, w, h) {
+            Ok(r) => (r, Ok((w, h))),
+            Err(GuestError::OutOfMemory(n)) => {
+                // The old block is free again: the old size fits.
+                let (ow, oh) = (self.cfg.width, self.cfg.height);
+                tracing::warn!(
+                    target: "spice_server::demo",
+                    width = w,
+                    height = h,
+                    "no guest memory for the resized primary; keeping {ow}x{oh}"
+                );
+                let r = self.guest.create_primary(&mut self.dev, ow, oh)?;
+                (r, Err(DemoError::OutOfMemory(n)))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let IoRequest::CreatePrimary { surface, .. } = created else {
+            return Err(DemoError::UnexpectedIo(Box::new(created)));
+        };
+        self.primary = surface;
+        self.io.push(created);
+        if result.is_ok() {
+            self.cfg = new_cfg;
+            self.layout = layout;
+        }
+        // Draw everything again: the scene, and the current (or final) frame.
+        self.scene_drawn = false;
+        self.last_frame = None;
+        tracing::debug!(
+            target: "spice_server::demo",
+            width = self.cfg.width,
+            height = self.cfg.height,
+            "demo desktop resized"
+        );
+        result
     }
 
     /// The picture (32-bit xRGB, `width * height`, top row first) the primary surface shows

@@ -527,6 +527,56 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         }
     }
 
+    /// `QXL_IO_DESTROY_PRIMARY` (a resize or mode change, as spice-server's
+    /// `destroy_primary_surface`): takes and draws what the guest already pushed, ends the
+    /// streams (no redraw: the surface goes), drops the primary's drawables still queued for
+    /// clients and gives their resources back through the release ring, then destroys the
+    /// surface (`SURFACE_DESTROY` to every client). The next `CREATE_PRIMARY` sends
+    /// `SURFACE_CREATE`, the monitors config of the new size and `MARK`.
+    fn destroy_primary(&mut self, now_ms: u64) {
+        self.process(now_ms);
+        if !self.surfaces.contains_key(&0) {
+            tracing::warn!("destroy of a primary surface that does not exist");
+            return;
+        }
+        self.end_streams_for_destroy();
+        self.drop_surface_drawables(0);
+        self.destroy_surface(0);
+        self.dev.flush_resources();
+    }
+
+    /// Ends every stream without redrawing its area (its surface is being destroyed).
+    fn end_streams_for_destroy(&mut self) {
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.streams.remove(&id);
+            self.detector.destroy_stream(id);
+            self.broadcast(|| PipeItem::StreamDestroy {
+                stream_id: id,
+                redraw: None,
+            });
+        }
+    }
+
+    /// Takes `surface_id`'s pending drawables (those no other surface's drawable reads) out
+    /// of every client's queue and releases them: the surface is going away, drawing them
+    /// is pointless (spice-server's `current_remove_all` and
+    /// `clear_surface_drawables_from_pipes`).
+    fn drop_surface_drawables(&mut self, surface_id: u32) {
+        let everything = [Rect {
+            top: i32::MIN,
+            left: i32::MIN,
+            bottom: i32::MAX,
+            right: i32::MAX,
+        }];
+        for (seq, p) in self.tree.take_hidden(surface_id, &everything) {
+            for c in self.clients.values_mut() {
+                c.remove_seq(seq);
+            }
+            self.release(p.release);
+        }
+    }
+
     /// Handles what a port write asked for.
     pub fn handle_io(&mut self, req: IoRequest, now_ms: u64) {
         match req {
@@ -562,8 +612,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 }
             }
             IoRequest::DestroyPrimary { cookie } => {
-                self.process(now_ms);
-                self.destroy_surface(0);
+                self.destroy_primary(now_ms);
                 if let Some(c) = cookie {
                     self.dev.async_complete(c);
                 }
