@@ -476,3 +476,65 @@ fn rendered_commands_match_the_reference_picture() {
         &[0, 3],
     );
 }
+
+#[test]
+fn resize_destroys_and_recreates_the_primary_and_redraws() {
+    let mut demo = DemoDesktop::new(small()).unwrap();
+    let io = demo.take_io_requests();
+    assert!(matches!(io[..], [IoRequest::CreatePrimary { .. }]));
+    run_frame(&mut demo, 0);
+    run_frame(&mut demo, 1);
+    // The same size: nothing happens.
+    assert_eq!(demo.resize(640, 480).unwrap(), (640, 480));
+    assert!(demo.take_io_requests().is_empty());
+    // Clamped and rounded: 1003 → 1000 (multiple of 8), height kept.
+    assert_eq!(demo.resize(1003, 700).unwrap(), (1000, 700));
+    let io = demo.take_io_requests();
+    match &io[..] {
+        [
+            IoRequest::DestroyPrimary { cookie: None },
+            IoRequest::CreatePrimary { surface, .. },
+        ] => assert_eq!((surface.width, surface.height), (1000, 700)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(demo.primary().width, 1000);
+    assert_eq!((demo.config().width, demo.config().height), (1000, 700));
+    assert_eq!(demo.layout().width, 1000);
+    assert_eq!(
+        demo.reference_frame(),
+        None,
+        "nothing drawn at the new size yet"
+    );
+    // The next step draws the whole scene again, within the new screen.
+    let sent = run_frame(&mut demo, 2);
+    let strips = 700u32.div_ceil(STRIP_ROWS) as usize;
+    assert!(sent.len() > strips, "{} commands", sent.len());
+    let reference = demo.reference_frame().unwrap();
+    assert_eq!(reference.len(), 1000 * 700);
+    assert_eq!(demo.resize_target(1, 1), (640, 480));
+    assert_eq!(demo.resize_target(100_000, 100_000), MAX_SIZE);
+    // Back and forth: the guest's memory in use returns to where it was.
+    let used = demo.guest().memory_used();
+    for (w, h) in [(640, 480), (4096, 2160), (1000, 700)] {
+        assert_eq!(demo.resize(w, h).unwrap(), (w, h));
+        demo.take_io_requests();
+        run_frame(&mut demo, 3);
+    }
+    assert_eq!(demo.guest().memory_used(), used);
+    assert_eq!(demo.guest().outstanding(), 0);
+}
+
+#[test]
+fn resize_is_clamped_to_the_configured_maximum() {
+    let mut demo = DemoDesktop::new(DemoConfig {
+        max_width: 640,
+        max_height: 480,
+        ..small()
+    })
+    .unwrap();
+    demo.take_io_requests();
+    run_frame(&mut demo, 0);
+    // Clamped to the configured maximum: nothing to do.
+    assert_eq!(demo.resize(2000, 2000).unwrap(), (640, 480));
+    assert!(demo.take_io_requests().is_empty());
+}

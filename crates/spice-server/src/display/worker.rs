@@ -485,6 +485,21 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         create_release: Option<ReleaseInfoExt>,
         guest_mem: Option<(u64, i32)>,
     ) -> bool {
+        let ok = self.create_surface_unmarked(create, create_release, guest_mem);
+        if ok && create.surface_id == 0 {
+            self.broadcast(|| PipeItem::Mark);
+        }
+        ok
+    }
+
+    /// [`DisplayWorker::create_surface`] without the `MARK` of a primary (the caller sends
+    /// it after the monitors config).
+    fn create_surface_unmarked(
+        &mut self,
+        create: SurfaceCreate,
+        create_release: Option<ReleaseInfoExt>,
+        guest_mem: Option<(u64, i32)>,
+    ) -> bool {
         let id = create.surface_id;
         if self.surfaces.contains_key(&id) {
             self.destroy_surface(id);
@@ -503,9 +518,6 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             },
         );
         self.broadcast(|| PipeItem::SurfaceCreate(create));
-        if id == 0 {
-            self.broadcast(|| PipeItem::Mark);
-        }
         true
     }
 
@@ -588,8 +600,9 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 let create = convert::primary_surface_create(&surface);
                 let guest = Some((surface.mem_offset, surface.stride));
                 let (width, height) = (create.width, create.height);
-                self.create_surface(create, None, guest);
-                if !self.monitors_from_guest {
+                // As spice-server: SURFACE_CREATE, the monitors config, then MARK.
+                let created = self.create_surface_unmarked(create, None, guest);
+                if created && !self.monitors_from_guest {
                     // One head covering the primary: clients that take monitors configs
                     // (virt-viewer) show nothing without one.
                     let m = Arc::new(MonitorsConfig {
@@ -606,6 +619,9 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                     });
                     self.monitors = Some(m.clone());
                     self.broadcast(|| PipeItem::MonitorsConfig(m.clone()));
+                }
+                if created {
+                    self.broadcast(|| PipeItem::Mark);
                 }
                 if let Some(c) = cookie {
                     self.dev.async_complete(c);
