@@ -18,6 +18,10 @@ Run with Debian's /usr/bin/python3 (it has `gi`).  The scenario comes as one JSO
                    "fetch_agent": true},             # grab `selection` with `send` once the agent
                                        # can (answer its request); fetch the agent's grabs
      "file_copy": "/tmp/f.bin",        # send this file to the agent (file transfer)
+     "resize": [[800, 600], [1024, 768]],  # once the agent can take monitors configs and a
+                                       # primary exists: ask for each size in turn
+                                       # (update_display + send_monitor_config) and wait
+                                       # for a primary of that size before the next
      "inputs": [["key", 0x1e], ["key_down", 0x1d], ["key_up", 0x1d],
                 ["motion", dx, dy, buttons], ["position", x, y, display, buttons],
                 ["press", button, buttons], ["release", button, buttons],
@@ -63,6 +67,9 @@ state = {
     "clip_received": None,  # text fetched from the agent's grab
     "file_started": False,
     "file_done": None,  # True/False once the transfer ended
+    "display": None,  # the display channel
+    "resize_next": 0,  # index of the next size to ask for
+    "resize_waiting": None,  # (width, height) asked for, not seen yet
 }
 keep = []  # channel objects must stay referenced
 
@@ -193,10 +200,59 @@ def on_channel_event(channel, ev):
 
 def on_primary_create(channel, fmt, width, height, stride, shmid, imgdata):
     state["primary"] = (fmt, width, height, stride, imgdata)
+    state["marked"] = False
     state["last_update"] = time.monotonic()
     emit(event="primary_create", format=fmt, width=width, height=height, stride=stride)
     if state["inputs"] is not None and SC.get("inputs_after_primary", True):
         GLib.idle_add(lambda: send_inputs() and False)
+
+
+def on_primary_destroy(channel):
+    emit(event="primary_destroy")
+
+
+def get_primary(channel):
+    """The display channel's primary: (width, height) from its "width"/"height" properties
+    (the primary surface's size) when spice_display_channel_get_primary(channel, 0) says
+    there is one, else None.  (The typelib's SpiceDisplayPrimary has a wrong layout: its
+    `format` enum is taken as pointer-sized, so the struct fields read from Python are
+    shifted; the properties are read from the same C struct.)"""
+    try:
+        ok = channel.display_channel_get_primary(0, Spice.DisplayPrimary())
+    except Exception as e:  # noqa: BLE001
+        emit(event="error", what="get_primary: %s" % e)
+        return None
+    if not ok:
+        return None
+    return (channel.get_property("width"), channel.get_property("height"))
+
+
+def resize_tick():
+    sizes = SC.get("resize") or []
+    main = state["main"]
+    if main is None or not state["agent"] or state["primary"] is None:
+        return
+    # VD_AGENT_CAP_MONITORS_CONFIG (1): the agent announced its caps
+    if not main.agent_test_capability(1):
+        return
+    want = state["resize_waiting"]
+    if want is not None:
+        _fmt, w, h, _stride, _addr = state["primary"]
+        if (w, h) == want and state["marked"]:
+            emit(event="resize_done", width=w, height=h,
+                 get_primary=get_primary(state["display"]))
+            state["resize_waiting"] = None
+        return
+    i = state["resize_next"]
+    if i >= len(sizes):
+        return
+    w, h = sizes[i]
+    state["resize_next"] = i + 1
+    state["resize_waiting"] = (w, h)
+    main.update_display_enabled(0, True, False)
+    main.update_display(0, 0, 0, w, h, False)
+    ok = main.send_monitor_config()
+    emit(event="resize_sent", width=w, height=h, ok=bool(ok))
 
 
 def on_invalidate(channel, x, y, w, h):
@@ -325,7 +381,9 @@ def on_channel_new(session, channel):
     keep.append(channel)
     GObject.Object.connect(channel, "channel-event", on_channel_event)
     if isinstance(channel, Spice.DisplayChannel):
+        state["display"] = channel
         GObject.Object.connect(channel, "display-primary-create", on_primary_create)
+        GObject.Object.connect(channel, "display-primary-destroy", on_primary_destroy)
         GObject.Object.connect(channel, "display-invalidate", on_invalidate)
         GObject.Object.connect(channel, "display-mark", on_mark)
     elif isinstance(channel, Spice.PlaybackChannel):
@@ -377,6 +435,10 @@ def tick():
         if conf.get("send") is not None and not state["clip_sent"]:
             done = False
         if conf.get("fetch_agent", True) and state["clip_received"] is None:
+            done = False
+    if SC.get("resize"):
+        resize_tick()
+        if state["resize_next"] < len(SC["resize"]) or state["resize_waiting"] is not None:
             done = False
     if SC.get("playback_ms"):
         started = state["playback_started"]

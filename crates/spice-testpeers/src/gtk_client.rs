@@ -75,6 +75,7 @@ pub struct GtkScenario {
     port_echo: Option<u32>,
     clipboard: Option<Value>,
     file_copy: Option<PathBuf>,
+    resize: Vec<(u32, u32)>,
     timeout: Duration,
 }
 
@@ -98,6 +99,7 @@ impl GtkScenario {
             port_echo: None,
             clipboard: None,
             file_copy: None,
+            resize: Vec::new(),
             timeout: Duration::from_secs(30),
         }
     }
@@ -184,6 +186,21 @@ impl GtkScenario {
         self
     }
 
+    /// Resizes the guest display through the agent (implies [`GtkScenario::wait_agent`]):
+    /// once the agent announced `VD_AGENT_CAP_MONITORS_CONFIG` and a primary surface exists,
+    /// for each size in turn: `spice_main_channel_update_display_enabled(0, TRUE)`,
+    /// `spice_main_channel_update_display(0, 0, 0, w, h)`,
+    /// `spice_main_channel_send_monitor_config` (event `resize_sent`), then wait until the
+    /// display channel has a marked primary of that size (event `resize_done` with
+    /// `get_primary`, what `spice_display_channel_get_primary` says). Events
+    /// `primary_destroy` / `primary_create` come from the display channel's signals. The
+    /// run finishes once every size was reached.
+    pub fn resize(mut self, sizes: &[(u32, u32)]) -> Self {
+        self.wait_agent = true;
+        self.resize = sizes.to_vec();
+        self
+    }
+
     /// The script's own time limit (the process gets 15 s more).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = limit;
@@ -207,6 +224,7 @@ impl GtkScenario {
             "port_echo": self.port_echo,
             "clipboard": self.clipboard,
             "file_copy": self.file_copy,
+            "resize": self.resize.iter().map(|(w, h)| json!([w, h])).collect::<Vec<_>>(),
             "inputs": self.inputs.iter().map(GtkInput::to_json).collect::<Vec<_>>(),
             "inputs_after_primary": self.inputs_after_primary,
         })
