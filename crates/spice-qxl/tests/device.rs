@@ -344,3 +344,33 @@ fn oom_log_and_reset() {
         )
         .unwrap();
 }
+
+#[test]
+fn destroy_and_recreate_primary_frees_its_memory() {
+    let mut dev = device();
+    let mut g = GuestDriver::attach(&mut dev, 1).unwrap();
+    let free0 = g.largest_free_block();
+    g.create_primary(&mut dev, 320, 200).unwrap();
+    assert_eq!(g.primary_size(), 320 * 200 * 4);
+    assert_eq!(g.memory_used(), 320 * 200 * 4);
+    assert_eq!(
+        g.destroy_primary(&mut dev).unwrap(),
+        IoRequest::DestroyPrimary { cookie: None }
+    );
+    assert_eq!(dev.primary(), None);
+    assert_eq!(dev.mode(), DeviceMode::Undefined);
+    assert_eq!((g.primary_size(), g.memory_used()), (0, 0));
+    assert_eq!(g.largest_free_block(), free0);
+    // A different size takes its place.
+    let IoRequest::CreatePrimary { surface, .. } = g.create_primary(&mut dev, 400, 300).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((surface.width, surface.height), (400, 300));
+    assert_eq!(dev.primary(), Some(&surface));
+    assert_eq!(g.memory_used(), 400 * 300 * 4);
+    // Destroying twice is harmless on the guest side.
+    g.destroy_primary(&mut dev).unwrap();
+    g.destroy_primary(&mut dev).unwrap();
+    assert_eq!(g.memory_used(), 0);
+}
