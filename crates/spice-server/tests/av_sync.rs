@@ -254,11 +254,11 @@ fn audio_and_video_share_the_clock_and_the_client_presents_them_together() {
     let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
     let video = events
         .iter()
-        .filter_map(|e| match e {
+        .rev()
+        .find_map(|e| match e {
             Event::StreamFrame { mm_time, .. } => Some(*mm_time),
             _ => None,
         })
-        .last()
         .expect("stream frame event");
     let audio = events
         .iter()
