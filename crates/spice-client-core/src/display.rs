@@ -130,6 +130,22 @@ fn src_image<'m, 'a>(msg: &'m M<'a>) -> Option<&'m spice_proto::types::Image<'a>
     }
 }
 
+/// Most decoded stream frames waiting for their presentation time per display channel; a
+/// newer frame pushes the oldest out (drawn at once, late rather than lost).
+pub const MAX_QUEUED_FRAMES: usize = 32;
+
+/// A decoded stream frame waiting for its presentation time ([`SessionConfig::video_sync`]).
+#[derive(Debug)]
+struct QueuedFrame {
+    due: Instant,
+    stream_id: u32,
+    mm_time: u32,
+    frame: spice_canvas::Pixmap,
+    src_width: u32,
+    src_height: u32,
+    dest: Rect,
+}
+
 /// One display channel's state.
 #[derive(Debug)]
 pub struct DisplayChannel {
@@ -138,6 +154,8 @@ pub struct DisplayChannel {
     streams: Vec<Stream>,
     marked: bool,
     stats: DisplayStats,
+    video_sync: bool,
+    queued: VecDeque<QueuedFrame>,
 }
 
 impl DisplayChannel {
@@ -148,7 +166,14 @@ impl DisplayChannel {
             streams: Vec::new(),
             marked: false,
             stats: DisplayStats::default(),
+            video_sync: config.video_sync,
+            queued: VecDeque::new(),
         }
+    }
+
+    /// Stream frames decoded and waiting for their presentation time.
+    pub fn queued_frames(&self) -> usize {
+        self.queued.len()
     }
 
     /// Counters.
@@ -199,19 +224,29 @@ impl DisplayChannel {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.streams
+        let reports = self
+            .streams
             .iter()
             .filter_map(|s| s.report.as_ref())
             .filter_map(|r| r.window_start.map(|t| t + r.timeout))
-            .min()
+            .min();
+        let frame = self.queued.front().map(|f| f.due);
+        reports.into_iter().chain(frame).min()
     }
 
     pub(crate) fn handle_timeout(
         &mut self,
         io: &mut ConnIo,
+        events: &mut VecDeque<Event>,
         now: Instant,
         _mm_now: Option<u32>,
     ) -> Result<(), ChannelError> {
+        // Frames in arrival order, each once its time came.
+        while self.queued.front().is_some_and(|f| f.due <= now) {
+            if let Some(f) = self.queued.pop_front() {
+                self.present_queued(f, events);
+            }
+        }
         for s in &mut self.streams {
             let due = s
                 .report
@@ -387,6 +422,8 @@ impl DisplayChannel {
                 });
             }
             M::StreamDestroy(id) => {
+                // Frames not shown yet go with their stream (spice-gtk drops them too).
+                self.queued.retain(|f| f.stream_id != id);
                 if let Some(pos) = self.streams.iter().position(|s| s.id == id) {
                     let mut s = self.streams.remove(pos);
                     if let Some(r) = s.report.as_mut() {
@@ -401,6 +438,7 @@ impl DisplayChannel {
                 }
             }
             M::StreamDestroyAll => {
+                self.queued.clear();
                 for s in self.streams.drain(..) {
                     events.push_back(Event::StreamDestroyed {
                         display,
@@ -471,41 +509,37 @@ impl DisplayChannel {
         } else {
             Err(format!("video codec {} not supported", s.codec))
         };
+        // When to show it: the local instant the multimedia clock reaches its stamp.
+        let due = mm_now
+            .filter(|_| self.video_sync)
+            .map(|m| frame_mm.wrapping_sub(m) as i32)
+            .filter(|ahead| *ahead > 0)
+            .map(|ahead| now + Duration::from_millis(ahead.unsigned_abs().into()));
         let ok = match decoded {
             Ok(frame) => {
-                let s = &self.streams[pos];
-                match draw_stream_frame(
-                    &mut self.surfaces,
-                    s.surface_id,
-                    &frame,
-                    src_w,
-                    src_h,
-                    &dest,
-                    &s.clip,
-                    s.top_down,
-                ) {
-                    Ok(rect) => {
-                        if let Some(rect) = rect {
-                            events.push_back(Event::RegionChanged {
-                                display,
-                                surface_id: s.surface_id,
-                                rect,
-                            });
+                let f = QueuedFrame {
+                    due: due.unwrap_or(now),
+                    stream_id: id,
+                    mm_time: frame_mm,
+                    frame,
+                    src_width: src_w,
+                    src_height: src_h,
+                    dest,
+                };
+                if due.is_some() {
+                    if self.queued.len() >= MAX_QUEUED_FRAMES {
+                        if let Some(old) = self.queued.pop_front() {
+                            self.present_queued(old, events);
                         }
-                        events.push_back(Event::StreamFrame {
-                            display,
-                            stream_id: id,
-                            mm_time: frame_mm,
-                        });
-                        true
                     }
-                    Err(e) => {
-                        render_error(events, display, "stream_data", e);
-                        false
-                    }
+                    self.queued.push_back(f);
+                    true
+                } else {
+                    self.present_queued(f, events)
                 }
             }
             Err(detail) => {
+                self.stats.render_errors += 1;
                 events.push_back(Event::RenderError {
                     display,
                     msg: "stream_data",
@@ -518,10 +552,51 @@ impl DisplayChannel {
         if ok {
             s.frames += 1;
             self.stats.stream_frames += 1;
-        } else {
-            self.stats.render_errors += 1;
         }
         count_frame(io, s, frame_mm, mm_now, ok, now)
+    }
+}
+
+impl DisplayChannel {
+    /// Draws a decoded stream frame on its stream's surface (through the stream's clip as
+    /// it is now); false when it could not be drawn. A frame whose stream is gone is
+    /// dropped.
+    fn present_queued(&mut self, f: QueuedFrame, events: &mut VecDeque<Event>) -> bool {
+        let display = self.id;
+        let Some(s) = self.streams.iter().find(|s| s.id == f.stream_id) else {
+            return false;
+        };
+        match draw_stream_frame(
+            &mut self.surfaces,
+            s.surface_id,
+            &f.frame,
+            f.src_width,
+            f.src_height,
+            &f.dest,
+            &s.clip,
+            s.top_down,
+        ) {
+            Ok(rect) => {
+                if let Some(rect) = rect {
+                    events.push_back(Event::RegionChanged {
+                        display,
+                        surface_id: s.surface_id,
+                        rect,
+                    });
+                }
+                events.push_back(Event::StreamFrame {
+                    display,
+                    stream_id: f.stream_id,
+                    mm_time: f.mm_time,
+                });
+                true
+            }
+            Err(e) => {
+                self.stats.render_errors += 1;
+                render_error(events, display, "stream_data", e);
+                false
+            }
+        }
     }
 }
 

@@ -204,10 +204,11 @@ pub enum Event {
         /// Where it is drawn.
         dest: Rect,
     },
-    /// A video stream frame was decoded and drawn (after the [`Event::RegionChanged`] of
-    /// its area). `mm_time` is the frame's multimedia time: present it at
-    /// [`crate::Session::presentation_time`]`(mm_time)`, the same local instant as audio
-    /// ([`Event::PlaybackData`]) with the same stamp.
+    /// A video stream frame was drawn (after the [`Event::RegionChanged`] of its area).
+    /// `mm_time` is the frame's multimedia time; with [`crate::SessionConfig::video_sync`]
+    /// (the default) the frame was held until [`crate::Session::presentation_time`]`(mm_time)`
+    /// (from [`crate::Session::handle_timeout`]), the local instant at which audio
+    /// ([`Event::PlaybackData`]) with the same stamp is to be played.
     StreamFrame {
         /// Display channel instance.
         display: u8,

@@ -94,6 +94,11 @@ pub struct SessionConfig {
     pub audio: AudioConfig,
     /// Passthrough channels (usbredir, smartcard, port, webdav) to open.
     pub passthrough: crate::spicevmc::PassthroughSelection,
+    /// Draw each video stream frame when the multimedia clock reaches its stamp
+    /// ([`Session::presentation_time`], as spice-gtk does), so video stays in sync with
+    /// audio played at its stamps; frames already due are drawn at once. Off: every frame
+    /// is drawn as soon as it arrives.
+    pub video_sync: bool,
 }
 
 impl Default for SessionConfig {
@@ -111,6 +116,7 @@ impl Default for SessionConfig {
             max_buffered: 512 * 1024 * 1024,
             audio: AudioConfig::default(),
             passthrough: crate::spicevmc::PassthroughSelection::default(),
+            video_sync: true,
         }
     }
 }
@@ -1148,7 +1154,8 @@ impl Session {
             .min()
     }
 
-    /// Runs the timers that are due at `now` (stream reports).
+    /// Runs the timers that are due at `now` (stream reports, video frames due for
+    /// presentation).
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut errors = Vec::new();
         let mm_now = self.mm_time(now);
@@ -1157,7 +1164,7 @@ impl Session {
                 continue;
             }
             if let Kind::Display(d) = &mut c.kind {
-                if let Err(e) = d.handle_timeout(&mut c.io, now, mm_now) {
+                if let Err(e) = d.handle_timeout(&mut c.io, &mut self.events, now, mm_now) {
                     errors.push((idx, e));
                 }
             }

@@ -496,6 +496,13 @@ fn mjpeg_stream_drawn_and_reported() {
         }))
     };
     feed(&mut s, l.display, &data(1010), now);
+    // MAIN_INIT said 1000 at `now`: the frame is shown 10 ms later (video sync).
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.display_channel(0).unwrap().queued_frames(), 1);
+    assert_eq!(s.next_deadline(), Some(now + Duration::from_millis(10)));
+    s.handle_timeout(now + Duration::from_millis(9));
+    assert!(events(&mut s).is_empty());
+    s.handle_timeout(now + Duration::from_millis(10));
     let ev = events(&mut s);
     assert!(
         matches!(ev[0], Event::RegionChanged { rect: r, .. } if r == rect(8, 8, 24, 24)),
@@ -527,7 +534,7 @@ fn mjpeg_stream_drawn_and_reported() {
         "red expected, got {p:#x}"
     );
     assert!(sent(&mut s, l.display, ChannelType::DISPLAY).is_empty());
-    // The deadline is the report timeout.
+    // Nothing queued: the deadline is the report timeout.
     assert_eq!(s.next_deadline(), Some(now + Duration::from_millis(500)));
     feed(&mut s, l.display, &data(1020), now);
     let out = sent(&mut s, l.display, ChannelType::DISPLAY);
@@ -969,5 +976,82 @@ proptest::proptest! {
             s.receive(conns[c], &bytes, now).unwrap();
             events(&mut s);
         }
+    }
+}
+
+/// Video sync: late frames are drawn at once, early ones when their time comes (in
+/// arrival order), a destroyed stream's waiting frames are dropped, and with
+/// `video_sync: false` every frame is drawn on arrival.
+#[test]
+fn stream_frames_wait_for_their_presentation_time() {
+    for sync in [true, false] {
+        let now = Instant::now();
+        let (mut s, l) = linked_session(
+            SessionConfig {
+                video_sync: sync,
+                ..SessionConfig::default()
+            },
+            now,
+        );
+        feed(&mut s, l.display, &surface_create(0, 64, 32), now);
+        let create = ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
+            surface_id: 0,
+            id: 1,
+            flags: StreamFlags::TOP_DOWN,
+            codec_type: VideoCodecType::MJPEG,
+            stamp: 0,
+            stream_width: 16,
+            stream_height: 16,
+            src_width: 16,
+            src_height: 16,
+            dest: rect(0, 0, 16, 16),
+            clip: Clip::None,
+        }));
+        feed(&mut s, l.display, &create, now);
+        events(&mut s);
+        let frame = mjpeg_frame(16, 16, [0, 255, 0, 0]);
+        let data = |mm| {
+            ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
+                header: StreamDataHeader {
+                    id: 1,
+                    multi_media_time: mm,
+                },
+                data: &frame,
+            }))
+        };
+        let shown = |s: &mut Session| -> Vec<u32> {
+            events(s)
+                .iter()
+                .filter_map(|e| match e {
+                    Event::StreamFrame { mm_time, .. } => Some(*mm_time),
+                    _ => None,
+                })
+                .collect()
+        };
+        // MAIN_INIT: 1000 at `now`. 990 is late, 1400 and 1440 are early.
+        for mm in [990, 1400, 1440] {
+            feed(&mut s, l.display, &data(mm), now);
+        }
+        if !sync {
+            assert_eq!(shown(&mut s), vec![990, 1400, 1440]);
+            assert_eq!(s.display_channel(0).unwrap().queued_frames(), 0);
+            continue;
+        }
+        assert_eq!(shown(&mut s), vec![990]);
+        assert_eq!(s.next_deadline(), Some(now + Duration::from_millis(400)));
+        s.handle_timeout(now + Duration::from_millis(420));
+        assert_eq!(shown(&mut s), vec![1400]);
+        assert_eq!(s.next_deadline(), Some(now + Duration::from_millis(440)));
+        // The stream ends before 1440 is due: that frame is never shown.
+        feed(
+            &mut s,
+            l.display,
+            &ServerMessage::Display(pd::ServerMessage::StreamDestroy(1)),
+            now + Duration::from_millis(430),
+        );
+        assert_eq!(s.display_channel(0).unwrap().queued_frames(), 0);
+        s.handle_timeout(now + Duration::from_secs(1));
+        assert!(shown(&mut s).is_empty());
+        assert_eq!(s.next_deadline(), None);
     }
 }

@@ -2,7 +2,8 @@
 //! process. The main channel tells the client the server's clock minus `MM_TIME_DELTA`
 //! (400 ms); a video stream frame and an audio packet produced at the same instant carry the
 //! same raw stamp; and our client core, fed exactly the bytes the server channels produced,
-//! schedules both for the same local instant, 400 ms after they were produced.
+//! schedules both for the same local instant, 400 ms after they were produced (the video
+//! frame is drawn then, not on arrival).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -252,14 +253,6 @@ fn audio_and_video_share_the_clock_and_the_client_presents_them_together() {
     s.receive(d, &display.out, t_client).unwrap();
     s.receive(p, &pb_bytes, t_client).unwrap();
     let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
-    let video = events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Event::StreamFrame { mm_time, .. } => Some(*mm_time),
-            _ => None,
-        })
-        .expect("stream frame event");
     let audio = events
         .iter()
         .find_map(|e| match e {
@@ -267,14 +260,33 @@ fn audio_and_video_share_the_clock_and_the_client_presents_them_together() {
             _ => None,
         })
         .expect("playback data event");
-    assert_eq!(video, audio, "same instant, same stamp");
-    let when_video = s.presentation_time(video).unwrap();
-    let when_audio = s.presentation_time(audio).unwrap();
-    assert_eq!(when_video, when_audio);
+    assert_eq!(audio as u64, frame_ms, "same instant, same stamp");
     // Produced (frame_ms - 3000) ms after MAIN_INIT; presented 400 ms after that.
+    let when_audio = s.presentation_time(audio).unwrap();
     assert_eq!(
-        when_video,
+        when_audio,
         t_client + Duration::from_millis(frame_ms - 3_000) + Duration::from_millis(400)
     );
+    // The video frames wait in the client core until their time: the last one, produced
+    // with the audio packet, is drawn exactly when the audio packet is to be played.
+    let stream_frames = |evs: &[Event]| -> Vec<u32> {
+        evs.iter()
+            .filter_map(|e| match e {
+                Event::StreamFrame { mm_time, .. } => Some(*mm_time),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(stream_frames(&events).is_empty(), "drawn too early");
+    s.handle_timeout(when_audio - Duration::from_millis(1));
+    let early: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        !stream_frames(&early).contains(&audio),
+        "drawn before its time"
+    );
+    s.handle_timeout(when_audio);
+    let due: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert_eq!(stream_frames(&due).last(), Some(&audio));
+    assert_eq!(s.presentation_time(video_stamp), Some(when_audio));
     server.shutdown();
 }
