@@ -134,6 +134,11 @@ fn src_image<'m, 'a>(msg: &'m M<'a>) -> Option<&'m spice_proto::types::Image<'a>
 /// newer frame pushes the oldest out (drawn at once, late rather than lost).
 pub const MAX_QUEUED_FRAMES: usize = 32;
 
+/// Most pixels of all waiting stream frames together (64 MiB of pixels), whatever the
+/// stamps a server sends: past it the oldest are drawn at once (a bigger frame is drawn on
+/// arrival).
+pub const MAX_QUEUED_PIXELS: u64 = 1 << 24;
+
 /// A decoded stream frame waiting for its presentation time ([`SessionConfig::video_sync`]).
 #[derive(Debug)]
 struct QueuedFrame {
@@ -526,11 +531,16 @@ impl DisplayChannel {
                     src_height: src_h,
                     dest,
                 };
-                if due.is_some() {
-                    if self.queued.len() >= MAX_QUEUED_FRAMES {
-                        if let Some(old) = self.queued.pop_front() {
-                            self.present_queued(old, events);
-                        }
+                let pixels =
+                    |f: &QueuedFrame| u64::from(f.frame.width()) * u64::from(f.frame.height());
+                if due.is_some() && pixels(&f) <= MAX_QUEUED_PIXELS {
+                    let mut held = self.queued.iter().map(pixels).sum::<u64>() + pixels(&f);
+                    while self.queued.len() >= MAX_QUEUED_FRAMES || held > MAX_QUEUED_PIXELS {
+                        let Some(old) = self.queued.pop_front() else {
+                            break;
+                        };
+                        held -= pixels(&old);
+                        self.present_queued(old, events);
                     }
                     self.queued.push_back(f);
                     true

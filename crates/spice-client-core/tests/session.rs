@@ -1055,3 +1055,48 @@ fn stream_frames_wait_for_their_presentation_time() {
         assert_eq!(s.next_deadline(), None);
     }
 }
+
+/// However far ahead a server stamps its frames, at most `MAX_QUEUED_FRAMES` wait; older
+/// ones are drawn at once.
+#[test]
+fn waiting_stream_frames_are_bounded() {
+    use spice_client_core::display::MAX_QUEUED_FRAMES;
+    let (mut s, l, now) = setup();
+    feed(&mut s, l.display, &surface_create(0, 64, 32), now);
+    let create = ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
+        surface_id: 0,
+        id: 2,
+        flags: StreamFlags::TOP_DOWN,
+        codec_type: VideoCodecType::MJPEG,
+        stamp: 0,
+        stream_width: 8,
+        stream_height: 8,
+        src_width: 8,
+        src_height: 8,
+        dest: rect(0, 0, 8, 8),
+        clip: Clip::None,
+    }));
+    feed(&mut s, l.display, &create, now);
+    events(&mut s);
+    let frame = mjpeg_frame(8, 8, [9, 9, 9, 0]);
+    let extra = 8;
+    for i in 0..(MAX_QUEUED_FRAMES + extra) as u32 {
+        let data = ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
+            header: StreamDataHeader {
+                id: 2,
+                multi_media_time: 1_000_000 + i,
+            },
+            data: &frame,
+        }));
+        feed(&mut s, l.display, &data, now);
+    }
+    let drawn = events(&mut s)
+        .iter()
+        .filter(|e| matches!(e, Event::StreamFrame { .. }))
+        .count();
+    assert_eq!(drawn, extra);
+    assert_eq!(
+        s.display_channel(0).unwrap().queued_frames(),
+        MAX_QUEUED_FRAMES
+    );
+}
