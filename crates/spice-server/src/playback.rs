@@ -45,6 +45,7 @@ use spice_proto::playback::{AudioDataMode, AudioFormat as WireFormat, AudioVolum
 
 use crate::channel::{ChannelError, ChannelFactory, ChannelHandler, OpenContext, Outbox, Waker};
 use crate::host::{AudioFormat, PlaybackDevice};
+use crate::main_channel::MmTimeControl;
 use crate::server::ServerContext;
 use crate::session::lock;
 
@@ -357,8 +358,13 @@ impl ChannelFactory for PlaybackChannelFactory {
         } else {
             AudioMode::Raw
         };
+        let mm = ctx.session.shared(MmTimeControl::new);
+        mm.add_playback_waker(ctx.waker.clone());
         Ok(Box::new(PlaybackChannel {
             server,
+            mm,
+            playing: false,
+            latency_seen: 0,
             sub: self.sink.subscribe(ctx.waker.clone()),
             format: f,
             mode,
@@ -376,6 +382,13 @@ impl ChannelFactory for PlaybackChannelFactory {
 /// The playback channel of one client.
 pub struct PlaybackChannel {
     server: Arc<ServerContext>,
+    /// The client's multimedia clock control (audio playing hands the clock to the client's
+    /// audio; stream latency needs come back as `LATENCY`).
+    mm: Arc<MmTimeControl>,
+    /// `START` sent, no `STOP` yet.
+    playing: bool,
+    /// Generation of the last stream latency sent.
+    latency_seen: u64,
     sub: Subscription,
     format: AudioFormat,
     mode: AudioMode,
@@ -448,6 +461,10 @@ impl PlaybackChannel {
                 );
                 self.origin = Some(mm);
                 self.samples_sent = 0;
+                if !self.playing {
+                    self.playing = true;
+                    self.mm.playback_started();
+                }
                 out.send(&ServerMessage::Start {
                     channels: self.format.channels.into(),
                     format: WireFormat::S16,
@@ -478,6 +495,9 @@ impl PlaybackChannel {
                 self.encoder = None;
                 self.origin = None;
                 out.send(&ServerMessage::Stop)?;
+                if std::mem::take(&mut self.playing) {
+                    self.mm.playback_stopped();
+                }
             }
             SinkEvent::Volume(v) => {
                 if self.volume_cap {
@@ -522,6 +542,16 @@ impl ChannelHandler for PlaybackChannel {
     }
 
     fn poll(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        if let Some((generation, latency)) = self.mm.playback_latency_since(self.latency_seen) {
+            // A video stream needs more buffering while audio plays (spice-server's
+            // snd_set_playback_latency).
+            self.latency_seen = generation;
+            if self.playing && self.latency_cap {
+                out.send(&ServerMessage::Latency {
+                    latency_ms: latency,
+                })?;
+            }
+        }
         while out.can_send() {
             let Some(ev) = self.sub.pop() else {
                 break;
@@ -529,6 +559,12 @@ impl ChannelHandler for PlaybackChannel {
             self.send_event(ev, now, out)?;
         }
         Ok(())
+    }
+
+    fn on_disconnect(&mut self) {
+        if std::mem::take(&mut self.playing) {
+            self.mm.playback_stopped();
+        }
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {

@@ -28,7 +28,7 @@ use spice_server::display::{
     ClientOptions, DisplayClientCaps, DisplayConfig, DisplayError, DisplaySink, DisplayWorker,
 };
 use spice_server::host::{AudioFormat, PlaybackDevice};
-use spice_server::main_channel::{MM_TIME_DELTA, MainChannelFactory};
+use spice_server::main_channel::{MM_TIME_DELTA, MainChannelFactory, MmTimeControl};
 use spice_server::playback::{PlaybackChannelFactory, PlaybackSink};
 use spice_server::server::{Server, ServerBuilder};
 use spice_server::session::Session;
@@ -92,20 +92,37 @@ fn open(
     factory: &dyn ChannelFactory,
     now: Instant,
 ) -> (ChannelCore, Box<dyn ChannelHandler>) {
+    open_in(
+        server,
+        factory,
+        &Arc::new(Session::new(7)),
+        Caps::new(),
+        now,
+    )
+}
+
+/// [`open`] in `session`, the client announcing `caps`.
+fn open_in(
+    server: &Server,
+    factory: &dyn ChannelFactory,
+    session: &Arc<Session>,
+    caps: Caps,
+    now: Instant,
+) -> (ChannelCore, Box<dyn ChannelHandler>) {
     let info = ChannelInfo {
         channel_type: factory.channel_type(),
         channel_id: factory.channel_id(),
-        session_id: 7,
+        session_id: session.id(),
         header: HeaderKind::Mini,
         peer_common_caps: Caps::new(),
-        peer_channel_caps: Caps::new(),
+        peer_channel_caps: caps,
         secure: false,
         websocket: false,
     };
     let mut h = factory
         .open(OpenContext {
             info: &info,
-            session: &Arc::new(Session::new(7)),
+            session,
             waker: Waker::noop(),
             server: server.context(),
         })
@@ -288,5 +305,93 @@ fn audio_and_video_share_the_clock_and_the_client_presents_them_together() {
     let due: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
     assert_eq!(stream_frames(&due).last(), Some(&audio));
     assert_eq!(s.presentation_time(video_stamp), Some(when_audio));
+    server.shutdown();
+}
+
+/// (name, time or latency) of every message in `bytes` (mini header) of channel `ty`.
+fn messages(ty: ChannelType, bytes: &[u8]) -> Vec<(&'static str, Option<u32>)> {
+    let mut f = spice_proto::framer::Framer::new(HeaderKind::Mini, u32::MAX);
+    let mut pos = 0;
+    let mut v = Vec::new();
+    while let spice_proto::framer::Frame::Complete(i) = f.next_frame(&bytes[pos..]).unwrap() {
+        let body = &bytes[pos + i.body.start..pos + i.body.end];
+        let m = AnyServer::decode(ty, i.msg_type, body).unwrap();
+        let value = match &m {
+            AnyServer::Main(pmain::ServerMessage::MultiMediaTime { time }) => Some(*time),
+            AnyServer::Playback(spice_proto::playback::ServerMessage::Latency { latency_ms }) => {
+                Some(*latency_ms)
+            }
+            _ => None,
+        };
+        v.push((m.name(), value));
+        pos += i.total_len;
+    }
+    v
+}
+
+/// What spice-server does when latency needs change: without audio a stream's larger need
+/// moves the client's clock further back (MULTI_MEDIA_TIME again); with audio playing it
+/// becomes PLAYBACK_LATENCY instead; when the audio stops the clock is back at 400 ms.
+#[test]
+fn stream_latency_moves_the_clock_or_the_audio_buffering() {
+    let epoch = Instant::now();
+    let server = start_server(epoch);
+    let at = |ms: u64| epoch + Duration::from_millis(ms);
+    let session = Arc::new(Session::new(9));
+    let main = MainChannelFactory::new(Arc::downgrade(server.context()));
+    let (mut main_core, mut main_h) = open_in(&server, &main, &session, Caps::new(), at(1_000));
+    assert_eq!(
+        main_init_time(&main_core.take_output()),
+        1_000 - MM_TIME_DELTA
+    );
+    let mm = session.shared(MmTimeControl::new);
+    let mut main_poll = |ms: u64| {
+        main_core.poll(&mut *main_h, at(ms)).unwrap();
+        messages(ChannelType::MAIN, &main_core.take_output())
+    };
+
+    // Less than the 400 ms the clock already has: nothing.
+    mm.stream_latency(300);
+    assert!(main_poll(1_100).is_empty());
+    // More: the clock is resent that far behind.
+    mm.stream_latency(700);
+    assert_eq!(
+        main_poll(1_200),
+        vec![("multi_media_time", Some(1_200 - 700))]
+    );
+    assert_eq!(mm.latency(), 700);
+
+    // Audio starts: the client's audio drives its clock now.
+    let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
+    let playback = PlaybackChannelFactory::new(0, &dev);
+    let sink = playback.sink().clone();
+    let latency_cap = Caps::from_caps(&[spice_proto::caps::playback::LATENCY]);
+    let (mut pb_core, mut pb_h) = open_in(&server, &playback, &session, latency_cap, at(1_300));
+    pb_core.take_output();
+    let mut pb_poll = |ms: u64| {
+        pb_core.poll(&mut *pb_h, at(ms)).unwrap();
+        messages(ChannelType::PLAYBACK, &pb_core.take_output())
+    };
+    sink.start();
+    sink.write(&vec![0i16; FRAME_SAMPLES * 2]);
+    let names: Vec<_> = pb_poll(1_300).iter().map(|m| m.0).collect();
+    assert_eq!(names, ["start", "data"]);
+    assert!(!mm.enabled());
+    // A stream needs 900 ms: the client is told to buffer that much audio.
+    mm.stream_latency(900);
+    assert_eq!(pb_poll(1_400), vec![("latency", Some(900))]);
+    assert!(main_poll(1_400).is_empty(), "the clock is the audio's");
+    assert!(pb_poll(1_450).is_empty(), "sent once");
+
+    // Audio stops: the main channel owns the clock again, at 400 ms.
+    sink.stop();
+    let names: Vec<_> = pb_poll(1_500).iter().map(|m| m.0).collect();
+    assert_eq!(names, ["stop"]);
+    assert!(mm.enabled());
+    assert_eq!(
+        main_poll(1_600),
+        vec![("multi_media_time", Some(1_600 - MM_TIME_DELTA))]
+    );
+    assert!(main_poll(1_700).is_empty());
     server.shutdown();
 }

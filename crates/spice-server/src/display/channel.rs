@@ -16,6 +16,7 @@ use super::client::{ClientId, ClientOptions, DisplayClientCaps};
 use super::glz::GlzRegistry;
 use super::worker::{DisplayDevice, DisplayError, DisplaySink, DisplayWorker};
 use crate::channel::{ChannelError, ChannelFactory, ChannelHandler, OpenContext, Outbox};
+use crate::main_channel::MmTimeControl;
 use crate::session::lock;
 
 /// A display worker shared by its channel handlers and whoever drives the device.
@@ -100,6 +101,7 @@ impl<D: DisplayDevice + Send + 'static> ChannelFactory for DisplayChannelFactory
             worker: self.worker.clone(),
             id,
             epoch: self.epoch,
+            mm: ctx.session.shared(MmTimeControl::new),
         }))
     }
 }
@@ -109,6 +111,8 @@ pub struct DisplayChannelHandler<D: DisplayDevice> {
     worker: SharedWorker<D>,
     id: ClientId,
     epoch: Instant,
+    /// The client's multimedia clock control: stream latency needs go there.
+    mm: Arc<MmTimeControl>,
 }
 
 impl<D: DisplayDevice> std::fmt::Debug for DisplayChannelHandler<D> {
@@ -123,6 +127,15 @@ impl<D: DisplayDevice> DisplayChannelHandler<D> {
     /// The worker's id of this client.
     pub fn client_id(&self) -> ClientId {
         self.id
+    }
+
+    /// A stream's playback delay goes to the client's multimedia clock (spice-server's
+    /// `update_client_playback_delay` → `reds_set_client_mm_time_latency`).
+    fn report_delay(&self, delay: Option<u32>) {
+        if let Some(d) = delay {
+            tracing::debug!(client = ?self.id, delay_ms = d, "stream playback delay");
+            self.mm.stream_latency(d);
+        }
     }
 }
 
@@ -152,14 +165,19 @@ impl<D: DisplayDevice + Send + 'static> ChannelHandler for DisplayChannelHandler
         let mut w = lock(&self.worker);
         w.client_message(self.id, m, now_ms).map_err(host_err)?;
         w.client_poll(self.id, out, now_ms).map_err(host_err)?;
+        let delay = w.take_playback_delay(self.id);
+        drop(w);
+        self.report_delay(delay);
         Ok(())
     }
 
     fn poll(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
         let now_ms = millis_since(self.epoch, now);
-        lock(&self.worker)
-            .client_poll(self.id, out, now_ms)
-            .map_err(host_err)?;
+        let mut w = lock(&self.worker);
+        w.client_poll(self.id, out, now_ms).map_err(host_err)?;
+        let delay = w.take_playback_delay(self.id);
+        drop(w);
+        self.report_delay(delay);
         Ok(())
     }
 

@@ -335,6 +335,18 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         id
     }
 
+    /// The largest playback delay (ms) the client's video streams asked for since the
+    /// last call (their rate control's `update_client_playback_delay`), if any: the
+    /// display channel hands it to the client's multimedia clock
+    /// ([`crate::main_channel::MmTimeControl::stream_latency`]).
+    pub fn take_playback_delay(&mut self, id: ClientId) -> Option<u32> {
+        let c = self.clients.get_mut(&id)?;
+        c.streams
+            .values_mut()
+            .filter_map(|s| s.encoder.take_playback_delay())
+            .max()
+    }
+
     /// Removes a client, letting go of everything it held.
     pub fn remove_client(&mut self, id: ClientId) {
         if let Some(mut c) = self.clients.remove(&id) {
