@@ -232,6 +232,8 @@ pub type Result<T, E = QuicError> = core::result::Result<T, E>;
 mod bits;
 mod model;
 mod plane;
+mod scan;
+mod swar;
 
 use bits::{BitReader, BitWriter};
 use plane::Plane;

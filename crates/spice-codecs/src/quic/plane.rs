@@ -2,6 +2,8 @@
 
 use super::bits::{BitCursor, BitReader, BitWriter, RowWriter};
 use super::model::{Model, State, family};
+use super::scan::RowScan;
+use super::swar;
 use super::{QuicError, Result};
 
 /// One plane: the channels coded with one [`State`] (R,G,B; gray; or alpha), their
@@ -22,6 +24,8 @@ pub(crate) struct Plane<const S: usize, const C: usize, const BPC: u32> {
     /// [`Self::decode_row`] otherwise. Byte 3 of 4-byte pixels must be 0.
     pub(crate) cur: Vec<[u8; S]>,
     first_row: bool,
+    /// Encoder scratch of the lane path ([`Self::LANES`]), see [`RowScan`].
+    scan: RowScan,
 }
 
 impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
@@ -35,6 +39,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             prev: vec![[0; S]; width],
             cur: vec![[0; S]; width],
             first_row: true,
+            scan: if S == 4 && C == 3 {
+                RowScan::new(width)
+            } else {
+                RowScan::default()
+            },
         }
     }
 
@@ -43,6 +52,27 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     const fn byte(c: usize) -> usize {
         if S == 1 { 0 } else { 2 - c }
     }
+
+    /// A stored pixel as a lane word (see [`swar`]); only meaningful for `S == 4`.
+    #[inline(always)]
+    fn word(p: &[u8; S]) -> u32 {
+        let mut b = [0u8; 4];
+        let n = if S < 4 { S } else { 4 };
+        b[..n].copy_from_slice(&p[..n]);
+        u32::from_le_bytes(b)
+    }
+
+    /// A lane word as a stored pixel; only meaningful for `S == 4`.
+    #[inline(always)]
+    fn unword(v: u32) -> [u8; S] {
+        let mut p = [0u8; S];
+        let n = if S < 4 { S } else { 4 };
+        p[..n].copy_from_slice(&v.to_le_bytes()[..n]);
+        p
+    }
+
+    /// Whether pixels are R,G,B words coded with the lane arithmetic of [`swar`].
+    const LANES: bool = S == 4 && C == 3;
 
     /// Makes the current row the previous one.
     pub(crate) fn next_row(&mut self) {
@@ -125,6 +155,49 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         corr[i + 1] = res;
     }
 
+    /// [`Self::encode_pixel`] for R,G,B words: prediction, residual and zig-zag mapping
+    /// of the three channels at once in byte lanes, then the three codewords.
+    #[inline(always)]
+    fn encode_pixel_rgb<const FIRST: bool, const X0: bool>(
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        w: &mut RowWriter<'_>,
+        i: usize,
+    ) {
+        let fam = family::<BPC>();
+        let px = Self::word(&cur[i]);
+        let pred = match (FIRST, X0) {
+            (true, true) => 0,
+            (true, false) => Self::word(&cur[i - 1]),
+            (false, true) => Self::word(&prev[0]),
+            (false, false) => swar::avg(Self::word(&cur[i - 1]), Self::word(&prev[i])),
+        };
+        let m = swar::zigzag::<BPC>(swar::sub::<BPC>(px, pred));
+        let ctx = Self::word(&corr[i]);
+        corr[i + 1] = Self::unword(m);
+        let code = |c: usize| {
+            let sh = 16 - 8 * c;
+            let l = usize::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7);
+            fam.codes[l][((m >> sh) & 0xff) as usize]
+        };
+        let (r, g, b) = (code(0), code(1), code(2));
+        let (lr, lg, lb) = (r >> 16, g >> 16, b >> 16);
+        let len = lr + lg + lb;
+        if len <= 32 {
+            // Every length is >= 1, so each shift is < 32 and the sum fits.
+            w.put(
+                ((r & 0xffff) << (lg + lb)) | ((g & 0xffff) << lb) | (b & 0xffff),
+                len,
+            );
+        } else {
+            w.put(r & 0xffff, lr);
+            w.put(g & 0xffff, lg);
+            w.put(b & 0xffff, lb);
+        }
+    }
+
     #[inline(always)]
     fn encode_run(state: &mut State, w: &mut RowWriter<'_>, mut n: usize) {
         let mut hits = 0u32;
@@ -156,6 +229,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     }
 
     fn encode_row_as<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
+        if Self::LANES {
+            return self.encode_row_lanes::<FIRST>(w);
+        }
         let Self {
             state,
             models,
@@ -182,6 +258,133 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         });
     }
 
+    /// [`Self::encode_row_as`] for R,G,B words.
+    fn encode_row_lanes<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
+        let Self {
+            state,
+            models,
+            corr,
+            prev,
+            cur,
+            scan,
+            ..
+        } = self;
+        let width = cur.len();
+        let (prev, cur) = (&prev[..], &cur[..]);
+        scan.fill::<BPC>(prev.as_flattened(), cur.as_flattened(), FIRST);
+        let scan = &*scan;
+        let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
+        w.with_row(max_bytes, |w| {
+            let _ = state.for_each_segment(width, |st, begin, end, waitmask| {
+                let mut lw = w.local();
+                Self::encode_segment_lanes::<FIRST>(
+                    st, models, corr, prev, cur, scan, &mut lw, begin, end, waitmask,
+                );
+                let state = lw.state();
+                w.absorb(state);
+                Ok(())
+            });
+        });
+    }
+
+    /// Codes pixel `i` (> 0) of a row whose residuals are in `resid`.
+    #[inline(always)]
+    fn encode_resid(
+        resid: &[u32],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        w: &mut RowWriter<'_>,
+        i: usize,
+    ) {
+        let fam = family::<BPC>();
+        let m = resid[i];
+        let ctx = Self::word(&corr[i]);
+        corr[i + 1] = Self::unword(m);
+        let code = |c: usize| {
+            let sh = 16 - 8 * c;
+            let l = usize::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7);
+            fam.codes[l][((m >> sh) & 0xff) as usize]
+        };
+        let (r, g, b) = (code(0), code(1), code(2));
+        let (lr, lg, lb) = (r >> 16, g >> 16, b >> 16);
+        let len = lr + lg + lb;
+        if len <= 32 {
+            // Every length is >= 1, so each shift is < 32 and the sum fits.
+            w.put(
+                ((r & 0xffff) << (lg + lb)) | ((g & 0xffff) << lb) | (b & 0xffff),
+                len,
+            );
+        } else {
+            w.put(r & 0xffff, lr);
+            w.put(g & 0xffff, lg);
+            w.put(b & 0xffff, lb);
+        }
+    }
+
+    /// [`Self::encode_segment`] for R,G,B words: coded pixels between two run starts
+    /// (from [`RowScan`]) are coded without looking at the run condition.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn encode_segment_lanes<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        scan: &RowScan,
+        w: &mut RowWriter<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+    ) {
+        let resid = &scan.resid[..];
+        let mut stop;
+        if i == 0 {
+            Self::encode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, w, 0);
+            if st.waitcnt > 0 {
+                st.waitcnt -= 1;
+            } else {
+                st.waitcnt = st.tabrand() & waitmask;
+                Self::update_all(models, corr, 0, st.wm_trigger);
+            }
+            i = 1;
+            stop = 1 + st.waitcnt as usize;
+        } else {
+            stop = i + st.waitcnt as usize;
+        }
+        // Pixel `i` may not start a run right where the previous run ended.
+        let mut from = i;
+        loop {
+            let next = scan.next_cand(from, end);
+            while stop < next {
+                while i <= stop {
+                    Self::encode_resid(resid, corr, models, w, i);
+                    i += 1;
+                }
+                Self::update_all(models, corr, stop, st.wm_trigger);
+                stop = i + (st.tabrand() & waitmask) as usize;
+            }
+            while i < next {
+                Self::encode_resid(resid, corr, models, w, i);
+                i += 1;
+            }
+            if i == end {
+                st.waitcnt = (stop - end) as u32;
+                return;
+            }
+            // Run mode from `i` (<= stop): the model wait pauses.
+            st.waitcnt = (stop - i) as u32;
+            let start = i;
+            i += scan.run_len(i, end);
+            Self::encode_run(st, w, i - start);
+            if i == end {
+                return;
+            }
+            from = if i == start { i + 1 } else { i };
+            stop = i + st.waitcnt as usize;
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn encode_segment<const FIRST: bool>(
@@ -198,7 +401,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut run_index = 0;
         let mut stop;
         if i == 0 {
-            Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
+            if Self::LANES {
+                Self::encode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, w, 0);
+            } else {
+                Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
+            }
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -217,7 +424,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                         if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                             break 'run;
                         }
-                        Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                        if Self::LANES {
+                            Self::encode_pixel_rgb::<FIRST, false>(prev, cur, corr, models, w, i);
+                        } else {
+                            Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                        }
                         i += 1;
                     }
                     Self::update_all(models, corr, stop, st.wm_trigger);
@@ -227,7 +438,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                     if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                         break 'run;
                     }
-                    Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                    if Self::LANES {
+                        Self::encode_pixel_rgb::<FIRST, false>(prev, cur, corr, models, w, i);
+                    } else {
+                        Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                    }
                     i += 1;
                 }
                 st.waitcnt = (stop - end) as u32;
@@ -314,6 +529,75 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(())
     }
 
+    /// Decodes one codeword with code index `l` from the look-ahead `bits`; returns
+    /// the mapped residual and the codeword length.
+    #[inline(always)]
+    fn decode_code(bits: u64, l: u32) -> Result<(u32, u32)> {
+        let fam = family::<BPC>();
+        let z = bits.leading_zeros();
+        if z < fam.alt[l as usize] {
+            // Golomb-Rice: z zeros, a one, l low bits.
+            let len = z + 1 + l;
+            let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
+            Ok(((z << l) | low, len))
+        } else {
+            // Escape: alt zeros and the suffix, one field of esc_len bits.
+            let len = fam.esc_len[l as usize];
+            let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
+            if m > Self::MASK {
+                return Err(QuicError::BadResidual);
+            }
+            Ok((m, len))
+        }
+    }
+
+    /// [`Self::decode_pixel`] for R,G,B words: the three codewords, then the
+    /// reconstruction of the three channels at once in byte lanes.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn decode_pixel_rgb<const FIRST: bool, const X0: bool>(
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        r: &mut BitCursor<'_>,
+        i: usize,
+        left: &mut [u8; S],
+        ctx: &mut [u8; S],
+    ) -> Result<()> {
+        let ctx_w = Self::word(ctx);
+        let best = |c: usize| {
+            let sh = 16 - 8 * c;
+            u32::from(models[c].best_of[((ctx_w >> sh) & 0xff) as usize] & 7)
+        };
+        let (lr, lg, lb) = (best(0), best(1), best(2));
+        // One look-ahead of >= 57 bits holds two codewords of <= 26 bits.
+        let mut bits = r.peek();
+        let (mr, len) = Self::decode_code(bits, lr)?;
+        bits <<= len;
+        let mut used = len;
+        let (mg, len) = Self::decode_code(bits, lg)?;
+        r.consume(used + len);
+        bits = r.peek();
+        let (mb, len) = Self::decode_code(bits, lb)?;
+        used = len;
+        r.consume(used);
+        let res = (mr << 16) | (mg << 8) | mb;
+        let left_w = Self::word(left);
+        let pred = match (FIRST, X0) {
+            (true, true) => 0,
+            (true, false) => left_w,
+            (false, true) => Self::word(&prev[0]),
+            (false, false) => swar::avg(left_w, Self::word(&prev[i])),
+        };
+        let px = swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred);
+        corr[i + 1] = Self::unword(res);
+        cur[i] = Self::unword(px);
+        *left = Self::unword(px);
+        *ctx = Self::unword(res);
+        Ok(())
+    }
+
     #[inline(always)]
     fn decode_run(state: &mut State, r: &mut BitCursor<'_>, max: usize) -> Result<usize> {
         let mut n = 0usize;
@@ -396,7 +680,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut left = [0u8; S];
         let mut ctx = corr[i];
         if i == 0 {
-            Self::decode_pixel::<FIRST, true>(prev, cur, corr, models, r, 0, &mut left, &mut ctx)?;
+            if Self::LANES {
+                Self::decode_pixel_rgb::<FIRST, true>(
+                    prev, cur, corr, models, r, 0, &mut left, &mut ctx,
+                )?;
+            } else {
+                Self::decode_pixel::<FIRST, true>(
+                    prev, cur, corr, models, r, 0, &mut left, &mut ctx,
+                )?;
+            }
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -416,9 +708,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                         if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                             break 'run;
                         }
-                        Self::decode_pixel::<FIRST, false>(
-                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                        )?;
+                        if Self::LANES {
+                            Self::decode_pixel_rgb::<FIRST, false>(
+                                prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                            )?;
+                        } else {
+                            Self::decode_pixel::<FIRST, false>(
+                                prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                            )?;
+                        }
                         i += 1;
                     }
                     Self::update_all(models, corr, stop, st.wm_trigger);
@@ -428,9 +726,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                     if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                         break 'run;
                     }
-                    Self::decode_pixel::<FIRST, false>(
-                        prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                    )?;
+                    if Self::LANES {
+                        Self::decode_pixel_rgb::<FIRST, false>(
+                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                        )?;
+                    } else {
+                        Self::decode_pixel::<FIRST, false>(
+                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                        )?;
+                    }
                     i += 1;
                 }
                 st.waitcnt = (stop - end) as u32;
