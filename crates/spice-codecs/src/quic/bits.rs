@@ -106,12 +106,30 @@ impl RowWriter<'_> {
         debug_assert!(len <= 32 && (len == 32 || code >> len == 0));
         self.acc = (self.acc << len) | u64::from(code);
         self.nbits += len;
-        // nbits <= 63; when nbits >= 32 the complete word is acc >> (nbits - 32).
-        let full = self.nbits >= 32;
-        let word = (self.acc >> (self.nbits.wrapping_sub(32) & 31)) as u32;
+        self.flush_word();
+    }
+
+    /// Appends three codes `(bits, len)` whose lengths add up to at most 32, with one
+    /// word flush.
+    #[inline(always)]
+    pub(crate) fn put3(&mut self, a: (u32, u32), b: (u32, u32), c: (u32, u32)) {
+        debug_assert!(a.1 + b.1 + c.1 <= 32);
+        // nbits <= 31 on entry, so the accumulator holds all 63 bits.
+        self.acc = (self.acc << a.1) | u64::from(a.0);
+        self.acc = (self.acc << b.1) | u64::from(b.0);
+        self.acc = (self.acc << c.1) | u64::from(c.0);
+        self.nbits += a.1 + b.1 + c.1;
+        self.flush_word();
+    }
+
+    /// Stores the complete word if there is one (`nbits` in `0..64`).
+    #[inline(always)]
+    fn flush_word(&mut self) {
+        // When nbits >= 32 the complete word is acc >> (nbits - 32) = acc >> (nbits & 31).
+        let word = (self.acc >> (self.nbits & 31)) as u32;
         self.out[self.pos..self.pos + 4].copy_from_slice(&word.to_le_bytes());
-        self.pos += 4 * usize::from(full);
-        self.nbits -= 32 * u32::from(full);
+        self.pos += 4 * (self.nbits >> 5) as usize;
+        self.nbits &= 31;
     }
 }
 

@@ -373,10 +373,7 @@ pub fn encode_into(image: &Image<'_>, out: &mut Vec<u8>) -> Result<usize> {
             let mut p = Plane::<4, 3, 8>::new(wd);
             for row in rows {
                 // X is ignored: clear it so pixel compares see B, G, R only.
-                for (d, s) in p.cur.iter_mut().zip(row.chunks_exact(4)) {
-                    let v = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) & 0x00ff_ffff;
-                    *d = v.to_le_bytes();
-                }
+                scan::copy_clear_x(&mut p.cur, row);
                 p.encode_row(&mut w);
                 p.next_row();
             }

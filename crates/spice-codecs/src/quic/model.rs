@@ -70,6 +70,8 @@ pub(crate) struct Family {
     pub(crate) codes: [[u32; 256]; 8],
     /// Code length per (code index, residual), for the model counters.
     pub(crate) lens: [[u8; 256]; 8],
+    /// Codeword bits per `code index * 256 + residual` (see [`Model::code_base`]).
+    pub(crate) bits: [u16; 2048],
     /// Context (previous residual) → bucket.
     pub(crate) bucket_of: [u8; 256],
     /// Contexts `start..end` of each bucket (within 0..256).
@@ -95,6 +97,7 @@ const fn build_family(bpc: u32) -> Family {
         esc_len: [0; 8],
         codes: [[0; 256]; 8],
         lens: [[0; 256]; 8],
+        bits: [0; 2048],
         bucket_of: [0; 256],
         bucket_range: [(0, 0); 8],
         u2l: [0; 256],
@@ -121,6 +124,7 @@ const fn build_family(bpc: u32) -> Family {
             };
             f.codes[l as usize][m as usize] = bits | (len << 16);
             f.lens[l as usize][m as usize] = len as u8;
+            f.bits[(l * 256 + m) as usize] = bits as u16;
             m += 1;
         }
         l += 1;
@@ -174,6 +178,9 @@ pub(crate) struct Model {
     /// `buckets[bucket_of[ctx]].best` for every context, kept in step by
     /// [`Model::update`], so coding a value costs one lookup.
     pub(crate) best_of: [u8; 256],
+    /// `256 * best_of[ctx]`: where the context's codes start in [`Family::bits`] and
+    /// the flattened [`Family::lens`].
+    pub(crate) code_base: [u16; 256],
 }
 
 impl Model {
@@ -184,6 +191,7 @@ impl Model {
                 best: bpc - 1,
             }; 8],
             best_of: [(bpc - 1) as u8; 256],
+            code_base: [(bpc as u16 - 1) * 256; 256],
         }
     }
 
@@ -197,7 +205,9 @@ impl Model {
         update_bucket::<BPC>(bucket, m, trigger);
         if bucket.best != old {
             let (start, end) = fam.bucket_range[b];
-            self.best_of[usize::from(start)..usize::from(end)].fill(bucket.best as u8);
+            let range = usize::from(start)..usize::from(end);
+            self.best_of[range.clone()].fill(bucket.best as u8);
+            self.code_base[range].fill(bucket.best as u16 * 256);
         }
     }
 }

@@ -287,37 +287,46 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         });
     }
 
-    /// Codes pixel `i` (> 0) of a row whose residuals are in `resid`.
+    /// Codes pixels `a..b` (`a > 0`) of a row whose residuals are in `resid`, none of
+    /// them in a run, and records their residuals in `corr`.
     #[inline(always)]
-    fn encode_resid(
+    fn encode_stretch(
         resid: &[u32],
         corr: &mut [[u8; S]],
         models: &[Model; C],
         w: &mut RowWriter<'_>,
-        i: usize,
+        a: usize,
+        b: usize,
     ) {
+        if a >= b {
+            return;
+        }
         let fam = family::<BPC>();
-        let m = resid[i];
-        let ctx = Self::word(&corr[i]);
-        corr[i + 1] = Self::unword(m);
-        let code = |c: usize| {
-            let sh = 16 - 8 * c;
-            let l = usize::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7);
-            fam.codes[l][((m >> sh) & 0xff) as usize]
-        };
-        let (r, g, b) = (code(0), code(1), code(2));
-        let (lr, lg, lb) = (r >> 16, g >> 16, b >> 16);
-        let len = lr + lg + lb;
-        if len <= 32 {
-            // Every length is >= 1, so each shift is < 32 and the sum fits.
-            w.put(
-                ((r & 0xffff) << (lg + lb)) | ((g & 0xffff) << lb) | (b & 0xffff),
-                len,
-            );
-        } else {
-            w.put(r & 0xffff, lr);
-            w.put(g & 0xffff, lg);
-            w.put(b & 0xffff, lb);
+        let lens = fam.lens.as_flattened();
+        let resid = &resid[a..b];
+        // The context of a pixel is its left neighbour's residual: only the first one
+        // comes from `corr` (a stale slot after a run).
+        let mut ctx = Self::word(&corr[a]);
+        for &m in resid {
+            let code = |c: usize| {
+                // Lane 3 is 0, so the R lane needs no mask.
+                let sh = 16 - 8 * c;
+                let base = models[c].code_base[((ctx >> sh) & 0xff) as usize];
+                let k = (usize::from(base) + ((m >> sh) & 0xff) as usize) & 2047;
+                (u32::from(fam.bits[k]), u32::from(lens[k]))
+            };
+            let (r, g, b) = (code(0), code(1), code(2));
+            if r.1 + g.1 + b.1 <= 32 {
+                w.put3(r, g, b);
+            } else {
+                w.put(r.0, r.1);
+                w.put(g.0, g.1);
+                w.put(b.0, b.1);
+            }
+            ctx = m;
+        }
+        for (d, &m) in corr[a + 1..b + 1].iter_mut().zip(resid) {
+            *d = Self::unword(m);
         }
     }
 
@@ -357,17 +366,13 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         loop {
             let next = scan.next_cand(from, end);
             while stop < next {
-                while i <= stop {
-                    Self::encode_resid(resid, corr, models, w, i);
-                    i += 1;
-                }
+                Self::encode_stretch(resid, corr, models, w, i, stop + 1);
+                i = stop + 1;
                 Self::update_all(models, corr, stop, st.wm_trigger);
                 stop = i + (st.tabrand() & waitmask) as usize;
             }
-            while i < next {
-                Self::encode_resid(resid, corr, models, w, i);
-                i += 1;
-            }
+            Self::encode_stretch(resid, corr, models, w, i, next);
+            i = next;
             if i == end {
                 st.waitcnt = (stop - end) as u32;
                 return;

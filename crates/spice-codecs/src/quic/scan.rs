@@ -193,6 +193,22 @@ impl RowScan {
     }
 }
 
+/// Copies BGRX pixels from `src` into `dst` with X cleared to 0 (`src` holds at
+/// least `4 * dst.len()` bytes).
+pub(crate) fn copy_clear_x(dst: &mut [[u8; 4]], src: &[u8]) {
+    let (src4, _) = src.as_chunks::<16>();
+    let (dst4, _) = dst.as_chunks_mut::<4>();
+    // Four pixels at a time as one u128: LLVM keeps this in vector registers.
+    for (d, s) in dst4.iter_mut().zip(src4) {
+        let v = u128::from_le_bytes(*s) & 0x00ff_ffff_00ff_ffff_00ff_ffff_00ff_ffff;
+        d.as_flattened_mut().copy_from_slice(&v.to_le_bytes());
+    }
+    let done = dst4.len() * 4;
+    for (d, s) in dst[done..].iter_mut().zip(src[4 * done..].as_chunks::<4>().0) {
+        *d = [s[0], s[1], s[2], 0];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +275,18 @@ mod tests {
             for seed in 0..4 {
                 same::<8>(width, seed * 7919 + width as u64);
                 same::<5>(width, seed * 7919 + width as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn copy_clears_x() {
+        for width in [0, 1, 3, 4, 5, 9] {
+            let src: Vec<u8> = (0..4 * width as u8).map(|v| v.wrapping_mul(37) | 1).collect();
+            let mut dst = vec![[9u8; 4]; width];
+            copy_clear_x(&mut dst, &src);
+            for (d, s) in dst.iter().zip(src.chunks_exact(4)) {
+                assert_eq!(*d, [s[0], s[1], s[2], 0]);
             }
         }
     }
