@@ -10,6 +10,49 @@
 
 use super::swar;
 
+/// The instruction set of the scan's vector part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Simd {
+    /// Pixel by pixel only (targets other than x86-64, and the tests).
+    #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+    None,
+    /// Four pixels a step (x86-64 baseline).
+    Sse2,
+    /// Eight pixels a step.
+    Avx2,
+}
+
+impl Simd {
+    /// The best level this CPU has.
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                Self::Avx2
+            } else {
+                Self::Sse2
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Self::None
+        }
+    }
+
+    /// Every level this CPU can run, for the tests.
+    #[cfg(test)]
+    fn available() -> Vec<Self> {
+        let mut v = vec![Self::None];
+        if cfg!(target_arch = "x86_64") {
+            v.push(Self::Sse2);
+        }
+        if Self::detect() == Self::Avx2 {
+            v.push(Self::Avx2);
+        }
+        v
+    }
+}
+
 /// The pre-pass results of one row.
 #[derive(Default)]
 pub(crate) struct RowScan {
@@ -41,28 +84,29 @@ impl RowScan {
     }
 
     /// Fills the scan of the row `cur` (B,G,R,0 pixels, `BPC`-bit channels) over
-    /// `prev` (ignored when `first`).
+    /// `prev`, the row of the previous call (ignored when `first`).
     pub(crate) fn fill<const BPC: u32>(&mut self, prev: &[u8], cur: &[u8], first: bool) {
-        self.fill_with::<BPC>(prev, cur, first, true);
+        self.fill_with::<BPC>(prev, cur, first, Simd::detect());
     }
 
-    /// [`Self::fill`], with or without the SIMD part (the tests compare the two).
+    /// [`Self::fill`] with a chosen instruction set (the tests compare them).
     pub(crate) fn fill_with<const BPC: u32>(
         &mut self,
         prev: &[u8],
         cur: &[u8],
         first: bool,
-        simd: bool,
+        simd: Simd,
     ) {
         let width = cur.len() / 4;
         debug_assert!(prev.len() == cur.len() && self.resid.len() == width);
+        // The previous row's "equals its left neighbour" is this row's "above equals
+        // above-left".
+        core::mem::swap(&mut self.eq_up, &mut self.eq_left);
         self.eq_left.fill(0);
-        self.eq_up.fill(0);
-        let lo = width.min(4);
-        let hi = if simd && BPC == 8 {
-            self.fill_simd8(prev, cur, first, lo)
+        let (lo, hi) = if BPC == 8 {
+            self.fill_simd8(prev, cur, first, simd)
         } else {
-            lo
+            (width, width)
         };
         for x in (1..lo).chain(hi..width) {
             self.fill_one::<BPC>(prev, cur, first, x);
@@ -92,20 +136,31 @@ impl RowScan {
         let pred = if first { a } else { swar::avg(a, b) };
         self.resid[x] = swar::zigzag::<BPC>(swar::sub::<BPC>(c, pred));
         self.eq_left[x >> 6] |= u64::from(c == a) << (x & 63);
-        self.eq_up[x >> 6] |= u64::from(b == word(prev, x - 1)) << (x & 63);
     }
 
-    /// The scan of pixels `lo..hi` four at a time (8-bit channels); returns `hi`.
-    /// `lo` must be 4 or `width`, so each group of four bits stays in one mask word.
+    /// The vector part of the scan (8-bit channels): returns the pixels `lo..hi` it
+    /// did; the caller does `1..lo` and `hi..width` one at a time.
     #[cfg(target_arch = "x86_64")]
-    fn fill_simd8(&mut self, prev: &[u8], cur: &[u8], first: bool, lo: usize) -> usize {
-        // SAFETY: SSE2 is part of the x86-64 baseline, always present.
-        unsafe { self.fill_sse2(prev, cur, first, lo) }
+    fn fill_simd8(&mut self, prev: &[u8], cur: &[u8], first: bool, simd: Simd) -> (usize, usize) {
+        match simd {
+            // SAFETY: Simd::Avx2 is only chosen when the CPU has AVX2 (`Simd::detect`,
+            // or a test that checked it).
+            Simd::Avx2 => unsafe { self.fill_avx2(prev, cur, first) },
+            // SAFETY: SSE2 is part of the x86-64 baseline, always present.
+            Simd::Sse2 => unsafe { self.fill_sse2(prev, cur, first) },
+            Simd::None => (cur.len() / 4, cur.len() / 4),
+        }
     }
 
+    #[cfg(not(target_arch = "x86_64"))]
+    fn fill_simd8(&mut self, _: &[u8], cur: &[u8], _: bool, _: Simd) -> (usize, usize) {
+        (cur.len() / 4, cur.len() / 4)
+    }
+
+    /// Four pixels a step from pixel 4.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse2")]
-    fn fill_sse2(&mut self, prev: &[u8], cur: &[u8], first: bool, lo: usize) -> usize {
+    fn fill_sse2(&mut self, prev: &[u8], cur: &[u8], first: bool) -> (usize, usize) {
         use core::arch::x86_64::{
             __m128i, _mm_add_epi8, _mm_and_si128, _mm_avg_epu8, _mm_castsi128_ps, _mm_cmpeq_epi32,
             _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_ps, _mm_set1_epi8, _mm_setzero_si128,
@@ -117,40 +172,92 @@ impl RowScan {
             // SAFETY: `s` is 16 readable bytes; the load has no alignment requirement.
             unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
         }
+        const STEP: usize = 4;
         let width = cur.len() / 4;
         let one = _mm_set1_epi8(1);
         let zero = _mm_setzero_si128();
+        let lo = width.min(STEP);
         let mut x = lo;
-        while x + 4 <= width {
+        let mut eql = 0u64;
+        while x + STEP <= width {
             let (p, q) = (4 * x, 4 * x - 4);
-            let c = load(&cur[p..p + 16]);
-            let a = load(&cur[q..q + 16]);
-            let b = load(&prev[p..p + 16]);
+            let c = load(&cur[p..p + 4 * STEP]);
+            let a = load(&cur[q..q + 4 * STEP]);
             let pred = if first {
                 a
             } else {
+                let b = load(&prev[p..p + 4 * STEP]);
                 // pavgb rounds up; take the dropped half back where a + b is odd.
                 _mm_sub_epi8(_mm_avg_epu8(a, b), _mm_and_si128(_mm_xor_si128(a, b), one))
             };
             let e = _mm_sub_epi8(c, pred);
             // Zig-zag: 2e, inverted where e >= 128.
             let m = _mm_xor_si128(_mm_add_epi8(e, e), _mm_cmpgt_epi8(zero, e));
-            let dst: &mut [u32; 4] = (&mut self.resid[x..x + 4]).try_into().expect("4 words");
+            let dst: &mut [u32; STEP] = (&mut self.resid[x..x + STEP]).try_into().expect("words");
             // SAFETY: `dst` is 16 writable bytes; the store has no alignment requirement.
             unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), m) };
-            let eql = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(c, a))) as u64;
-            let bl = load(&prev[q..q + 16]);
-            let equ = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(b, bl))) as u64;
-            self.eq_left[x >> 6] |= eql << (x & 63);
-            self.eq_up[x >> 6] |= equ << (x & 63);
-            x += 4;
+            eql |= (_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(c, a))) as u64) << (x & 63);
+            x += STEP;
+            if x & 63 == 0 {
+                self.eq_left[(x >> 6) - 1] = eql;
+                eql = 0;
+            }
         }
-        x
+        self.eq_left[(x - 1) >> 6] |= eql;
+        (lo, x)
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
-    fn fill_simd8(&mut self, _prev: &[u8], _cur: &[u8], _first: bool, lo: usize) -> usize {
-        lo
+    /// Eight pixels a step from pixel 8.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn fill_avx2(&mut self, prev: &[u8], cur: &[u8], first: bool) -> (usize, usize) {
+        use core::arch::x86_64::{
+            __m256i, _mm256_add_epi8, _mm256_and_si256, _mm256_avg_epu8, _mm256_castsi256_ps,
+            _mm256_cmpeq_epi32, _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_ps,
+            _mm256_set1_epi8, _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi8,
+            _mm256_xor_si256,
+        };
+        #[inline(always)]
+        fn load(s: &[u8]) -> __m256i {
+            let s: &[u8; 32] = s.try_into().expect("32 bytes");
+            // SAFETY: `s` is 32 readable bytes; the load has no alignment requirement.
+            unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+        }
+        const STEP: usize = 8;
+        let width = cur.len() / 4;
+        let one = _mm256_set1_epi8(1);
+        let zero = _mm256_setzero_si256();
+        let lo = width.min(STEP);
+        let mut x = lo;
+        let mut eql = 0u64;
+        while x + STEP <= width {
+            let (p, q) = (4 * x, 4 * x - 4);
+            let c = load(&cur[p..p + 4 * STEP]);
+            let a = load(&cur[q..q + 4 * STEP]);
+            let pred = if first {
+                a
+            } else {
+                let b = load(&prev[p..p + 4 * STEP]);
+                _mm256_sub_epi8(
+                    _mm256_avg_epu8(a, b),
+                    _mm256_and_si256(_mm256_xor_si256(a, b), one),
+                )
+            };
+            let e = _mm256_sub_epi8(c, pred);
+            let m = _mm256_xor_si256(_mm256_add_epi8(e, e), _mm256_cmpgt_epi8(zero, e));
+            let dst: &mut [u32; STEP] = (&mut self.resid[x..x + STEP]).try_into().expect("words");
+            // SAFETY: `dst` is 32 writable bytes; the store has no alignment requirement.
+            unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), m) };
+            let eq = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(c, a)));
+            eql |= (eq as u64) << (x & 63);
+            x += STEP;
+            if x & 63 == 0 {
+                self.eq_left[(x >> 6) - 1] = eql;
+                eql = 0;
+            }
+        }
+        self.eq_left[(x - 1) >> 6] |= eql;
+        (lo, x)
     }
 
     /// First run start in `from..end`, or `end`.
@@ -204,7 +311,10 @@ pub(crate) fn copy_clear_x(dst: &mut [[u8; 4]], src: &[u8]) {
         d.as_flattened_mut().copy_from_slice(&v.to_le_bytes());
     }
     let done = dst4.len() * 4;
-    for (d, s) in dst[done..].iter_mut().zip(src[4 * done..].as_chunks::<4>().0) {
+    for (d, s) in dst[done..]
+        .iter_mut()
+        .zip(src[4 * done..].as_chunks::<4>().0)
+    {
         *d = [s[0], s[1], s[2], 0];
     }
 }
@@ -245,11 +355,18 @@ mod tests {
     fn same<const BPC: u32>(width: usize, seed: u64) {
         let mask = ((1u32 << BPC) - 1) as u8;
         let (prev, cur) = rows(width, seed, mask);
-        for first in [false, true] {
-            let mut fast = RowScan::new(width);
-            let mut slow = RowScan::new(width);
-            fast.fill_with::<BPC>(&prev, &cur, first, true);
-            slow.fill_with::<BPC>(&prev, &cur, first, false);
+        let mut scans: Vec<RowScan> = Simd::available()
+            .into_iter()
+            .map(|simd| {
+                let mut s = RowScan::new(width);
+                // The previous row first (its eq_left becomes this row's eq_up).
+                s.fill_with::<BPC>(&prev, &prev, true, simd);
+                s.fill_with::<BPC>(&prev, &cur, false, simd);
+                s
+            })
+            .collect();
+        let slow = scans.remove(0);
+        for fast in &scans {
             assert_eq!(
                 fast.resid[1..],
                 slow.resid[1..],
@@ -258,20 +375,39 @@ mod tests {
             assert_eq!(fast.eq_left, slow.eq_left);
             assert_eq!(fast.eq_up, slow.eq_up);
             assert_eq!(fast.cand, slow.cand);
-            // And against the definitions, pixel by pixel.
+        }
+        // And against the definitions, pixel by pixel.
+        let c = |x: usize| word(&cur, x);
+        let p = |x: usize| word(&prev, x);
+        for x in 1..width {
+            let pred = swar::avg(c(x - 1), p(x));
+            assert_eq!(
+                slow.resid[x],
+                swar::zigzag::<BPC>(swar::sub::<BPC>(c(x), pred))
+            );
+            assert_eq!(slow.eq_left[x >> 6] >> (x & 63) & 1 == 1, c(x) == c(x - 1));
+            let cand = x > 2 && p(x) == p(x - 1) && c(x - 1) == c(x - 2);
+            assert_eq!(slow.cand[x >> 6] >> (x & 63) & 1 == 1, cand);
+        }
+        // A first row: left prediction, no runs.
+        for simd in Simd::available() {
+            let mut s = RowScan::new(width);
+            s.fill_with::<BPC>(&prev, &cur, true, simd);
             for x in 1..width {
-                let c = |x: usize| word(&cur, x);
-                let p = |x: usize| word(&prev, x);
-                assert_eq!(slow.eq_left[x >> 6] >> (x & 63) & 1 == 1, c(x) == c(x - 1));
-                let cand = !first && x > 2 && p(x) == p(x - 1) && c(x - 1) == c(x - 2);
-                assert_eq!(slow.cand[x >> 6] >> (x & 63) & 1 == 1, cand);
+                assert_eq!(
+                    s.resid[x],
+                    swar::zigzag::<BPC>(swar::sub::<BPC>(c(x), c(x - 1)))
+                );
             }
+            assert!(s.cand.iter().all(|&w| w == 0));
         }
     }
 
     #[test]
     fn simd_and_scalar_scans_agree() {
-        for width in [1, 2, 3, 4, 5, 7, 8, 9, 63, 64, 65, 66, 127, 128, 130, 200] {
+        for width in [
+            1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 66, 72, 127, 128, 130, 200,
+        ] {
             for seed in 0..4 {
                 same::<8>(width, seed * 7919 + width as u64);
                 same::<5>(width, seed * 7919 + width as u64);
@@ -282,7 +418,9 @@ mod tests {
     #[test]
     fn copy_clears_x() {
         for width in [0, 1, 3, 4, 5, 9] {
-            let src: Vec<u8> = (0..4 * width as u8).map(|v| v.wrapping_mul(37) | 1).collect();
+            let src: Vec<u8> = (0..4 * width as u8)
+                .map(|v| v.wrapping_mul(37) | 1)
+                .collect();
             let mut dst = vec![[9u8; 4]; width];
             copy_clear_x(&mut dst, &src);
             for (d, s) in dst.iter().zip(src.chunks_exact(4)) {
@@ -302,6 +440,7 @@ mod tests {
         }
         let prev = vec![7u8; width * 4];
         let mut s = RowScan::new(width);
+        s.fill::<8>(&prev, &prev, true);
         s.fill::<8>(&prev, &cur, false);
         // Pixel 12 is the first whose two left neighbours (10 and 11) are equal.
         assert_eq!(s.next_cand(0, width), 12);
