@@ -1,7 +1,7 @@
 //! QUIC bit I/O: the stream is a sequence of little-endian `u32` words whose bits are
 //! filled most significant first.
 
-/// Appends codewords to a byte vector, one row at a time (see [`Self::with_row`]).
+/// Appends codewords to a byte vector, one row at a time (see [`Self::row`]).
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     /// Bytes of `out` holding complete words; anything after it is scratch.
@@ -23,40 +23,40 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    /// Runs `f` with a [`RowWriter`] that can take at least `max_bytes` bytes of
-    /// codewords. The row writer lives in locals, so the hot loop keeps its state in
-    /// registers instead of reloading it after every byte store.
+    /// A [`RowWriter`] that can take at least `max_bytes` bytes of codewords; hand
+    /// its state back with [`Self::set_state`]. The row writer lives in locals, so the
+    /// hot loop keeps its state in registers instead of reloading it after every store.
     #[inline(always)]
-    pub(crate) fn with_row<R>(
-        &mut self,
-        max_bytes: usize,
-        f: impl FnOnce(&mut RowWriter<'_>) -> R,
-    ) -> R {
+    pub(crate) fn row(&mut self, max_bytes: usize) -> RowWriter<'_> {
         let need = self.pos + max_bytes + 8;
         if self.out.len() < need {
             let grow = need.max(self.out.len() + self.out.len() / 2);
             self.out.resize(grow, 0);
         }
-        let mut row = RowWriter {
+        RowWriter {
             out: &mut self.out[..need],
             pos: self.pos,
             acc: self.acc,
             nbits: self.nbits,
-        };
-        let result = f(&mut row);
-        (self.pos, self.acc, self.nbits) = (row.pos, row.acc, row.nbits);
-        result
+        }
+    }
+
+    /// Takes back the state of a writer made by [`Self::row`].
+    #[inline(always)]
+    pub(crate) fn set_state(&mut self, (pos, acc, nbits): (usize, u64, u32)) {
+        (self.pos, self.acc, self.nbits) = (pos, acc, nbits);
     }
 
     /// Pads the partial word with zeros, writes the trailing zero word and trims the
     /// scratch from the output.
     pub(crate) fn flush(mut self) {
-        self.with_row(8, |w| {
-            if w.nbits > 0 {
-                w.put(0, 32 - w.nbits);
-            }
-            w.put(0, 32);
-        });
+        let mut w = self.row(8);
+        if w.nbits > 0 {
+            w.put(0, 32 - w.nbits);
+        }
+        w.put(0, 32);
+        let state = w.state();
+        self.set_state(state);
         self.out.truncate(self.pos);
     }
 }
@@ -70,25 +70,7 @@ pub(crate) struct RowWriter<'a> {
 }
 
 impl RowWriter<'_> {
-    /// A copy of this writer in locals (for a loop that must not see it through a
-    /// pointer); hand its state back with [`Self::absorb`].
-    #[inline(always)]
-    pub(crate) fn local(&mut self) -> RowWriter<'_> {
-        RowWriter {
-            out: &mut *self.out,
-            pos: self.pos,
-            acc: self.acc,
-            nbits: self.nbits,
-        }
-    }
-
-    /// Takes back the state of a writer made by [`Self::local`].
-    #[inline(always)]
-    pub(crate) fn absorb(&mut self, (pos, acc, nbits): (usize, u64, u32)) {
-        (self.pos, self.acc, self.nbits) = (pos, acc, nbits);
-    }
-
-    /// The position state, for [`Self::absorb`].
+    /// The position state, for [`BitWriter::set_state`].
     #[inline(always)]
     pub(crate) fn state(&self) -> (usize, u64, u32) {
         (self.pos, self.acc, self.nbits)
@@ -99,7 +81,7 @@ impl RowWriter<'_> {
     ///
     /// Complete words are stored without a data-dependent branch: the candidate word is
     /// always written at `pos`, and `pos` only advances when the word is complete.
-    /// [`BitWriter::with_row`] sized the slice for the row's worst case, so the index is
+    /// [`BitWriter::row`] sized the slice for the row's worst case, so the index is
     /// always in bounds.
     #[inline(always)]
     pub(crate) fn put(&mut self, code: u32, len: u32) {

@@ -1,7 +1,5 @@
 //! QUIC constant tables, the Golomb code family and the adaptive model state.
 
-use super::Result;
-
 // ---------------------------------------------------------------------------------
 // Constant tables (quic-tables.txt): the update-interval randomiser, the melcode
 // state table, and the counter-halving thresholds of evolution setting 3.
@@ -262,34 +260,58 @@ impl State {
         }
     }
 
-    /// Splits a row of `width` pixels into segments at the points where the wait mask
-    /// grows, calling `f(state, begin, end, waitmask)` for each.
+    /// The next segment `(begin, end, waitmask)` of the row walked by `seg`: the row
+    /// is split where the wait mask grows. The growth after a segment is applied at
+    /// the next call, so the segment is coded with its own threshold.
     #[inline(always)]
-    pub(crate) fn for_each_segment(
-        &mut self,
-        width: usize,
-        mut f: impl FnMut(&mut Self, usize, usize, u32) -> Result<()>,
-    ) -> Result<()> {
-        let mut pos = 0;
-        let mut left = width;
-        while self.wmidx < WMI_MAX && self.wmileft as usize <= left {
-            let seg = self.wmileft as usize;
-            if seg > 0 {
-                f(self, pos, pos + seg, (1 << self.wmidx) - 1)?;
-                left -= seg;
-                pos += seg;
+    pub(crate) fn next_segment(&mut self, seg: &mut RowSegments) -> Option<(usize, usize, u32)> {
+        loop {
+            if seg.bump {
+                seg.bump = false;
+                self.wmidx += 1;
+                self.wm_trigger = BESTTRIG[self.wmidx as usize];
+                self.wmileft = WMI_NEXT;
             }
-            self.wmidx += 1;
-            self.wm_trigger = BESTTRIG[self.wmidx as usize];
-            self.wmileft = WMI_NEXT;
-        }
-        if left > 0 {
-            f(self, pos, pos + left, (1 << self.wmidx) - 1)?;
-            if self.wmidx < WMI_MAX {
-                self.wmileft -= left as u32;
+            let mask = (1 << self.wmidx) - 1;
+            if self.wmidx < WMI_MAX && self.wmileft as usize <= seg.left {
+                let n = self.wmileft as usize;
+                seg.bump = true;
+                if n > 0 {
+                    let begin = seg.pos;
+                    seg.left -= n;
+                    seg.pos += n;
+                    return Some((begin, begin + n, mask));
+                }
+            } else if seg.left > 0 {
+                let (begin, n) = (seg.pos, seg.left);
+                if self.wmidx < WMI_MAX {
+                    self.wmileft -= n as u32;
+                }
+                seg.left = 0;
+                seg.pos += n;
+                return Some((begin, begin + n, mask));
+            } else {
+                return None;
             }
         }
-        Ok(())
+    }
+}
+
+/// The walk of one row's segments (see [`State::next_segment`]).
+pub(crate) struct RowSegments {
+    pos: usize,
+    left: usize,
+    bump: bool,
+}
+
+impl RowSegments {
+    /// A walk over a row of `width` pixels.
+    pub(crate) fn new(width: usize) -> Self {
+        Self {
+            pos: 0,
+            left: width,
+            bump: false,
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! Row coding of one plane: the channels that share one adaptation [`State`].
 
 use super::bits::{BitCursor, BitReader, BitWriter, RowWriter};
-use super::model::{Model, State, family};
-use super::scan::RowScan;
+use super::model::{Model, RowSegments, State, family};
+use super::scan::{RowScan, Simd};
 use super::swar;
 use super::{QuicError, Result};
 
@@ -24,15 +24,23 @@ pub(crate) struct Plane<const S: usize, const C: usize, const BPC: u32> {
     /// [`Self::decode_row`] otherwise. Byte 3 of 4-byte pixels must be 0.
     pub(crate) cur: Vec<[u8; S]>,
     first_row: bool,
-    /// Encoder scratch of the lane path ([`Self::LANES`]), see [`RowScan`].
+    /// Scratch of the lane path ([`Self::LANES`]), see [`RowScan`].
     scan: RowScan,
+    /// Instruction set for the row loops and the scan.
+    simd: Simd,
 }
 
 impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     const MASK: u32 = (1 << BPC) - 1;
 
     pub(crate) fn new(width: usize) -> Self {
+        Self::with_simd(width, Simd::detect())
+    }
+
+    /// A plane using `simd` (which the CPU must have: [`Simd::detect`] or below).
+    pub(crate) fn with_simd(width: usize, simd: Simd) -> Self {
         Self {
+            simd,
             state: State::new(),
             models: [Model::new(BPC); C],
             corr: vec![[0; S]; width + 1],
@@ -220,6 +228,25 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
 
     /// Codes the current row (`self.cur`).
     pub(crate) fn encode_row(&mut self, w: &mut BitWriter<'_>) {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd == Simd::Avx2 {
+            // SAFETY: `simd` is Avx2 only when the CPU has AVX2, BMI1, BMI2 and LZCNT
+            // (Simd::detect).
+            return unsafe { self.encode_row_v3(w) };
+        }
+        self.encode_row_portable(w);
+    }
+
+    /// [`Self::encode_row_portable`] compiled for x86-64-v3 (shifts without the CL
+    /// register, LZCNT, AVX2), chosen at run time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    fn encode_row_v3(&mut self, w: &mut BitWriter<'_>) {
+        self.encode_row_portable(w);
+    }
+
+    #[inline(always)]
+    fn encode_row_portable(&mut self, w: &mut BitWriter<'_>) {
         if self.first_row {
             self.encode_row_as::<true>(w);
         } else {
@@ -228,6 +255,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
     }
 
+    #[inline(always)]
     fn encode_row_as<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
         if Self::LANES {
             return self.encode_row_lanes::<FIRST>(w);
@@ -245,20 +273,19 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         // Worst case per pixel: C codewords of <= 26 bits, plus a run terminator of
         // <= 16 bits (a run of n pixels costs <= n + 16 bits).
         let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
-        w.with_row(max_bytes, |w| {
-            let _ = state.for_each_segment(width, |st, begin, end, waitmask| {
-                let mut lw = w.local();
-                Self::encode_segment::<FIRST>(
-                    st, models, corr, prev, cur, &mut lw, begin, end, waitmask,
-                );
-                let state = lw.state();
-                w.absorb(state);
-                Ok(())
-            });
-        });
+        let mut lw = w.row(max_bytes);
+        let mut seg = RowSegments::new(width);
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            Self::encode_segment::<FIRST>(
+                state, models, corr, prev, cur, &mut lw, begin, end, waitmask,
+            );
+        }
+        let row_state = lw.state();
+        w.set_state(row_state);
     }
 
     /// [`Self::encode_row_as`] for R,G,B words.
+    #[inline(always)]
     fn encode_row_lanes<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
         let Self {
             state,
@@ -267,24 +294,23 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             prev,
             cur,
             scan,
+            simd,
             ..
         } = self;
         let width = cur.len();
         let (prev, cur) = (&prev[..], &cur[..]);
-        scan.fill::<BPC>(prev.as_flattened(), cur.as_flattened(), FIRST);
+        scan.fill_with::<BPC>(prev.as_flattened(), cur.as_flattened(), FIRST, *simd);
         let scan = &*scan;
         let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
-        w.with_row(max_bytes, |w| {
-            let _ = state.for_each_segment(width, |st, begin, end, waitmask| {
-                let mut lw = w.local();
-                Self::encode_segment_lanes::<FIRST>(
-                    st, models, corr, prev, cur, scan, &mut lw, begin, end, waitmask,
-                );
-                let state = lw.state();
-                w.absorb(state);
-                Ok(())
-            });
-        });
+        let mut lw = w.row(max_bytes);
+        let mut seg = RowSegments::new(width);
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            Self::encode_segment_lanes::<FIRST>(
+                state, models, corr, prev, cur, scan, &mut lw, begin, end, waitmask,
+            );
+        }
+        let row_state = lw.state();
+        w.set_state(row_state);
     }
 
     /// Codes pixels `a..b` (`a > 0`) of a row whose residuals are in `resid`, none of
@@ -633,6 +659,24 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
 
     /// Decodes one row into `self.cur`.
     pub(crate) fn decode_row(&mut self, r: &mut BitReader) -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd == Simd::Avx2 {
+            // SAFETY: `simd` is Avx2 only when the CPU has AVX2, BMI1, BMI2 and LZCNT
+            // (Simd::detect).
+            return unsafe { self.decode_row_v3(r) };
+        }
+        self.decode_row_portable(r)
+    }
+
+    /// [`Self::decode_row_portable`] compiled for x86-64-v3, chosen at run time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    fn decode_row_v3(&mut self, r: &mut BitReader) -> Result<()> {
+        self.decode_row_portable(r)
+    }
+
+    #[inline(always)]
+    fn decode_row_portable(&mut self, r: &mut BitReader) -> Result<()> {
         if self.first_row {
             self.decode_row_as::<true>(r)?;
         } else {
@@ -645,7 +689,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(())
     }
 
+    #[inline(always)]
     fn decode_row_as<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
+        if Self::LANES {
+            return self.decode_row_lanes::<FIRST>(r);
+        }
         let Self {
             state,
             models,
@@ -656,15 +704,185 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         } = self;
         let width = cur.len();
         let prev = &prev[..];
-        state.for_each_segment(width, |st, begin, end, waitmask| {
-            let mut lr = r.local();
-            let result = Self::decode_segment::<FIRST>(
-                st, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+        let mut lr = r.local();
+        let mut seg = RowSegments::new(width);
+        let mut result = Ok(());
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            result = Self::decode_segment::<FIRST>(
+                state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
             );
-            let pos = lr.pos;
-            r.seek(pos);
-            result
-        })
+            if result.is_err() {
+                break;
+            }
+        }
+        let pos = lr.pos;
+        r.seek(pos);
+        result
+    }
+
+    /// [`Self::decode_row_as`] for R,G,B words.
+    #[inline(always)]
+    fn decode_row_lanes<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
+        let Self {
+            state,
+            models,
+            corr,
+            prev,
+            cur,
+            scan,
+            ..
+        } = self;
+        let width = cur.len();
+        let prev = &prev[..];
+        if !FIRST {
+            scan.fill_up(prev.as_flattened());
+        }
+        let scan = &*scan;
+        let mut lr = r.local();
+        let mut seg = RowSegments::new(width);
+        let mut result = Ok(());
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            result = Self::decode_segment_lanes::<FIRST>(
+                state, models, corr, prev, cur, scan, &mut lr, begin, end, waitmask,
+            );
+            if result.is_err() {
+                break;
+            }
+        }
+        let pos = lr.pos;
+        r.seek(pos);
+        result
+    }
+
+    /// Decodes pixels `a..b` (`0 < a`), none of them in a run; `left` is pixel
+    /// `a - 1` on entry and pixel `b - 1` on return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_stretch<const FIRST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        r: &mut BitCursor<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<()> {
+        if a >= b {
+            return Ok(());
+        }
+        let mut ctx = Self::word(&corr[a]);
+        let mut px = *left;
+        for ((out, res_out), up) in cur[a..b]
+            .iter_mut()
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
+        {
+            let best = |c: usize| {
+                let sh = 16 - 8 * c;
+                u32::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7)
+            };
+            let (lr, lg, lb) = (best(0), best(1), best(2));
+            // One look-ahead of >= 57 bits holds two codewords of <= 26 bits, and
+            // usually the third.
+            let mut bits = r.peek();
+            let (mr, len_r) = Self::decode_code(bits, lr)?;
+            bits <<= len_r;
+            let (mg, len_g) = Self::decode_code(bits, lg)?;
+            bits <<= len_g;
+            let mut used = len_r + len_g;
+            if used > 57 - 26 {
+                r.consume(used);
+                bits = r.peek();
+                used = 0;
+            }
+            let (mb, len_b) = Self::decode_code(bits, lb)?;
+            r.consume(used + len_b);
+            let res = (mr << 16) | (mg << 8) | mb;
+            let pred = if FIRST {
+                px
+            } else {
+                swar::avg(px, Self::word(up))
+            };
+            px = swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred);
+            *out = Self::unword(px);
+            *res_out = Self::unword(res);
+            ctx = res;
+        }
+        *left = px;
+        Ok(())
+    }
+
+    /// [`Self::decode_segment`] for R,G,B words: the run condition is only looked at
+    /// where the row above allows a run ([`RowScan::fill_up`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_segment_lanes<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        scan: &RowScan,
+        r: &mut BitCursor<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+    ) -> Result<()> {
+        let mut stop;
+        let mut left;
+        if i == 0 {
+            let (mut l, mut ctx) = ([0u8; S], corr[0]);
+            Self::decode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, r, 0, &mut l, &mut ctx)?;
+            left = Self::word(&l);
+            if st.waitcnt > 0 {
+                st.waitcnt -= 1;
+            } else {
+                st.waitcnt = st.tabrand() & waitmask;
+                Self::update_all(models, corr, 0, st.wm_trigger);
+            }
+            i = 1;
+            stop = 1 + st.waitcnt as usize;
+        } else {
+            left = Self::word(&cur[i - 1]);
+            stop = i + st.waitcnt as usize;
+        }
+        let mut from = i;
+        loop {
+            let next = if FIRST {
+                end
+            } else {
+                scan.next_cand(from, end)
+            };
+            while stop < next {
+                Self::decode_stretch::<FIRST>(corr, prev, cur, models, r, i, stop + 1, &mut left)?;
+                i = stop + 1;
+                Self::update_all(models, corr, stop, st.wm_trigger);
+                stop = i + (st.tabrand() & waitmask) as usize;
+            }
+            Self::decode_stretch::<FIRST>(corr, prev, cur, models, r, i, next, &mut left)?;
+            i = next;
+            if i == end {
+                st.waitcnt = (stop - end) as u32;
+                return Ok(());
+            }
+            // The row above allows a run at i (> 2, <= stop); so does this row if its
+            // two left pixels are equal. Otherwise pixel i is coded normally.
+            if cur[i - 1] != cur[i - 2] {
+                from = i + 1;
+                continue;
+            }
+            st.waitcnt = (stop - i) as u32;
+            let start = i;
+            let n = Self::decode_run(st, r, end - i)?;
+            cur[i..i + n].fill(Self::unword(left));
+            i += n;
+            if i == end {
+                return Ok(());
+            }
+            from = if i == start { i + 1 } else { i };
+            stop = i + st.waitcnt as usize;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -18,7 +18,8 @@ pub(crate) enum Simd {
     None,
     /// Four pixels a step (x86-64 baseline).
     Sse2,
-    /// Eight pixels a step.
+    /// Eight pixels a step; the row loops compiled for x86-64-v3 (AVX2, BMI1, BMI2,
+    /// LZCNT).
     Avx2,
 }
 
@@ -27,7 +28,11 @@ impl Simd {
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx2") {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("bmi1")
+                && std::is_x86_feature_detected!("bmi2")
+                && std::is_x86_feature_detected!("lzcnt")
+            {
                 Self::Avx2
             } else {
                 Self::Sse2
@@ -41,7 +46,7 @@ impl Simd {
 
     /// Every level this CPU can run, for the tests.
     #[cfg(test)]
-    fn available() -> Vec<Self> {
+    pub(crate) fn available() -> Vec<Self> {
         let mut v = vec![Self::None];
         if cfg!(target_arch = "x86_64") {
             v.push(Self::Sse2);
@@ -84,12 +89,8 @@ impl RowScan {
     }
 
     /// Fills the scan of the row `cur` (B,G,R,0 pixels, `BPC`-bit channels) over
-    /// `prev`, the row of the previous call (ignored when `first`).
-    pub(crate) fn fill<const BPC: u32>(&mut self, prev: &[u8], cur: &[u8], first: bool) {
-        self.fill_with::<BPC>(prev, cur, first, Simd::detect());
-    }
-
-    /// [`Self::fill`] with a chosen instruction set (the tests compare them).
+    /// `prev`, the row of the previous call (ignored when `first`), with the
+    /// instruction set `simd` (which the CPU must have).
     pub(crate) fn fill_with<const BPC: u32>(
         &mut self,
         prev: &[u8],
@@ -260,6 +261,57 @@ impl RowScan {
         (lo, x)
     }
 
+    /// For the decoder, which learns the current row pixel by pixel: marks in the
+    /// run-start mask every x > 2 where the previous row's x - 1 and x are equal
+    /// (the half of the run condition known before the row is decoded).
+    pub(crate) fn fill_up(&mut self, prev: &[u8]) {
+        let width = prev.len() / 4;
+        self.cand.fill(0);
+        let mut x = 1;
+        #[cfg(target_arch = "x86_64")]
+        if width >= 8 {
+            // SAFETY: SSE2 is part of the x86-64 baseline, always present.
+            x = unsafe { self.fill_up_sse2(prev) };
+        }
+        for x in x..width {
+            self.cand[x >> 6] |= u64::from(word(prev, x) == word(prev, x - 1)) << (x & 63);
+        }
+        self.cand[0] &= !0b111;
+    }
+
+    /// Pixels 1..4 one at a time, then four a step; returns where it stopped.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sse2")]
+    fn fill_up_sse2(&mut self, prev: &[u8]) -> usize {
+        use core::arch::x86_64::{
+            __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_ps,
+        };
+        #[inline(always)]
+        fn load(s: &[u8]) -> __m128i {
+            let s: &[u8; 16] = s.try_into().expect("16 bytes");
+            // SAFETY: `s` is 16 readable bytes; the load has no alignment requirement.
+            unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+        }
+        let width = prev.len() / 4;
+        let mut bits = 0u64;
+        for x in 1..4 {
+            bits |= u64::from(word(prev, x) == word(prev, x - 1)) << x;
+        }
+        let mut x = 4;
+        while x + 4 <= width {
+            let (p, q) = (4 * x, 4 * x - 4);
+            let eq = _mm_cmpeq_epi32(load(&prev[p..p + 16]), load(&prev[q..q + 16]));
+            bits |= (_mm_movemask_ps(_mm_castsi128_ps(eq)) as u64) << (x & 63);
+            x += 4;
+            if x & 63 == 0 {
+                self.cand[(x >> 6) - 1] = bits;
+                bits = 0;
+            }
+        }
+        self.cand[(x - 1) >> 6] |= bits;
+        x
+    }
+
     /// First run start in `from..end`, or `end`.
     #[inline(always)]
     pub(crate) fn next_cand(&self, from: usize, end: usize) -> usize {
@@ -416,6 +468,23 @@ mod tests {
     }
 
     #[test]
+    fn decoder_candidates_follow_the_row_above() {
+        for width in [1, 3, 4, 5, 8, 9, 64, 65, 67, 130] {
+            let (prev, _) = rows(width, width as u64, 0xff);
+            let mut s = RowScan::new(width);
+            s.fill_up(&prev);
+            for x in 0..width {
+                let want = x > 2 && word(&prev, x) == word(&prev, x - 1);
+                assert_eq!(
+                    s.cand[x >> 6] >> (x & 63) & 1 == 1,
+                    want,
+                    "width {width} x {x}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn copy_clears_x() {
         for width in [0, 1, 3, 4, 5, 9] {
             let src: Vec<u8> = (0..4 * width as u8)
@@ -440,8 +509,8 @@ mod tests {
         }
         let prev = vec![7u8; width * 4];
         let mut s = RowScan::new(width);
-        s.fill::<8>(&prev, &prev, true);
-        s.fill::<8>(&prev, &cur, false);
+        s.fill_with::<8>(&prev, &prev, true, Simd::detect());
+        s.fill_with::<8>(&prev, &cur, false, Simd::detect());
         // Pixel 12 is the first whose two left neighbours (10 and 11) are equal.
         assert_eq!(s.next_cand(0, width), 12);
         assert_eq!(s.next_cand(13, width), 13);
