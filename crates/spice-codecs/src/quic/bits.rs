@@ -131,13 +131,14 @@ pub(crate) struct BitReader {
 impl BitReader {
     /// A reader over the whole words of `data` (1-3 trailing bytes are ignored).
     pub(crate) fn new(data: &[u8]) -> Self {
-        let words = data.chunks_exact(4);
-        let mut buf = Vec::with_capacity(data.len() + 8);
-        for w in words {
-            buf.extend_from_slice(&[w[3], w[2], w[1], w[0]]);
+        let (words, _) = data.as_chunks::<4>();
+        let mut buf = vec![0u8; words.len() * 4 + 8];
+        let (dst, _) = buf.as_chunks_mut::<4>();
+        // A plain word-by-word byte swap, which LLVM vectorises.
+        for (d, w) in dst.iter_mut().zip(words) {
+            *d = u32::from_le_bytes(*w).to_be_bytes();
         }
-        let len_bits = buf.len() as u64 * 8;
-        buf.extend_from_slice(&[0; 8]);
+        let len_bits = words.len() as u64 * 32;
         Self {
             buf,
             len_bits,
@@ -177,14 +178,10 @@ impl BitCursor<'_> {
     /// (or zeros past the end).
     #[inline(always)]
     pub(crate) fn peek(&self) -> u64 {
-        let byte = (self.pos >> 3) as usize;
-        match self.buf.get(byte..byte + 8) {
-            Some(s) => {
-                u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
-                    << (self.pos & 7)
-            }
-            None => 0,
-        }
+        // Past the end, the clamp reads the 8 zero bytes of padding: zeros either way.
+        let byte = ((self.pos >> 3) as usize).min(self.buf.len() - 8);
+        let s: &[u8; 8] = self.buf[byte..byte + 8].try_into().expect("8 bytes");
+        u64::from_be_bytes(*s) << (self.pos & 7)
     }
 
     /// Drops `n` bits.

@@ -582,6 +582,25 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
     }
 
+    /// [`Self::decode_code`] without an early return: an escape code out of range sets
+    /// `bad` (checked by the caller after a stretch of pixels) and yields a residual
+    /// masked into range, so the hot loop has no exit for it.
+    #[inline(always)]
+    fn decode_code_lax(bits: u64, l: u32, bad: &mut bool) -> (u32, u32) {
+        let fam = family::<BPC>();
+        let z = bits.leading_zeros();
+        if z < fam.alt[l as usize] {
+            let len = z + 1 + l;
+            let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
+            ((z << l) | low, len)
+        } else {
+            let len = fam.esc_len[l as usize];
+            let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
+            *bad |= m > Self::MASK;
+            (m & Self::MASK, len)
+        }
+    }
+
     /// [`Self::decode_pixel`] for R,G,B words: the three codewords, then the
     /// reconstruction of the three channels at once in byte lanes.
     #[inline(always)]
@@ -729,21 +748,16 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             corr,
             prev,
             cur,
-            scan,
             ..
         } = self;
         let width = cur.len();
         let prev = &prev[..];
-        if !FIRST {
-            scan.fill_up(prev.as_flattened());
-        }
-        let scan = &*scan;
         let mut lr = r.local();
         let mut seg = RowSegments::new(width);
         let mut result = Ok(());
         while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
             result = Self::decode_segment_lanes::<FIRST>(
-                state, models, corr, prev, cur, scan, &mut lr, begin, end, waitmask,
+                state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
             );
             if result.is_err() {
                 break;
@@ -754,8 +768,45 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         result
     }
 
-    /// Decodes pixels `a..b` (`0 < a`), none of them in a run; `left` is pixel
-    /// `a - 1` on entry and pixel `b - 1` on return.
+    /// Decodes one pixel (not the first of its row) from its context word `ctx` (the
+    /// left pixel's residuals), its left pixel and the pixel above; returns its
+    /// residual word and its value.
+    #[inline(always)]
+    fn decode_lanes<const FIRST: bool>(
+        models: &[Model; C],
+        r: &mut BitCursor<'_>,
+        ctx: u32,
+        left: u32,
+        up: u32,
+        bad: &mut bool,
+    ) -> (u32, u32) {
+        let best = |c: usize| {
+            let sh = 16 - 8 * c;
+            u32::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7)
+        };
+        let (lr, lg, lb) = (best(0), best(1), best(2));
+        // One look-ahead of >= 57 bits holds two codewords of <= 26 bits, and usually
+        // the third.
+        let mut bits = r.peek();
+        let (mr, len_r) = Self::decode_code_lax(bits, lr, bad);
+        bits <<= len_r;
+        let (mg, len_g) = Self::decode_code_lax(bits, lg, bad);
+        bits <<= len_g;
+        let mut used = len_r + len_g;
+        if used > 57 - 26 {
+            r.consume(used);
+            bits = r.peek();
+            used = 0;
+        }
+        let (mb, len_b) = Self::decode_code_lax(bits, lb, bad);
+        r.consume(used + len_b);
+        let res = (mr << 16) | (mg << 8) | mb;
+        let pred = if FIRST { left } else { swar::avg(left, up) };
+        (res, swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred))
+    }
+
+    /// Decodes pixels `a..b` (`0 < a`) without looking at the run condition; `left` is
+    /// pixel `a - 1` on entry and pixel `b - 1` on return.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn decode_stretch<const FIRST: bool>(
@@ -773,48 +824,79 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
         let mut ctx = Self::word(&corr[a]);
         let mut px = *left;
+        let mut bad = false;
         for ((out, res_out), up) in cur[a..b]
             .iter_mut()
             .zip(&mut corr[a + 1..b + 1])
             .zip(&prev[a..b])
         {
-            let best = |c: usize| {
-                let sh = 16 - 8 * c;
-                u32::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7)
-            };
-            let (lr, lg, lb) = (best(0), best(1), best(2));
-            // One look-ahead of >= 57 bits holds two codewords of <= 26 bits, and
-            // usually the third.
-            let mut bits = r.peek();
-            let (mr, len_r) = Self::decode_code(bits, lr)?;
-            bits <<= len_r;
-            let (mg, len_g) = Self::decode_code(bits, lg)?;
-            bits <<= len_g;
-            let mut used = len_r + len_g;
-            if used > 57 - 26 {
-                r.consume(used);
-                bits = r.peek();
-                used = 0;
-            }
-            let (mb, len_b) = Self::decode_code(bits, lb)?;
-            r.consume(used + len_b);
-            let res = (mr << 16) | (mg << 8) | mb;
-            let pred = if FIRST {
-                px
-            } else {
-                swar::avg(px, Self::word(up))
-            };
-            px = swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred);
+            let (res, value) =
+                Self::decode_lanes::<FIRST>(models, r, ctx, px, Self::word(up), &mut bad);
+            px = value;
             *out = Self::unword(px);
             *res_out = Self::unword(res);
             ctx = res;
         }
         *left = px;
+        if bad {
+            return Err(QuicError::BadResidual);
+        }
         Ok(())
     }
 
-    /// [`Self::decode_segment`] for R,G,B words: the run condition is only looked at
-    /// where the row above allows a run ([`RowScan::fill_up`]).
+    /// Decodes pixels from `a` (`a > 2`, not a row's first pixel) up to `b` or to the
+    /// first pixel where a run may start, which it returns (undecoded). `left` is
+    /// pixel `a - 1` on entry and the last decoded pixel on return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_stretch_checked(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        r: &mut BitCursor<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<usize> {
+        if a >= b {
+            return Ok(a);
+        }
+        // Pixel i may start a run when prev[i - 1] == prev[i] and cur[i - 2] == cur[i - 1]:
+        // all four are carried in registers.
+        let mut ctx = Self::word(&corr[a]);
+        let mut px = *left;
+        let mut px2 = Self::word(&cur[a - 2]);
+        let mut up_left = Self::word(&prev[a - 1]);
+        let mut j = a;
+        let mut bad = false;
+        for ((out, res_out), up) in cur[a..b]
+            .iter_mut()
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
+        {
+            let up = Self::word(up);
+            if up == up_left && px == px2 {
+                break;
+            }
+            let (res, value) = Self::decode_lanes::<false>(models, r, ctx, px, up, &mut bad);
+            px2 = px;
+            px = value;
+            up_left = up;
+            *out = Self::unword(px);
+            *res_out = Self::unword(res);
+            ctx = res;
+            j += 1;
+        }
+        *left = px;
+        if bad {
+            return Err(QuicError::BadResidual);
+        }
+        Ok(j)
+    }
+
+    /// [`Self::decode_segment`] for R,G,B words: pixel values, contexts and the run
+    /// condition stay in registers.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn decode_segment_lanes<const FIRST: bool>(
@@ -823,7 +905,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
-        scan: &RowScan,
         r: &mut BitCursor<'_>,
         mut i: usize,
         end: usize,
@@ -847,31 +928,31 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             left = Self::word(&cur[i - 1]);
             stop = i + st.waitcnt as usize;
         }
-        let mut from = i;
+        // Whether pixel i may start a run (not right where a run of 0 pixels was).
+        let mut may_run = true;
         loop {
-            let next = if FIRST {
-                end
+            let lim = if stop < end { stop + 1 } else { end };
+            let j = if FIRST {
+                Self::decode_stretch::<true>(corr, prev, cur, models, r, i, lim, &mut left)?;
+                lim
             } else {
-                scan.next_cand(from, end)
+                // Pixels 1 and 2, and a pixel right after a run of 0, are never run starts.
+                let unchecked = (if may_run { i } else { i + 1 }).max(3).min(lim);
+                Self::decode_stretch::<false>(corr, prev, cur, models, r, i, unchecked, &mut left)?;
+                Self::decode_stretch_checked(corr, prev, cur, models, r, unchecked, lim, &mut left)?
             };
-            while stop < next {
-                Self::decode_stretch::<FIRST>(corr, prev, cur, models, r, i, stop + 1, &mut left)?;
-                i = stop + 1;
-                Self::update_all(models, corr, stop, st.wm_trigger);
-                stop = i + (st.tabrand() & waitmask) as usize;
-            }
-            Self::decode_stretch::<FIRST>(corr, prev, cur, models, r, i, next, &mut left)?;
-            i = next;
-            if i == end {
+            i = j;
+            if j == lim {
+                if stop < end {
+                    Self::update_all(models, corr, stop, st.wm_trigger);
+                    stop = i + (st.tabrand() & waitmask) as usize;
+                    may_run = true;
+                    continue;
+                }
                 st.waitcnt = (stop - end) as u32;
                 return Ok(());
             }
-            // The row above allows a run at i (> 2, <= stop); so does this row if its
-            // two left pixels are equal. Otherwise pixel i is coded normally.
-            if cur[i - 1] != cur[i - 2] {
-                from = i + 1;
-                continue;
-            }
+            // Run mode from i (<= stop): the model wait pauses.
             st.waitcnt = (stop - i) as u32;
             let start = i;
             let n = Self::decode_run(st, r, end - i)?;
@@ -880,7 +961,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             if i == end {
                 return Ok(());
             }
-            from = if i == start { i + 1 } else { i };
+            may_run = i != start;
             stop = i + st.waitcnt as usize;
         }
     }

@@ -261,57 +261,6 @@ impl RowScan {
         (lo, x)
     }
 
-    /// For the decoder, which learns the current row pixel by pixel: marks in the
-    /// run-start mask every x > 2 where the previous row's x - 1 and x are equal
-    /// (the half of the run condition known before the row is decoded).
-    pub(crate) fn fill_up(&mut self, prev: &[u8]) {
-        let width = prev.len() / 4;
-        self.cand.fill(0);
-        let mut x = 1;
-        #[cfg(target_arch = "x86_64")]
-        if width >= 8 {
-            // SAFETY: SSE2 is part of the x86-64 baseline, always present.
-            x = unsafe { self.fill_up_sse2(prev) };
-        }
-        for x in x..width {
-            self.cand[x >> 6] |= u64::from(word(prev, x) == word(prev, x - 1)) << (x & 63);
-        }
-        self.cand[0] &= !0b111;
-    }
-
-    /// Pixels 1..4 one at a time, then four a step; returns where it stopped.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "sse2")]
-    fn fill_up_sse2(&mut self, prev: &[u8]) -> usize {
-        use core::arch::x86_64::{
-            __m128i, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_ps,
-        };
-        #[inline(always)]
-        fn load(s: &[u8]) -> __m128i {
-            let s: &[u8; 16] = s.try_into().expect("16 bytes");
-            // SAFETY: `s` is 16 readable bytes; the load has no alignment requirement.
-            unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
-        }
-        let width = prev.len() / 4;
-        let mut bits = 0u64;
-        for x in 1..4 {
-            bits |= u64::from(word(prev, x) == word(prev, x - 1)) << x;
-        }
-        let mut x = 4;
-        while x + 4 <= width {
-            let (p, q) = (4 * x, 4 * x - 4);
-            let eq = _mm_cmpeq_epi32(load(&prev[p..p + 16]), load(&prev[q..q + 16]));
-            bits |= (_mm_movemask_ps(_mm_castsi128_ps(eq)) as u64) << (x & 63);
-            x += 4;
-            if x & 63 == 0 {
-                self.cand[(x >> 6) - 1] = bits;
-                bits = 0;
-            }
-        }
-        self.cand[(x - 1) >> 6] |= bits;
-        x
-    }
-
     /// First run start in `from..end`, or `end`.
     #[inline(always)]
     pub(crate) fn next_cand(&self, from: usize, end: usize) -> usize {
@@ -463,23 +412,6 @@ mod tests {
             for seed in 0..4 {
                 same::<8>(width, seed * 7919 + width as u64);
                 same::<5>(width, seed * 7919 + width as u64);
-            }
-        }
-    }
-
-    #[test]
-    fn decoder_candidates_follow_the_row_above() {
-        for width in [1, 3, 4, 5, 8, 9, 64, 65, 67, 130] {
-            let (prev, _) = rows(width, width as u64, 0xff);
-            let mut s = RowScan::new(width);
-            s.fill_up(&prev);
-            for x in 0..width {
-                let want = x > 2 && word(&prev, x) == word(&prev, x - 1);
-                assert_eq!(
-                    s.cand[x >> 6] >> (x & 63) & 1 == 1,
-                    want,
-                    "width {width} x {x}"
-                );
             }
         }
     }
