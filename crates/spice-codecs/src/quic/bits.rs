@@ -173,7 +173,7 @@ pub(crate) struct BitCursor<'a> {
     pub(crate) pos: u64,
 }
 
-impl BitCursor<'_> {
+impl<'a> BitCursor<'a> {
     /// The next 64 bits, most significant first; at least 57 of them are stream bits
     /// (or zeros past the end).
     #[inline(always)]
@@ -190,11 +190,87 @@ impl BitCursor<'_> {
         self.pos += u64::from(n);
     }
 
+    /// A register window starting at this position; store its position back with
+    /// [`Self::set_pos`].
+    #[inline(always)]
+    pub(crate) fn window(&self) -> BitWindow<'a> {
+        let mut w = BitWindow {
+            buf: self.buf,
+            ptr: (self.pos >> 3) as usize,
+            bits: 0,
+            cnt: 0,
+        };
+        w.refill();
+        w.consume((self.pos & 7) as u32);
+        w
+    }
+
+    /// Moves to the position of a window made by [`Self::window`].
+    #[inline(always)]
+    pub(crate) fn set_pos(&mut self, w: &BitWindow<'_>) {
+        self.pos = w.pos();
+    }
+
     /// Reads `n` bits, `1 <= n <= 32`.
     #[inline(always)]
     pub(crate) fn read(&mut self, n: u32) -> u32 {
         let v = (self.peek() >> (64 - n)) as u32;
         self.consume(n);
         v
+    }
+}
+
+/// Stream bits held in a register, refilled without a branch.
+///
+/// A refill loads the 8 bytes after the ones already in the window and keeps whole
+/// bytes, so the window holds 56 to 63 bits afterwards. The load's address only
+/// depends on the previous refill, not on the codes read since, so the processor
+/// can issue it early: reading a pixel's codes does not wait for memory.
+pub(crate) struct BitWindow<'a> {
+    buf: &'a [u8],
+    /// Next byte not yet in the window.
+    ptr: usize,
+    /// The next `cnt` stream bits, most significant first; the bits below them are
+    /// zero or (after a refill) the following stream bits.
+    bits: u64,
+    cnt: u32,
+}
+
+impl BitWindow<'_> {
+    /// Tops the window up to at least 56 bits.
+    #[inline(always)]
+    pub(crate) fn refill(&mut self) {
+        // Past the end, the clamp reads the 8 zero bytes of padding: zeros either way.
+        let p = self.ptr.min(self.buf.len() - 8);
+        let s: &[u8; 8] = self.buf[p..p + 8].try_into().expect("8 bytes");
+        self.bits |= u64::from_be_bytes(*s) >> self.cnt;
+        self.ptr += ((63 - self.cnt) >> 3) as usize;
+        self.cnt |= 56;
+    }
+
+    /// The window: `cnt()` valid bits, most significant first.
+    #[inline(always)]
+    pub(crate) fn bits(&self) -> u64 {
+        self.bits
+    }
+
+    /// The stream position of the window's first bit.
+    #[inline(always)]
+    fn pos(&self) -> u64 {
+        self.ptr as u64 * 8 - u64::from(self.cnt)
+    }
+
+    /// Bits in the window.
+    #[inline(always)]
+    pub(crate) fn cnt(&self) -> u32 {
+        self.cnt
+    }
+
+    /// Drops `n <= cnt()` bits.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        debug_assert!(n <= self.cnt);
+        self.bits <<= n;
+        self.cnt -= n;
     }
 }

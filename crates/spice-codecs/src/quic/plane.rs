@@ -1,6 +1,6 @@
 //! Row coding of one plane: the channels that share one adaptation [`State`].
 
-use super::bits::{BitCursor, BitReader, BitWriter, RowWriter};
+use super::bits::{BitCursor, BitReader, BitWindow, BitWriter, RowWriter};
 use super::model::{Model, RowSegments, State, family};
 use super::scan::{RowScan, Simd};
 use super::swar;
@@ -774,7 +774,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     #[inline(always)]
     fn decode_lanes<const FIRST: bool>(
         models: &[Model; C],
-        r: &mut BitCursor<'_>,
+        r: &mut BitWindow<'_>,
         ctx: u32,
         left: u32,
         up: u32,
@@ -785,17 +785,19 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             u32::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7)
         };
         let (lr, lg, lb) = (best(0), best(1), best(2));
-        // One look-ahead of >= 57 bits holds two codewords of <= 26 bits, and usually
-        // the third.
-        let mut bits = r.peek();
+        // After a refill the window holds >= 56 bits: two codewords of <= 26 bits,
+        // and usually the third.
+        r.refill();
+        let mut bits = r.bits();
         let (mr, len_r) = Self::decode_code_lax(bits, lr, bad);
         bits <<= len_r;
         let (mg, len_g) = Self::decode_code_lax(bits, lg, bad);
         bits <<= len_g;
         let mut used = len_r + len_g;
-        if used > 57 - 26 {
+        if r.cnt() < used + 26 {
             r.consume(used);
-            bits = r.peek();
+            r.refill();
+            bits = r.bits();
             used = 0;
         }
         let (mb, len_b) = Self::decode_code_lax(bits, lb, bad);
@@ -825,18 +827,20 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut ctx = Self::word(&corr[a]);
         let mut px = *left;
         let mut bad = false;
+        let mut win = r.window();
         for ((out, res_out), up) in cur[a..b]
             .iter_mut()
             .zip(&mut corr[a + 1..b + 1])
             .zip(&prev[a..b])
         {
             let (res, value) =
-                Self::decode_lanes::<FIRST>(models, r, ctx, px, Self::word(up), &mut bad);
+                Self::decode_lanes::<FIRST>(models, &mut win, ctx, px, Self::word(up), &mut bad);
             px = value;
             *out = Self::unword(px);
             *res_out = Self::unword(res);
             ctx = res;
         }
+        r.set_pos(&win);
         *left = px;
         if bad {
             return Err(QuicError::BadResidual);
@@ -870,6 +874,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut up_left = Self::word(&prev[a - 1]);
         let mut j = a;
         let mut bad = false;
+        let mut win = r.window();
         for ((out, res_out), up) in cur[a..b]
             .iter_mut()
             .zip(&mut corr[a + 1..b + 1])
@@ -879,7 +884,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             if up == up_left && px == px2 {
                 break;
             }
-            let (res, value) = Self::decode_lanes::<false>(models, r, ctx, px, up, &mut bad);
+            let (res, value) = Self::decode_lanes::<false>(models, &mut win, ctx, px, up, &mut bad);
             px2 = px;
             px = value;
             up_left = up;
@@ -888,6 +893,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             ctx = res;
             j += 1;
         }
+        r.set_pos(&win);
         *left = px;
         if bad {
             return Err(QuicError::BadResidual);
