@@ -266,6 +266,14 @@ impl BitWindow<'_> {
         self.cnt
     }
 
+    /// Drops `n <= cnt()` bits, given the window already shifted by them.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, shifted: u64, n: u32) {
+        debug_assert!(n <= self.cnt && shifted == self.bits << n);
+        self.bits = shifted;
+        self.cnt -= n;
+    }
+
     /// Drops `n <= cnt()` bits.
     #[inline(always)]
     pub(crate) fn consume(&mut self, n: u32) {

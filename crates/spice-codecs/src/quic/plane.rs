@@ -33,10 +33,6 @@ pub(crate) struct Plane<const S: usize, const C: usize, const BPC: u32> {
 impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     const MASK: u32 = (1 << BPC) - 1;
 
-    pub(crate) fn new(width: usize) -> Self {
-        Self::with_simd(width, Simd::detect())
-    }
-
     /// A plane using `simd` (which the CPU must have: [`Simd::detect`] or below).
     pub(crate) fn with_simd(width: usize, simd: Simd) -> Self {
         Self {
@@ -582,22 +578,25 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
     }
 
-    /// [`Self::decode_code`] without an early return: an escape code out of range sets
-    /// `bad` (checked by the caller after a stretch of pixels) and yields a residual
-    /// masked into range, so the hot loop has no exit for it.
+    /// [`Self::decode_code`] without an early return (an escape code out of range
+    /// sets `bad`, checked by the caller after a stretch, and yields a residual masked
+    /// into range), that also returns the look-ahead after the codeword,
+    /// shifted so the processor's chain from one codeword to the next is a count of
+    /// leading zeros and two shifts (the length add is off that chain).
     #[inline(always)]
-    fn decode_code_lax(bits: u64, l: u32, bad: &mut bool) -> (u32, u32) {
+    fn decode_code_chain(bits: u64, l: u32, bad: &mut bool) -> (u32, u32, u64) {
         let fam = family::<BPC>();
         let z = bits.leading_zeros();
         if z < fam.alt[l as usize] {
-            let len = z + 1 + l;
-            let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
-            ((z << l) | low, len)
+            // After z zeros: a one and l low bits.
+            let t = bits << z;
+            let low = ((t >> (63 - l)) as u32) ^ (1 << l);
+            ((z << l) | low, z + l + 1, t << (l + 1))
         } else {
             let len = fam.esc_len[l as usize];
             let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
             *bad |= m > Self::MASK;
-            (m & Self::MASK, len)
+            (m & Self::MASK, len, bits << len)
         }
     }
 
@@ -668,6 +667,39 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
         if state.melclen > 0 {
             n += r.read(state.melclen) as usize;
+            if n > max {
+                return Err(QuicError::RunTooLong);
+            }
+        }
+        state.melc_down();
+        Ok(n)
+    }
+
+    /// [`Self::decode_run`] from a register window.
+    #[inline(always)]
+    fn decode_run_window(state: &mut State, r: &mut BitWindow<'_>, max: usize) -> Result<usize> {
+        let mut n = 0usize;
+        loop {
+            r.refill();
+            // At most 32 of the >= 56 bits in the window.
+            let ones = (!r.bits()).leading_zeros().min(32);
+            for _ in 0..ones {
+                n += state.melcorder as usize;
+                state.melc_up();
+            }
+            if n > max {
+                return Err(QuicError::RunTooLong);
+            }
+            if ones < 32 {
+                r.consume(ones + 1);
+                break;
+            }
+            r.consume(32);
+        }
+        if state.melclen > 0 {
+            r.refill();
+            n += (r.bits() >> (64 - state.melclen)) as usize;
+            r.consume(state.melclen);
             if n > max {
                 return Err(QuicError::RunTooLong);
             }
@@ -788,11 +820,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         // After a refill the window holds >= 56 bits: two codewords of <= 26 bits,
         // and usually the third.
         r.refill();
-        let mut bits = r.bits();
-        let (mr, len_r) = Self::decode_code_lax(bits, lr, bad);
-        bits <<= len_r;
-        let (mg, len_g) = Self::decode_code_lax(bits, lg, bad);
-        bits <<= len_g;
+        let (mr, len_r, bits) = Self::decode_code_chain(r.bits(), lr, bad);
+        let (mg, len_g, mut bits) = Self::decode_code_chain(bits, lg, bad);
         let mut used = len_r + len_g;
         if r.cnt() < used + 26 {
             r.consume(used);
@@ -800,8 +829,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             bits = r.bits();
             used = 0;
         }
-        let (mb, len_b) = Self::decode_code_lax(bits, lb, bad);
-        r.consume(used + len_b);
+        let (mb, len_b, bits) = Self::decode_code_chain(bits, lb, bad);
+        r.advance(bits, used + len_b);
         let res = (mr << 16) | (mg << 8) | mb;
         let pred = if FIRST { left } else { swar::avg(left, up) };
         (res, swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred))
@@ -816,7 +845,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
         models: &[Model; C],
-        r: &mut BitCursor<'_>,
+        win: &mut BitWindow<'_>,
         a: usize,
         b: usize,
         left: &mut u32,
@@ -827,20 +856,18 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut ctx = Self::word(&corr[a]);
         let mut px = *left;
         let mut bad = false;
-        let mut win = r.window();
         for ((out, res_out), up) in cur[a..b]
             .iter_mut()
             .zip(&mut corr[a + 1..b + 1])
             .zip(&prev[a..b])
         {
             let (res, value) =
-                Self::decode_lanes::<FIRST>(models, &mut win, ctx, px, Self::word(up), &mut bad);
+                Self::decode_lanes::<FIRST>(models, win, ctx, px, Self::word(up), &mut bad);
             px = value;
             *out = Self::unword(px);
             *res_out = Self::unword(res);
             ctx = res;
         }
-        r.set_pos(&win);
         *left = px;
         if bad {
             return Err(QuicError::BadResidual);
@@ -858,7 +885,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
         models: &[Model; C],
-        r: &mut BitCursor<'_>,
+        win: &mut BitWindow<'_>,
         a: usize,
         b: usize,
         left: &mut u32,
@@ -874,7 +901,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut up_left = Self::word(&prev[a - 1]);
         let mut j = a;
         let mut bad = false;
-        let mut win = r.window();
         for ((out, res_out), up) in cur[a..b]
             .iter_mut()
             .zip(&mut corr[a + 1..b + 1])
@@ -884,7 +910,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             if up == up_left && px == px2 {
                 break;
             }
-            let (res, value) = Self::decode_lanes::<false>(models, &mut win, ctx, px, up, &mut bad);
+            let (res, value) = Self::decode_lanes::<false>(models, win, ctx, px, up, &mut bad);
             px2 = px;
             px = value;
             up_left = up;
@@ -893,7 +919,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             ctx = res;
             j += 1;
         }
-        r.set_pos(&win);
         *left = px;
         if bad {
             return Err(QuicError::BadResidual);
@@ -916,8 +941,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         end: usize,
         waitmask: u32,
     ) -> Result<()> {
-        let mut stop;
-        let mut left;
+        let stop;
+        let left;
         if i == 0 {
             let (mut l, mut ctx) = ([0u8; S], corr[0]);
             Self::decode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, r, 0, &mut l, &mut ctx)?;
@@ -934,6 +959,31 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             left = Self::word(&cur[i - 1]);
             stop = i + st.waitcnt as usize;
         }
+        let mut win = r.window();
+        let result = Self::decode_segment_window::<FIRST>(
+            st, models, corr, prev, cur, &mut win, i, end, waitmask, stop, left,
+        );
+        r.set_pos(&win);
+        result
+    }
+
+    /// The loop of [`Self::decode_segment_lanes`] from pixel `i > 0` with the wait
+    /// ending at `stop`, reading from a register window.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_segment_window<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        r: &mut BitWindow<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+        mut stop: usize,
+        mut left: u32,
+    ) -> Result<()> {
         // Whether pixel i may start a run (not right where a run of 0 pixels was).
         let mut may_run = true;
         loop {
@@ -961,7 +1011,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             // Run mode from i (<= stop): the model wait pauses.
             st.waitcnt = (stop - i) as u32;
             let start = i;
-            let n = Self::decode_run(st, r, end - i)?;
+            let n = Self::decode_run_window(st, r, end - i)?;
             cur[i..i + n].fill(Self::unword(left));
             i += n;
             if i == end {
