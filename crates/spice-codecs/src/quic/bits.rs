@@ -131,14 +131,13 @@ pub(crate) struct BitReader {
 impl BitReader {
     /// A reader over the whole words of `data` (1-3 trailing bytes are ignored).
     pub(crate) fn new(data: &[u8]) -> Self {
-        let (words, _) = data.as_chunks::<4>();
-        let mut buf = vec![0u8; words.len() * 4 + 8];
-        let (dst, _) = buf.as_chunks_mut::<4>();
+        let words = data.len() / 4;
+        let mut buf = vec![0u8; words * 4 + 8];
         // A plain word-by-word byte swap, which LLVM vectorises.
-        for (d, w) in dst.iter_mut().zip(words) {
-            *d = u32::from_le_bytes(*w).to_be_bytes();
+        for (d, w) in buf.chunks_exact_mut(4).zip(data.chunks_exact(4)) {
+            d.copy_from_slice(&[w[3], w[2], w[1], w[0]]);
         }
-        let len_bits = words.len() as u64 * 32;
+        let len_bits = words as u64 * 32;
         Self {
             buf,
             len_bits,

@@ -235,9 +235,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
 
     /// [`Self::encode_row_portable`] compiled for x86-64-v3 (shifts without the CL
     /// register, LZCNT, AVX2), chosen at run time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
-    fn encode_row_v3(&mut self, w: &mut BitWriter<'_>) {
+    unsafe fn encode_row_v3(&mut self, w: &mut BitWriter<'_>) {
         self.encode_row_portable(w);
     }
 
@@ -720,9 +723,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     }
 
     /// [`Self::decode_row_portable`] compiled for x86-64-v3, chosen at run time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
-    fn decode_row_v3(&mut self, r: &mut BitReader) -> Result<()> {
+    unsafe fn decode_row_v3(&mut self, r: &mut BitReader) -> Result<()> {
         self.decode_row_portable(r)
     }
 

@@ -159,106 +159,127 @@ impl RowScan {
     }
 
     /// Four pixels a step from pixel 4.
+    ///
+    /// # Safety
+    /// The CPU must have SSE2 (every x86-64 CPU has).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse2")]
-    fn fill_sse2(&mut self, prev: &[u8], cur: &[u8], first: bool) -> (usize, usize) {
-        use core::arch::x86_64::{
-            __m128i, _mm_add_epi8, _mm_and_si128, _mm_avg_epu8, _mm_castsi128_ps, _mm_cmpeq_epi32,
-            _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_ps, _mm_set1_epi8, _mm_setzero_si128,
-            _mm_storeu_si128, _mm_sub_epi8, _mm_xor_si128,
-        };
-        #[inline(always)]
-        fn load(s: &[u8]) -> __m128i {
-            let s: &[u8; 16] = s.try_into().expect("16 bytes");
-            // SAFETY: `s` is 16 readable bytes; the load has no alignment requirement.
-            unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
-        }
-        const STEP: usize = 4;
-        let width = cur.len() / 4;
-        let one = _mm_set1_epi8(1);
-        let zero = _mm_setzero_si128();
-        let lo = width.min(STEP);
-        let mut x = lo;
-        let mut eql = 0u64;
-        while x + STEP <= width {
-            let (p, q) = (4 * x, 4 * x - 4);
-            let c = load(&cur[p..p + 4 * STEP]);
-            let a = load(&cur[q..q + 4 * STEP]);
-            let pred = if first {
-                a
-            } else {
-                let b = load(&prev[p..p + 4 * STEP]);
-                // pavgb rounds up; take the dropped half back where a + b is odd.
-                _mm_sub_epi8(_mm_avg_epu8(a, b), _mm_and_si128(_mm_xor_si128(a, b), one))
+    #[allow(unused_unsafe)]
+    unsafe fn fill_sse2(&mut self, prev: &[u8], cur: &[u8], first: bool) -> (usize, usize) {
+        // SAFETY: the caller guarantees the CPU feature this function enables; every
+        // load and store below goes through a slice of exactly its size. (One block for
+        // the body: the intrinsics are unsafe to call before Rust 1.87.)
+        unsafe {
+            use core::arch::x86_64::{
+                __m128i, _mm_add_epi8, _mm_and_si128, _mm_avg_epu8, _mm_castsi128_ps,
+                _mm_cmpeq_epi32, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_ps, _mm_set1_epi8,
+                _mm_setzero_si128, _mm_storeu_si128, _mm_sub_epi8, _mm_xor_si128,
             };
-            let e = _mm_sub_epi8(c, pred);
-            // Zig-zag: 2e, inverted where e >= 128.
-            let m = _mm_xor_si128(_mm_add_epi8(e, e), _mm_cmpgt_epi8(zero, e));
-            let dst: &mut [u32; STEP] = (&mut self.resid[x..x + STEP]).try_into().expect("words");
-            // SAFETY: `dst` is 16 writable bytes; the store has no alignment requirement.
-            unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), m) };
-            eql |= (_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(c, a))) as u64) << (x & 63);
-            x += STEP;
-            if x & 63 == 0 {
-                self.eq_left[(x >> 6) - 1] = eql;
-                eql = 0;
+            #[inline(always)]
+            fn load(s: &[u8]) -> __m128i {
+                let s: &[u8; 16] = s.try_into().expect("16 bytes");
+                // SAFETY: `s` is 16 readable bytes; the load has no alignment requirement.
+                unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
             }
+            const STEP: usize = 4;
+            let width = cur.len() / 4;
+            let one = _mm_set1_epi8(1);
+            let zero = _mm_setzero_si128();
+            let lo = width.min(STEP);
+            let mut x = lo;
+            let mut eql = 0u64;
+            while x + STEP <= width {
+                let (p, q) = (4 * x, 4 * x - 4);
+                let c = load(&cur[p..p + 4 * STEP]);
+                let a = load(&cur[q..q + 4 * STEP]);
+                let pred = if first {
+                    a
+                } else {
+                    let b = load(&prev[p..p + 4 * STEP]);
+                    // pavgb rounds up; take the dropped half back where a + b is odd.
+                    _mm_sub_epi8(_mm_avg_epu8(a, b), _mm_and_si128(_mm_xor_si128(a, b), one))
+                };
+                let e = _mm_sub_epi8(c, pred);
+                // Zig-zag: 2e, inverted where e >= 128.
+                let m = _mm_xor_si128(_mm_add_epi8(e, e), _mm_cmpgt_epi8(zero, e));
+                let dst: &mut [u32; STEP] =
+                    (&mut self.resid[x..x + STEP]).try_into().expect("words");
+                // SAFETY: `dst` is 16 writable bytes; the store has no alignment requirement.
+                unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), m) };
+                eql |=
+                    (_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(c, a))) as u64) << (x & 63);
+                x += STEP;
+                if x & 63 == 0 {
+                    self.eq_left[(x >> 6) - 1] = eql;
+                    eql = 0;
+                }
+            }
+            self.eq_left[(x - 1) >> 6] |= eql;
+            (lo, x)
         }
-        self.eq_left[(x - 1) >> 6] |= eql;
-        (lo, x)
     }
 
     /// Eight pixels a step from pixel 8.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn fill_avx2(&mut self, prev: &[u8], cur: &[u8], first: bool) -> (usize, usize) {
-        use core::arch::x86_64::{
-            __m256i, _mm256_add_epi8, _mm256_and_si256, _mm256_avg_epu8, _mm256_castsi256_ps,
-            _mm256_cmpeq_epi32, _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_ps,
-            _mm256_set1_epi8, _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi8,
-            _mm256_xor_si256,
-        };
-        #[inline(always)]
-        fn load(s: &[u8]) -> __m256i {
-            let s: &[u8; 32] = s.try_into().expect("32 bytes");
-            // SAFETY: `s` is 32 readable bytes; the load has no alignment requirement.
-            unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
-        }
-        const STEP: usize = 8;
-        let width = cur.len() / 4;
-        let one = _mm256_set1_epi8(1);
-        let zero = _mm256_setzero_si256();
-        let lo = width.min(STEP);
-        let mut x = lo;
-        let mut eql = 0u64;
-        while x + STEP <= width {
-            let (p, q) = (4 * x, 4 * x - 4);
-            let c = load(&cur[p..p + 4 * STEP]);
-            let a = load(&cur[q..q + 4 * STEP]);
-            let pred = if first {
-                a
-            } else {
-                let b = load(&prev[p..p + 4 * STEP]);
-                _mm256_sub_epi8(
-                    _mm256_avg_epu8(a, b),
-                    _mm256_and_si256(_mm256_xor_si256(a, b), one),
-                )
+    #[allow(unused_unsafe)]
+    unsafe fn fill_avx2(&mut self, prev: &[u8], cur: &[u8], first: bool) -> (usize, usize) {
+        // SAFETY: the caller guarantees the CPU feature this function enables; every
+        // load and store below goes through a slice of exactly its size. (One block for
+        // the body: the intrinsics are unsafe to call before Rust 1.87.)
+        unsafe {
+            use core::arch::x86_64::{
+                __m256i, _mm256_add_epi8, _mm256_and_si256, _mm256_avg_epu8, _mm256_castsi256_ps,
+                _mm256_cmpeq_epi32, _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_ps,
+                _mm256_set1_epi8, _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi8,
+                _mm256_xor_si256,
             };
-            let e = _mm256_sub_epi8(c, pred);
-            let m = _mm256_xor_si256(_mm256_add_epi8(e, e), _mm256_cmpgt_epi8(zero, e));
-            let dst: &mut [u32; STEP] = (&mut self.resid[x..x + STEP]).try_into().expect("words");
-            // SAFETY: `dst` is 32 writable bytes; the store has no alignment requirement.
-            unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), m) };
-            let eq = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(c, a)));
-            eql |= (eq as u64) << (x & 63);
-            x += STEP;
-            if x & 63 == 0 {
-                self.eq_left[(x >> 6) - 1] = eql;
-                eql = 0;
+            #[inline(always)]
+            fn load(s: &[u8]) -> __m256i {
+                let s: &[u8; 32] = s.try_into().expect("32 bytes");
+                // SAFETY: `s` is 32 readable bytes; the load has no alignment requirement.
+                unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
             }
+            const STEP: usize = 8;
+            let width = cur.len() / 4;
+            let one = _mm256_set1_epi8(1);
+            let zero = _mm256_setzero_si256();
+            let lo = width.min(STEP);
+            let mut x = lo;
+            let mut eql = 0u64;
+            while x + STEP <= width {
+                let (p, q) = (4 * x, 4 * x - 4);
+                let c = load(&cur[p..p + 4 * STEP]);
+                let a = load(&cur[q..q + 4 * STEP]);
+                let pred = if first {
+                    a
+                } else {
+                    let b = load(&prev[p..p + 4 * STEP]);
+                    _mm256_sub_epi8(
+                        _mm256_avg_epu8(a, b),
+                        _mm256_and_si256(_mm256_xor_si256(a, b), one),
+                    )
+                };
+                let e = _mm256_sub_epi8(c, pred);
+                let m = _mm256_xor_si256(_mm256_add_epi8(e, e), _mm256_cmpgt_epi8(zero, e));
+                let dst: &mut [u32; STEP] =
+                    (&mut self.resid[x..x + STEP]).try_into().expect("words");
+                // SAFETY: `dst` is 32 writable bytes; the store has no alignment requirement.
+                unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), m) };
+                let eq = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(c, a)));
+                eql |= (eq as u64) << (x & 63);
+                x += STEP;
+                if x & 63 == 0 {
+                    self.eq_left[(x >> 6) - 1] = eql;
+                    eql = 0;
+                }
+            }
+            self.eq_left[(x - 1) >> 6] |= eql;
+            (lo, x)
         }
-        self.eq_left[(x - 1) >> 6] |= eql;
-        (lo, x)
     }
 
     /// First run start in `from..end`, or `end`.
@@ -304,18 +325,19 @@ impl RowScan {
 /// Copies BGRX pixels from `src` into `dst` with X cleared to 0 (`src` holds at
 /// least `4 * dst.len()` bytes).
 pub(crate) fn copy_clear_x(dst: &mut [[u8; 4]], src: &[u8]) {
-    let (src4, _) = src.as_chunks::<16>();
-    let (dst4, _) = dst.as_chunks_mut::<4>();
+    let whole = dst.len() / 4 * 4;
+    let (dst4, rest) = dst.split_at_mut(whole);
     // Four pixels at a time as one u128: LLVM keeps this in vector registers.
-    for (d, s) in dst4.iter_mut().zip(src4) {
-        let v = u128::from_le_bytes(*s) & 0x00ff_ffff_00ff_ffff_00ff_ffff_00ff_ffff;
-        d.as_flattened_mut().copy_from_slice(&v.to_le_bytes());
-    }
-    let done = dst4.len() * 4;
-    for (d, s) in dst[done..]
-        .iter_mut()
-        .zip(src[4 * done..].as_chunks::<4>().0)
+    for (d, s) in dst4
+        .as_flattened_mut()
+        .chunks_exact_mut(16)
+        .zip(src.chunks_exact(16))
     {
+        let s: &[u8; 16] = s.try_into().expect("16 bytes");
+        let v = u128::from_le_bytes(*s) & 0x00ff_ffff_00ff_ffff_00ff_ffff_00ff_ffff;
+        d.copy_from_slice(&v.to_le_bytes());
+    }
+    for (d, s) in rest.iter_mut().zip(src[4 * whole..].chunks_exact(4)) {
         *d = [s[0], s[1], s[2], 0];
     }
 }
