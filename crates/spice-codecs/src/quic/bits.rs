@@ -1,7 +1,7 @@
 //! QUIC bit I/O: the stream is a sequence of little-endian `u32` words whose bits are
 //! filled most significant first.
 
-/// Appends codewords to a byte vector, one row at a time (see [`Self::with_row`]).
+/// Appends codewords to a byte vector, one row at a time (see [`Self::row`]).
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     /// Bytes of `out` holding complete words; anything after it is scratch.
@@ -23,40 +23,40 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    /// Runs `f` with a [`RowWriter`] that can take at least `max_bytes` bytes of
-    /// codewords. The row writer lives in locals, so the hot loop keeps its state in
-    /// registers instead of reloading it after every byte store.
+    /// A [`RowWriter`] that can take at least `max_bytes` bytes of codewords; hand
+    /// its state back with [`Self::set_state`]. The row writer lives in locals, so the
+    /// hot loop keeps its state in registers instead of reloading it after every store.
     #[inline(always)]
-    pub(crate) fn with_row<R>(
-        &mut self,
-        max_bytes: usize,
-        f: impl FnOnce(&mut RowWriter<'_>) -> R,
-    ) -> R {
+    pub(crate) fn row(&mut self, max_bytes: usize) -> RowWriter<'_> {
         let need = self.pos + max_bytes + 8;
         if self.out.len() < need {
             let grow = need.max(self.out.len() + self.out.len() / 2);
             self.out.resize(grow, 0);
         }
-        let mut row = RowWriter {
+        RowWriter {
             out: &mut self.out[..need],
             pos: self.pos,
             acc: self.acc,
             nbits: self.nbits,
-        };
-        let result = f(&mut row);
-        (self.pos, self.acc, self.nbits) = (row.pos, row.acc, row.nbits);
-        result
+        }
+    }
+
+    /// Takes back the state of a writer made by [`Self::row`].
+    #[inline(always)]
+    pub(crate) fn set_state(&mut self, (pos, acc, nbits): (usize, u64, u32)) {
+        (self.pos, self.acc, self.nbits) = (pos, acc, nbits);
     }
 
     /// Pads the partial word with zeros, writes the trailing zero word and trims the
     /// scratch from the output.
     pub(crate) fn flush(mut self) {
-        self.with_row(8, |w| {
-            if w.nbits > 0 {
-                w.put(0, 32 - w.nbits);
-            }
-            w.put(0, 32);
-        });
+        let mut w = self.row(8);
+        if w.nbits > 0 {
+            w.put(0, 32 - w.nbits);
+        }
+        w.put(0, 32);
+        let state = w.state();
+        self.set_state(state);
         self.out.truncate(self.pos);
     }
 }
@@ -70,25 +70,7 @@ pub(crate) struct RowWriter<'a> {
 }
 
 impl RowWriter<'_> {
-    /// A copy of this writer in locals (for a loop that must not see it through a
-    /// pointer); hand its state back with [`Self::absorb`].
-    #[inline(always)]
-    pub(crate) fn local(&mut self) -> RowWriter<'_> {
-        RowWriter {
-            out: &mut *self.out,
-            pos: self.pos,
-            acc: self.acc,
-            nbits: self.nbits,
-        }
-    }
-
-    /// Takes back the state of a writer made by [`Self::local`].
-    #[inline(always)]
-    pub(crate) fn absorb(&mut self, (pos, acc, nbits): (usize, u64, u32)) {
-        (self.pos, self.acc, self.nbits) = (pos, acc, nbits);
-    }
-
-    /// The position state, for [`Self::absorb`].
+    /// The position state, for [`BitWriter::set_state`].
     #[inline(always)]
     pub(crate) fn state(&self) -> (usize, u64, u32) {
         (self.pos, self.acc, self.nbits)
@@ -99,19 +81,37 @@ impl RowWriter<'_> {
     ///
     /// Complete words are stored without a data-dependent branch: the candidate word is
     /// always written at `pos`, and `pos` only advances when the word is complete.
-    /// [`BitWriter::with_row`] sized the slice for the row's worst case, so the index is
+    /// [`BitWriter::row`] sized the slice for the row's worst case, so the index is
     /// always in bounds.
     #[inline(always)]
     pub(crate) fn put(&mut self, code: u32, len: u32) {
         debug_assert!(len <= 32 && (len == 32 || code >> len == 0));
         self.acc = (self.acc << len) | u64::from(code);
         self.nbits += len;
-        // nbits <= 63; when nbits >= 32 the complete word is acc >> (nbits - 32).
-        let full = self.nbits >= 32;
-        let word = (self.acc >> (self.nbits.wrapping_sub(32) & 31)) as u32;
+        self.flush_word();
+    }
+
+    /// Appends three codes `(bits, len)` whose lengths add up to at most 32, with one
+    /// word flush.
+    #[inline(always)]
+    pub(crate) fn put3(&mut self, a: (u32, u32), b: (u32, u32), c: (u32, u32)) {
+        debug_assert!(a.1 + b.1 + c.1 <= 32);
+        // nbits <= 31 on entry, so the accumulator holds all 63 bits.
+        self.acc = (self.acc << a.1) | u64::from(a.0);
+        self.acc = (self.acc << b.1) | u64::from(b.0);
+        self.acc = (self.acc << c.1) | u64::from(c.0);
+        self.nbits += a.1 + b.1 + c.1;
+        self.flush_word();
+    }
+
+    /// Stores the complete word if there is one (`nbits` in `0..64`).
+    #[inline(always)]
+    fn flush_word(&mut self) {
+        // When nbits >= 32 the complete word is acc >> (nbits - 32) = acc >> (nbits & 31).
+        let word = (self.acc >> (self.nbits & 31)) as u32;
         self.out[self.pos..self.pos + 4].copy_from_slice(&word.to_le_bytes());
-        self.pos += 4 * usize::from(full);
-        self.nbits -= 32 * u32::from(full);
+        self.pos += 4 * (self.nbits >> 5) as usize;
+        self.nbits &= 31;
     }
 }
 
@@ -131,13 +131,13 @@ pub(crate) struct BitReader {
 impl BitReader {
     /// A reader over the whole words of `data` (1-3 trailing bytes are ignored).
     pub(crate) fn new(data: &[u8]) -> Self {
-        let words = data.chunks_exact(4);
-        let mut buf = Vec::with_capacity(data.len() + 8);
-        for w in words {
-            buf.extend_from_slice(&[w[3], w[2], w[1], w[0]]);
+        let words = data.len() / 4;
+        let mut buf = vec![0u8; words * 4 + 8];
+        // A plain word-by-word byte swap, which LLVM vectorises.
+        for (d, w) in buf.chunks_exact_mut(4).zip(data.chunks_exact(4)) {
+            d.copy_from_slice(&[w[3], w[2], w[1], w[0]]);
         }
-        let len_bits = buf.len() as u64 * 8;
-        buf.extend_from_slice(&[0; 8]);
+        let len_bits = words as u64 * 32;
         Self {
             buf,
             len_bits,
@@ -172,19 +172,15 @@ pub(crate) struct BitCursor<'a> {
     pub(crate) pos: u64,
 }
 
-impl BitCursor<'_> {
+impl<'a> BitCursor<'a> {
     /// The next 64 bits, most significant first; at least 57 of them are stream bits
     /// (or zeros past the end).
     #[inline(always)]
     pub(crate) fn peek(&self) -> u64 {
-        let byte = (self.pos >> 3) as usize;
-        match self.buf.get(byte..byte + 8) {
-            Some(s) => {
-                u64::from_be_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
-                    << (self.pos & 7)
-            }
-            None => 0,
-        }
+        // Past the end, the clamp reads the 8 zero bytes of padding: zeros either way.
+        let byte = ((self.pos >> 3) as usize).min(self.buf.len() - 8);
+        let s: &[u8; 8] = self.buf[byte..byte + 8].try_into().expect("8 bytes");
+        u64::from_be_bytes(*s) << (self.pos & 7)
     }
 
     /// Drops `n` bits.
@@ -193,11 +189,95 @@ impl BitCursor<'_> {
         self.pos += u64::from(n);
     }
 
+    /// A register window starting at this position; store its position back with
+    /// [`Self::set_pos`].
+    #[inline(always)]
+    pub(crate) fn window(&self) -> BitWindow<'a> {
+        let mut w = BitWindow {
+            buf: self.buf,
+            ptr: (self.pos >> 3) as usize,
+            bits: 0,
+            cnt: 0,
+        };
+        w.refill();
+        w.consume((self.pos & 7) as u32);
+        w
+    }
+
+    /// Moves to the position of a window made by [`Self::window`].
+    #[inline(always)]
+    pub(crate) fn set_pos(&mut self, w: &BitWindow<'_>) {
+        self.pos = w.pos();
+    }
+
     /// Reads `n` bits, `1 <= n <= 32`.
     #[inline(always)]
     pub(crate) fn read(&mut self, n: u32) -> u32 {
         let v = (self.peek() >> (64 - n)) as u32;
         self.consume(n);
         v
+    }
+}
+
+/// Stream bits held in a register, refilled without a branch.
+///
+/// A refill loads the 8 bytes after the ones already in the window and keeps whole
+/// bytes, so the window holds 56 to 63 bits afterwards. The load's address only
+/// depends on the previous refill, not on the codes read since, so the processor
+/// can issue it early: reading a pixel's codes does not wait for memory.
+pub(crate) struct BitWindow<'a> {
+    buf: &'a [u8],
+    /// Next byte not yet in the window.
+    ptr: usize,
+    /// The next `cnt` stream bits, most significant first; the bits below them are
+    /// zero or (after a refill) the following stream bits.
+    bits: u64,
+    cnt: u32,
+}
+
+impl BitWindow<'_> {
+    /// Tops the window up to at least 56 bits.
+    #[inline(always)]
+    pub(crate) fn refill(&mut self) {
+        // Past the end, the clamp reads the 8 zero bytes of padding: zeros either way.
+        let p = self.ptr.min(self.buf.len() - 8);
+        let s: &[u8; 8] = self.buf[p..p + 8].try_into().expect("8 bytes");
+        self.bits |= u64::from_be_bytes(*s) >> self.cnt;
+        self.ptr += ((63 - self.cnt) >> 3) as usize;
+        self.cnt |= 56;
+    }
+
+    /// The window: `cnt()` valid bits, most significant first.
+    #[inline(always)]
+    pub(crate) fn bits(&self) -> u64 {
+        self.bits
+    }
+
+    /// The stream position of the window's first bit.
+    #[inline(always)]
+    fn pos(&self) -> u64 {
+        self.ptr as u64 * 8 - u64::from(self.cnt)
+    }
+
+    /// Bits in the window.
+    #[inline(always)]
+    pub(crate) fn cnt(&self) -> u32 {
+        self.cnt
+    }
+
+    /// Drops `n <= cnt()` bits, given the window already shifted by them.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self, shifted: u64, n: u32) {
+        debug_assert!(n <= self.cnt && shifted == self.bits << n);
+        self.bits = shifted;
+        self.cnt -= n;
+    }
+
+    /// Drops `n <= cnt()` bits.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        debug_assert!(n <= self.cnt);
+        self.bits <<= n;
+        self.cnt -= n;
     }
 }

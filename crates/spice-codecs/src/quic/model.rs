@@ -1,7 +1,5 @@
 //! QUIC constant tables, the Golomb code family and the adaptive model state.
 
-use super::Result;
-
 // ---------------------------------------------------------------------------------
 // Constant tables (quic-tables.txt): the update-interval randomiser, the melcode
 // state table, and the counter-halving thresholds of evolution setting 3.
@@ -70,6 +68,8 @@ pub(crate) struct Family {
     pub(crate) codes: [[u32; 256]; 8],
     /// Code length per (code index, residual), for the model counters.
     pub(crate) lens: [[u8; 256]; 8],
+    /// Codeword bits per `code index * 256 + residual` (see [`Model::code_base`]).
+    pub(crate) bits: [u16; 2048],
     /// Context (previous residual) → bucket.
     pub(crate) bucket_of: [u8; 256],
     /// Contexts `start..end` of each bucket (within 0..256).
@@ -95,6 +95,7 @@ const fn build_family(bpc: u32) -> Family {
         esc_len: [0; 8],
         codes: [[0; 256]; 8],
         lens: [[0; 256]; 8],
+        bits: [0; 2048],
         bucket_of: [0; 256],
         bucket_range: [(0, 0); 8],
         u2l: [0; 256],
@@ -121,6 +122,7 @@ const fn build_family(bpc: u32) -> Family {
             };
             f.codes[l as usize][m as usize] = bits | (len << 16);
             f.lens[l as usize][m as usize] = len as u8;
+            f.bits[(l * 256 + m) as usize] = bits as u16;
             m += 1;
         }
         l += 1;
@@ -174,6 +176,9 @@ pub(crate) struct Model {
     /// `buckets[bucket_of[ctx]].best` for every context, kept in step by
     /// [`Model::update`], so coding a value costs one lookup.
     pub(crate) best_of: [u8; 256],
+    /// `256 * best_of[ctx]`: where the context's codes start in [`Family::bits`] and
+    /// the flattened [`Family::lens`].
+    pub(crate) code_base: [u16; 256],
 }
 
 impl Model {
@@ -184,6 +189,7 @@ impl Model {
                 best: bpc - 1,
             }; 8],
             best_of: [(bpc - 1) as u8; 256],
+            code_base: [(bpc as u16 - 1) * 256; 256],
         }
     }
 
@@ -197,7 +203,9 @@ impl Model {
         update_bucket::<BPC>(bucket, m, trigger);
         if bucket.best != old {
             let (start, end) = fam.bucket_range[b];
-            self.best_of[usize::from(start)..usize::from(end)].fill(bucket.best as u8);
+            let range = usize::from(start)..usize::from(end);
+            self.best_of[range.clone()].fill(bucket.best as u8);
+            self.code_base[range].fill(bucket.best as u16 * 256);
         }
     }
 }
@@ -252,34 +260,58 @@ impl State {
         }
     }
 
-    /// Splits a row of `width` pixels into segments at the points where the wait mask
-    /// grows, calling `f(state, begin, end, waitmask)` for each.
+    /// The next segment `(begin, end, waitmask)` of the row walked by `seg`: the row
+    /// is split where the wait mask grows. The growth after a segment is applied at
+    /// the next call, so the segment is coded with its own threshold.
     #[inline(always)]
-    pub(crate) fn for_each_segment(
-        &mut self,
-        width: usize,
-        mut f: impl FnMut(&mut Self, usize, usize, u32) -> Result<()>,
-    ) -> Result<()> {
-        let mut pos = 0;
-        let mut left = width;
-        while self.wmidx < WMI_MAX && self.wmileft as usize <= left {
-            let seg = self.wmileft as usize;
-            if seg > 0 {
-                f(self, pos, pos + seg, (1 << self.wmidx) - 1)?;
-                left -= seg;
-                pos += seg;
+    pub(crate) fn next_segment(&mut self, seg: &mut RowSegments) -> Option<(usize, usize, u32)> {
+        loop {
+            if seg.bump {
+                seg.bump = false;
+                self.wmidx += 1;
+                self.wm_trigger = BESTTRIG[self.wmidx as usize];
+                self.wmileft = WMI_NEXT;
             }
-            self.wmidx += 1;
-            self.wm_trigger = BESTTRIG[self.wmidx as usize];
-            self.wmileft = WMI_NEXT;
-        }
-        if left > 0 {
-            f(self, pos, pos + left, (1 << self.wmidx) - 1)?;
-            if self.wmidx < WMI_MAX {
-                self.wmileft -= left as u32;
+            let mask = (1 << self.wmidx) - 1;
+            if self.wmidx < WMI_MAX && self.wmileft as usize <= seg.left {
+                let n = self.wmileft as usize;
+                seg.bump = true;
+                if n > 0 {
+                    let begin = seg.pos;
+                    seg.left -= n;
+                    seg.pos += n;
+                    return Some((begin, begin + n, mask));
+                }
+            } else if seg.left > 0 {
+                let (begin, n) = (seg.pos, seg.left);
+                if self.wmidx < WMI_MAX {
+                    self.wmileft -= n as u32;
+                }
+                seg.left = 0;
+                seg.pos += n;
+                return Some((begin, begin + n, mask));
+            } else {
+                return None;
             }
         }
-        Ok(())
+    }
+}
+
+/// The walk of one row's segments (see [`State::next_segment`]).
+pub(crate) struct RowSegments {
+    pos: usize,
+    left: usize,
+    bump: bool,
+}
+
+impl RowSegments {
+    /// A walk over a row of `width` pixels.
+    pub(crate) fn new(width: usize) -> Self {
+        Self {
+            pos: 0,
+            left: width,
+            bump: false,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Row coding of one plane: the channels that share one adaptation [`State`].
 
-use super::bits::{BitCursor, BitReader, BitWriter, RowWriter};
-use super::model::{Model, State, family};
+use super::bits::{BitCursor, BitReader, BitWindow, BitWriter, RowWriter};
+use super::model::{Model, RowSegments, State, family};
+use super::scan::{RowScan, Simd};
+use super::swar;
 use super::{QuicError, Result};
 
 /// One plane: the channels coded with one [`State`] (R,G,B; gray; or alpha), their
@@ -22,19 +24,30 @@ pub(crate) struct Plane<const S: usize, const C: usize, const BPC: u32> {
     /// [`Self::decode_row`] otherwise. Byte 3 of 4-byte pixels must be 0.
     pub(crate) cur: Vec<[u8; S]>,
     first_row: bool,
+    /// Scratch of the lane path ([`Self::LANES`]), see [`RowScan`].
+    scan: RowScan,
+    /// Instruction set for the row loops and the scan.
+    simd: Simd,
 }
 
 impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     const MASK: u32 = (1 << BPC) - 1;
 
-    pub(crate) fn new(width: usize) -> Self {
+    /// A plane using `simd` (which the CPU must have: [`Simd::detect`] or below).
+    pub(crate) fn with_simd(width: usize, simd: Simd) -> Self {
         Self {
+            simd,
             state: State::new(),
             models: [Model::new(BPC); C],
             corr: vec![[0; S]; width + 1],
             prev: vec![[0; S]; width],
             cur: vec![[0; S]; width],
             first_row: true,
+            scan: if S == 4 && C == 3 {
+                RowScan::new(width)
+            } else {
+                RowScan::default()
+            },
         }
     }
 
@@ -43,6 +56,27 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     const fn byte(c: usize) -> usize {
         if S == 1 { 0 } else { 2 - c }
     }
+
+    /// A stored pixel as a lane word (see [`swar`]); only meaningful for `S == 4`.
+    #[inline(always)]
+    fn word(p: &[u8; S]) -> u32 {
+        let mut b = [0u8; 4];
+        let n = if S < 4 { S } else { 4 };
+        b[..n].copy_from_slice(&p[..n]);
+        u32::from_le_bytes(b)
+    }
+
+    /// A lane word as a stored pixel; only meaningful for `S == 4`.
+    #[inline(always)]
+    fn unword(v: u32) -> [u8; S] {
+        let mut p = [0u8; S];
+        let n = if S < 4 { S } else { 4 };
+        p[..n].copy_from_slice(&v.to_le_bytes()[..n]);
+        p
+    }
+
+    /// Whether pixels are R,G,B words coded with the lane arithmetic of [`swar`].
+    const LANES: bool = S == 4 && C == 3;
 
     /// Makes the current row the previous one.
     pub(crate) fn next_row(&mut self) {
@@ -125,6 +159,49 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         corr[i + 1] = res;
     }
 
+    /// [`Self::encode_pixel`] for R,G,B words: prediction, residual and zig-zag mapping
+    /// of the three channels at once in byte lanes, then the three codewords.
+    #[inline(always)]
+    fn encode_pixel_rgb<const FIRST: bool, const X0: bool>(
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        w: &mut RowWriter<'_>,
+        i: usize,
+    ) {
+        let fam = family::<BPC>();
+        let px = Self::word(&cur[i]);
+        let pred = match (FIRST, X0) {
+            (true, true) => 0,
+            (true, false) => Self::word(&cur[i - 1]),
+            (false, true) => Self::word(&prev[0]),
+            (false, false) => swar::avg(Self::word(&cur[i - 1]), Self::word(&prev[i])),
+        };
+        let m = swar::zigzag::<BPC>(swar::sub::<BPC>(px, pred));
+        let ctx = Self::word(&corr[i]);
+        corr[i + 1] = Self::unword(m);
+        let code = |c: usize| {
+            let sh = 16 - 8 * c;
+            let l = usize::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7);
+            fam.codes[l][((m >> sh) & 0xff) as usize]
+        };
+        let (r, g, b) = (code(0), code(1), code(2));
+        let (lr, lg, lb) = (r >> 16, g >> 16, b >> 16);
+        let len = lr + lg + lb;
+        if len <= 32 {
+            // Every length is >= 1, so each shift is < 32 and the sum fits.
+            w.put(
+                ((r & 0xffff) << (lg + lb)) | ((g & 0xffff) << lb) | (b & 0xffff),
+                len,
+            );
+        } else {
+            w.put(r & 0xffff, lr);
+            w.put(g & 0xffff, lg);
+            w.put(b & 0xffff, lb);
+        }
+    }
+
     #[inline(always)]
     fn encode_run(state: &mut State, w: &mut RowWriter<'_>, mut n: usize) {
         let mut hits = 0u32;
@@ -147,6 +224,28 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
 
     /// Codes the current row (`self.cur`).
     pub(crate) fn encode_row(&mut self, w: &mut BitWriter<'_>) {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd == Simd::Avx2 {
+            // SAFETY: `simd` is Avx2 only when the CPU has AVX2, BMI1, BMI2 and LZCNT
+            // (Simd::detect).
+            return unsafe { self.encode_row_v3(w) };
+        }
+        self.encode_row_portable(w);
+    }
+
+    /// [`Self::encode_row_portable`] compiled for x86-64-v3 (shifts without the CL
+    /// register, LZCNT, AVX2), chosen at run time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    unsafe fn encode_row_v3(&mut self, w: &mut BitWriter<'_>) {
+        self.encode_row_portable(w);
+    }
+
+    #[inline(always)]
+    fn encode_row_portable(&mut self, w: &mut BitWriter<'_>) {
         if self.first_row {
             self.encode_row_as::<true>(w);
         } else {
@@ -155,7 +254,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
     }
 
+    #[inline(always)]
     fn encode_row_as<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
+        if Self::LANES {
+            return self.encode_row_lanes::<FIRST>(w);
+        }
         let Self {
             state,
             models,
@@ -169,17 +272,147 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         // Worst case per pixel: C codewords of <= 26 bits, plus a run terminator of
         // <= 16 bits (a run of n pixels costs <= n + 16 bits).
         let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
-        w.with_row(max_bytes, |w| {
-            let _ = state.for_each_segment(width, |st, begin, end, waitmask| {
-                let mut lw = w.local();
-                Self::encode_segment::<FIRST>(
-                    st, models, corr, prev, cur, &mut lw, begin, end, waitmask,
-                );
-                let state = lw.state();
-                w.absorb(state);
-                Ok(())
-            });
-        });
+        let mut lw = w.row(max_bytes);
+        let mut seg = RowSegments::new(width);
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            Self::encode_segment::<FIRST>(
+                state, models, corr, prev, cur, &mut lw, begin, end, waitmask,
+            );
+        }
+        let row_state = lw.state();
+        w.set_state(row_state);
+    }
+
+    /// [`Self::encode_row_as`] for R,G,B words.
+    #[inline(always)]
+    fn encode_row_lanes<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
+        let Self {
+            state,
+            models,
+            corr,
+            prev,
+            cur,
+            scan,
+            simd,
+            ..
+        } = self;
+        let width = cur.len();
+        let (prev, cur) = (&prev[..], &cur[..]);
+        scan.fill_with::<BPC>(prev.as_flattened(), cur.as_flattened(), FIRST, *simd);
+        let scan = &*scan;
+        let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
+        let mut lw = w.row(max_bytes);
+        let mut seg = RowSegments::new(width);
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            Self::encode_segment_lanes::<FIRST>(
+                state, models, corr, prev, cur, scan, &mut lw, begin, end, waitmask,
+            );
+        }
+        let row_state = lw.state();
+        w.set_state(row_state);
+    }
+
+    /// Codes pixels `a..b` (`a > 0`) of a row whose residuals are in `resid`, none of
+    /// them in a run, and records their residuals in `corr`.
+    #[inline(always)]
+    fn encode_stretch(
+        resid: &[u32],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        w: &mut RowWriter<'_>,
+        a: usize,
+        b: usize,
+    ) {
+        if a >= b {
+            return;
+        }
+        let fam = family::<BPC>();
+        let lens = fam.lens.as_flattened();
+        let resid = &resid[a..b];
+        // The context of a pixel is its left neighbour's residual: only the first one
+        // comes from `corr` (a stale slot after a run).
+        let mut ctx = Self::word(&corr[a]);
+        for &m in resid {
+            let code = |c: usize| {
+                // Lane 3 is 0, so the R lane needs no mask.
+                let sh = 16 - 8 * c;
+                let base = models[c].code_base[((ctx >> sh) & 0xff) as usize];
+                let k = (usize::from(base) + ((m >> sh) & 0xff) as usize) & 2047;
+                (u32::from(fam.bits[k]), u32::from(lens[k]))
+            };
+            let (r, g, b) = (code(0), code(1), code(2));
+            if r.1 + g.1 + b.1 <= 32 {
+                w.put3(r, g, b);
+            } else {
+                w.put(r.0, r.1);
+                w.put(g.0, g.1);
+                w.put(b.0, b.1);
+            }
+            ctx = m;
+        }
+        for (d, &m) in corr[a + 1..b + 1].iter_mut().zip(resid) {
+            *d = Self::unword(m);
+        }
+    }
+
+    /// [`Self::encode_segment`] for R,G,B words: coded pixels between two run starts
+    /// (from [`RowScan`]) are coded without looking at the run condition.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn encode_segment_lanes<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &[[u8; S]],
+        scan: &RowScan,
+        w: &mut RowWriter<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+    ) {
+        let resid = &scan.resid[..];
+        let mut stop;
+        if i == 0 {
+            Self::encode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, w, 0);
+            if st.waitcnt > 0 {
+                st.waitcnt -= 1;
+            } else {
+                st.waitcnt = st.tabrand() & waitmask;
+                Self::update_all(models, corr, 0, st.wm_trigger);
+            }
+            i = 1;
+            stop = 1 + st.waitcnt as usize;
+        } else {
+            stop = i + st.waitcnt as usize;
+        }
+        // Pixel `i` may not start a run right where the previous run ended.
+        let mut from = i;
+        loop {
+            let next = scan.next_cand(from, end);
+            while stop < next {
+                Self::encode_stretch(resid, corr, models, w, i, stop + 1);
+                i = stop + 1;
+                Self::update_all(models, corr, stop, st.wm_trigger);
+                stop = i + (st.tabrand() & waitmask) as usize;
+            }
+            Self::encode_stretch(resid, corr, models, w, i, next);
+            i = next;
+            if i == end {
+                st.waitcnt = (stop - end) as u32;
+                return;
+            }
+            // Run mode from `i` (<= stop): the model wait pauses.
+            st.waitcnt = (stop - i) as u32;
+            let start = i;
+            i += scan.run_len(i, end);
+            Self::encode_run(st, w, i - start);
+            if i == end {
+                return;
+            }
+            from = if i == start { i + 1 } else { i };
+            stop = i + st.waitcnt as usize;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -198,7 +431,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut run_index = 0;
         let mut stop;
         if i == 0 {
-            Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
+            if Self::LANES {
+                Self::encode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, w, 0);
+            } else {
+                Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
+            }
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -217,7 +454,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                         if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                             break 'run;
                         }
-                        Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                        if Self::LANES {
+                            Self::encode_pixel_rgb::<FIRST, false>(prev, cur, corr, models, w, i);
+                        } else {
+                            Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                        }
                         i += 1;
                     }
                     Self::update_all(models, corr, stop, st.wm_trigger);
@@ -227,7 +468,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                     if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                         break 'run;
                     }
-                    Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                    if Self::LANES {
+                        Self::encode_pixel_rgb::<FIRST, false>(prev, cur, corr, models, w, i);
+                    } else {
+                        Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
+                    }
                     i += 1;
                 }
                 st.waitcnt = (stop - end) as u32;
@@ -314,6 +559,97 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(())
     }
 
+    /// Decodes one codeword with code index `l` from the look-ahead `bits`; returns
+    /// the mapped residual and the codeword length.
+    #[inline(always)]
+    fn decode_code(bits: u64, l: u32) -> Result<(u32, u32)> {
+        let fam = family::<BPC>();
+        let z = bits.leading_zeros();
+        if z < fam.alt[l as usize] {
+            // Golomb-Rice: z zeros, a one, l low bits.
+            let len = z + 1 + l;
+            let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
+            Ok(((z << l) | low, len))
+        } else {
+            // Escape: alt zeros and the suffix, one field of esc_len bits.
+            let len = fam.esc_len[l as usize];
+            let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
+            if m > Self::MASK {
+                return Err(QuicError::BadResidual);
+            }
+            Ok((m, len))
+        }
+    }
+
+    /// [`Self::decode_code`] without an early return (an escape code out of range
+    /// sets `bad`, checked by the caller after a stretch, and yields a residual masked
+    /// into range), that also returns the look-ahead after the codeword,
+    /// shifted so the processor's chain from one codeword to the next is a count of
+    /// leading zeros and two shifts (the length add is off that chain).
+    #[inline(always)]
+    fn decode_code_chain(bits: u64, l: u32, bad: &mut bool) -> (u32, u32, u64) {
+        let fam = family::<BPC>();
+        let z = bits.leading_zeros();
+        if z < fam.alt[l as usize] {
+            // After z zeros: a one and l low bits.
+            let t = bits << z;
+            let low = ((t >> (63 - l)) as u32) ^ (1 << l);
+            ((z << l) | low, z + l + 1, t << (l + 1))
+        } else {
+            let len = fam.esc_len[l as usize];
+            let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
+            *bad |= m > Self::MASK;
+            (m & Self::MASK, len, bits << len)
+        }
+    }
+
+    /// [`Self::decode_pixel`] for R,G,B words: the three codewords, then the
+    /// reconstruction of the three channels at once in byte lanes.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn decode_pixel_rgb<const FIRST: bool, const X0: bool>(
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        corr: &mut [[u8; S]],
+        models: &[Model; C],
+        r: &mut BitCursor<'_>,
+        i: usize,
+        left: &mut [u8; S],
+        ctx: &mut [u8; S],
+    ) -> Result<()> {
+        let ctx_w = Self::word(ctx);
+        let best = |c: usize| {
+            let sh = 16 - 8 * c;
+            u32::from(models[c].best_of[((ctx_w >> sh) & 0xff) as usize] & 7)
+        };
+        let (lr, lg, lb) = (best(0), best(1), best(2));
+        // One look-ahead of >= 57 bits holds two codewords of <= 26 bits.
+        let mut bits = r.peek();
+        let (mr, len) = Self::decode_code(bits, lr)?;
+        bits <<= len;
+        let mut used = len;
+        let (mg, len) = Self::decode_code(bits, lg)?;
+        r.consume(used + len);
+        bits = r.peek();
+        let (mb, len) = Self::decode_code(bits, lb)?;
+        used = len;
+        r.consume(used);
+        let res = (mr << 16) | (mg << 8) | mb;
+        let left_w = Self::word(left);
+        let pred = match (FIRST, X0) {
+            (true, true) => 0,
+            (true, false) => left_w,
+            (false, true) => Self::word(&prev[0]),
+            (false, false) => swar::avg(left_w, Self::word(&prev[i])),
+        };
+        let px = swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred);
+        corr[i + 1] = Self::unword(res);
+        cur[i] = Self::unword(px);
+        *left = Self::unword(px);
+        *ctx = Self::unword(res);
+        Ok(())
+    }
+
     #[inline(always)]
     fn decode_run(state: &mut State, r: &mut BitCursor<'_>, max: usize) -> Result<usize> {
         let mut n = 0usize;
@@ -342,8 +678,62 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(n)
     }
 
+    /// [`Self::decode_run`] from a register window.
+    #[inline(always)]
+    fn decode_run_window(state: &mut State, r: &mut BitWindow<'_>, max: usize) -> Result<usize> {
+        let mut n = 0usize;
+        loop {
+            r.refill();
+            // At most 32 of the >= 56 bits in the window.
+            let ones = (!r.bits()).leading_zeros().min(32);
+            for _ in 0..ones {
+                n += state.melcorder as usize;
+                state.melc_up();
+            }
+            if n > max {
+                return Err(QuicError::RunTooLong);
+            }
+            if ones < 32 {
+                r.consume(ones + 1);
+                break;
+            }
+            r.consume(32);
+        }
+        if state.melclen > 0 {
+            r.refill();
+            n += (r.bits() >> (64 - state.melclen)) as usize;
+            r.consume(state.melclen);
+            if n > max {
+                return Err(QuicError::RunTooLong);
+            }
+        }
+        state.melc_down();
+        Ok(n)
+    }
+
     /// Decodes one row into `self.cur`.
     pub(crate) fn decode_row(&mut self, r: &mut BitReader) -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd == Simd::Avx2 {
+            // SAFETY: `simd` is Avx2 only when the CPU has AVX2, BMI1, BMI2 and LZCNT
+            // (Simd::detect).
+            return unsafe { self.decode_row_v3(r) };
+        }
+        self.decode_row_portable(r)
+    }
+
+    /// [`Self::decode_row_portable`] compiled for x86-64-v3, chosen at run time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    unsafe fn decode_row_v3(&mut self, r: &mut BitReader) -> Result<()> {
+        self.decode_row_portable(r)
+    }
+
+    #[inline(always)]
+    fn decode_row_portable(&mut self, r: &mut BitReader) -> Result<()> {
         if self.first_row {
             self.decode_row_as::<true>(r)?;
         } else {
@@ -356,7 +746,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(())
     }
 
+    #[inline(always)]
     fn decode_row_as<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
+        if Self::LANES {
+            return self.decode_row_lanes::<FIRST>(r);
+        }
         let Self {
             state,
             models,
@@ -367,15 +761,271 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         } = self;
         let width = cur.len();
         let prev = &prev[..];
-        state.for_each_segment(width, |st, begin, end, waitmask| {
-            let mut lr = r.local();
-            let result = Self::decode_segment::<FIRST>(
-                st, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+        let mut lr = r.local();
+        let mut seg = RowSegments::new(width);
+        let mut result = Ok(());
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            result = Self::decode_segment::<FIRST>(
+                state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
             );
-            let pos = lr.pos;
-            r.seek(pos);
-            result
-        })
+            if result.is_err() {
+                break;
+            }
+        }
+        let pos = lr.pos;
+        r.seek(pos);
+        result
+    }
+
+    /// [`Self::decode_row_as`] for R,G,B words.
+    #[inline(always)]
+    fn decode_row_lanes<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
+        let Self {
+            state,
+            models,
+            corr,
+            prev,
+            cur,
+            ..
+        } = self;
+        let width = cur.len();
+        let prev = &prev[..];
+        let mut lr = r.local();
+        let mut seg = RowSegments::new(width);
+        let mut result = Ok(());
+        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
+            result = Self::decode_segment_lanes::<FIRST>(
+                state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+            );
+            if result.is_err() {
+                break;
+            }
+        }
+        let pos = lr.pos;
+        r.seek(pos);
+        result
+    }
+
+    /// Decodes one pixel (not the first of its row) from its context word `ctx` (the
+    /// left pixel's residuals), its left pixel and the pixel above; returns its
+    /// residual word and its value.
+    #[inline(always)]
+    fn decode_lanes<const FIRST: bool>(
+        models: &[Model; C],
+        r: &mut BitWindow<'_>,
+        ctx: u32,
+        left: u32,
+        up: u32,
+        bad: &mut bool,
+    ) -> (u32, u32) {
+        let best = |c: usize| {
+            let sh = 16 - 8 * c;
+            u32::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7)
+        };
+        let (lr, lg, lb) = (best(0), best(1), best(2));
+        // After a refill the window holds >= 56 bits: two codewords of <= 26 bits,
+        // and usually the third.
+        r.refill();
+        let (mr, len_r, bits) = Self::decode_code_chain(r.bits(), lr, bad);
+        let (mg, len_g, mut bits) = Self::decode_code_chain(bits, lg, bad);
+        let mut used = len_r + len_g;
+        if r.cnt() < used + 26 {
+            r.consume(used);
+            r.refill();
+            bits = r.bits();
+            used = 0;
+        }
+        let (mb, len_b, bits) = Self::decode_code_chain(bits, lb, bad);
+        r.advance(bits, used + len_b);
+        let res = (mr << 16) | (mg << 8) | mb;
+        let pred = if FIRST { left } else { swar::avg(left, up) };
+        (res, swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred))
+    }
+
+    /// Decodes pixels `a..b` (`0 < a`) without looking at the run condition; `left` is
+    /// pixel `a - 1` on entry and pixel `b - 1` on return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_stretch<const FIRST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<()> {
+        if a >= b {
+            return Ok(());
+        }
+        let mut ctx = Self::word(&corr[a]);
+        let mut px = *left;
+        let mut bad = false;
+        for ((out, res_out), up) in cur[a..b]
+            .iter_mut()
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
+        {
+            let (res, value) =
+                Self::decode_lanes::<FIRST>(models, win, ctx, px, Self::word(up), &mut bad);
+            px = value;
+            *out = Self::unword(px);
+            *res_out = Self::unword(res);
+            ctx = res;
+        }
+        *left = px;
+        if bad {
+            return Err(QuicError::BadResidual);
+        }
+        Ok(())
+    }
+
+    /// Decodes pixels from `a` (`a > 2`, not a row's first pixel) up to `b` or to the
+    /// first pixel where a run may start, which it returns (undecoded). `left` is
+    /// pixel `a - 1` on entry and the last decoded pixel on return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_stretch_checked(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<usize> {
+        if a >= b {
+            return Ok(a);
+        }
+        // Pixel i may start a run when prev[i - 1] == prev[i] and cur[i - 2] == cur[i - 1]:
+        // all four are carried in registers.
+        let mut ctx = Self::word(&corr[a]);
+        let mut px = *left;
+        let mut px2 = Self::word(&cur[a - 2]);
+        let mut up_left = Self::word(&prev[a - 1]);
+        let mut j = a;
+        let mut bad = false;
+        for ((out, res_out), up) in cur[a..b]
+            .iter_mut()
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
+        {
+            let up = Self::word(up);
+            if up == up_left && px == px2 {
+                break;
+            }
+            let (res, value) = Self::decode_lanes::<false>(models, win, ctx, px, up, &mut bad);
+            px2 = px;
+            px = value;
+            up_left = up;
+            *out = Self::unword(px);
+            *res_out = Self::unword(res);
+            ctx = res;
+            j += 1;
+        }
+        *left = px;
+        if bad {
+            return Err(QuicError::BadResidual);
+        }
+        Ok(j)
+    }
+
+    /// [`Self::decode_segment`] for R,G,B words: pixel values, contexts and the run
+    /// condition stay in registers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_segment_lanes<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        r: &mut BitCursor<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+    ) -> Result<()> {
+        let stop;
+        let left;
+        if i == 0 {
+            let (mut l, mut ctx) = ([0u8; S], corr[0]);
+            Self::decode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, r, 0, &mut l, &mut ctx)?;
+            left = Self::word(&l);
+            if st.waitcnt > 0 {
+                st.waitcnt -= 1;
+            } else {
+                st.waitcnt = st.tabrand() & waitmask;
+                Self::update_all(models, corr, 0, st.wm_trigger);
+            }
+            i = 1;
+            stop = 1 + st.waitcnt as usize;
+        } else {
+            left = Self::word(&cur[i - 1]);
+            stop = i + st.waitcnt as usize;
+        }
+        let mut win = r.window();
+        let result = Self::decode_segment_window::<FIRST>(
+            st, models, corr, prev, cur, &mut win, i, end, waitmask, stop, left,
+        );
+        r.set_pos(&win);
+        result
+    }
+
+    /// The loop of [`Self::decode_segment_lanes`] from pixel `i > 0` with the wait
+    /// ending at `stop`, reading from a register window.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_segment_window<const FIRST: bool>(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        r: &mut BitWindow<'_>,
+        mut i: usize,
+        end: usize,
+        waitmask: u32,
+        mut stop: usize,
+        mut left: u32,
+    ) -> Result<()> {
+        // Whether pixel i may start a run (not right where a run of 0 pixels was).
+        let mut may_run = true;
+        loop {
+            let lim = if stop < end { stop + 1 } else { end };
+            let j = if FIRST {
+                Self::decode_stretch::<true>(corr, prev, cur, models, r, i, lim, &mut left)?;
+                lim
+            } else {
+                // Pixels 1 and 2, and a pixel right after a run of 0, are never run starts.
+                let unchecked = (if may_run { i } else { i + 1 }).max(3).min(lim);
+                Self::decode_stretch::<false>(corr, prev, cur, models, r, i, unchecked, &mut left)?;
+                Self::decode_stretch_checked(corr, prev, cur, models, r, unchecked, lim, &mut left)?
+            };
+            i = j;
+            if j == lim {
+                if stop < end {
+                    Self::update_all(models, corr, stop, st.wm_trigger);
+                    stop = i + (st.tabrand() & waitmask) as usize;
+                    may_run = true;
+                    continue;
+                }
+                st.waitcnt = (stop - end) as u32;
+                return Ok(());
+            }
+            // Run mode from i (<= stop): the model wait pauses.
+            st.waitcnt = (stop - i) as u32;
+            let start = i;
+            let n = Self::decode_run_window(st, r, end - i)?;
+            cur[i..i + n].fill(Self::unword(left));
+            i += n;
+            if i == end {
+                return Ok(());
+            }
+            may_run = i != start;
+            stop = i + st.waitcnt as usize;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -396,7 +1046,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut left = [0u8; S];
         let mut ctx = corr[i];
         if i == 0 {
-            Self::decode_pixel::<FIRST, true>(prev, cur, corr, models, r, 0, &mut left, &mut ctx)?;
+            if Self::LANES {
+                Self::decode_pixel_rgb::<FIRST, true>(
+                    prev, cur, corr, models, r, 0, &mut left, &mut ctx,
+                )?;
+            } else {
+                Self::decode_pixel::<FIRST, true>(
+                    prev, cur, corr, models, r, 0, &mut left, &mut ctx,
+                )?;
+            }
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -416,9 +1074,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                         if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                             break 'run;
                         }
-                        Self::decode_pixel::<FIRST, false>(
-                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                        )?;
+                        if Self::LANES {
+                            Self::decode_pixel_rgb::<FIRST, false>(
+                                prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                            )?;
+                        } else {
+                            Self::decode_pixel::<FIRST, false>(
+                                prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                            )?;
+                        }
                         i += 1;
                     }
                     Self::update_all(models, corr, stop, st.wm_trigger);
@@ -428,9 +1092,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                     if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                         break 'run;
                     }
-                    Self::decode_pixel::<FIRST, false>(
-                        prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                    )?;
+                    if Self::LANES {
+                        Self::decode_pixel_rgb::<FIRST, false>(
+                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                        )?;
+                    } else {
+                        Self::decode_pixel::<FIRST, false>(
+                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                        )?;
+                    }
                     i += 1;
                 }
                 st.waitcnt = (stop - end) as u32;
