@@ -419,6 +419,37 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
+/// Criterion's name filter: the first argument that is neither an option nor an option's
+/// value.
+fn name_filter() -> String {
+    const WITH_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--profile-time",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--color",
+        "--format",
+        "--output-format",
+        "--plotting-backend",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return a;
+        }
+    }
+    String::new()
+}
+
 fn e2e(c: &mut Criterion) {
     let desk = images::desktop();
     let frames: Vec<Vec<u8>> = (0..VARIANTS)
@@ -438,10 +469,7 @@ fn e2e(c: &mut Criterion) {
         ("mjpeg_all", ImageCompression::AutoGlz, StreamingVideo::All),
     ];
     // Criterion's name filter (the first free argument), applied before building a rig.
-    let filter = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .unwrap_or_default();
+    let filter = name_filter();
     for (name, mode, streaming) in modes {
         if !format!("e2e_1080p/{name}").contains(&filter) {
             continue;

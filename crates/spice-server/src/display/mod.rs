@@ -26,6 +26,7 @@ pub mod channel;
 pub mod client;
 pub mod demo;
 pub mod encode;
+mod framebuffer;
 pub mod fuzz;
 pub mod glz;
 pub mod tree;

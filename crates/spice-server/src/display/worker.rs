@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use spice_canvas::{Canvas, ImageLimits, new_glz_window};
 use spice_codecs::classify::{ImageCompression, WanCompression};
 use spice_codecs::stream_detect::{self, Detection, DrawCandidate, StreamDetector, StreamingVideo};
 use spice_proto::display::{MonitorsConfig, ServerMessage, SurfaceCreate};
@@ -27,6 +26,7 @@ use spice_qxl::parse::{
 use spice_qxl::{IoRequest, QxlDevice, QxlInterface, abi};
 
 use super::client::{ClientId, ClientState, PipeItem};
+use super::framebuffer::Framebuffer;
 use super::tree::{self, DrawTree, Pending};
 use crate::cursor::{CursorCommand, CursorFeed};
 
@@ -131,6 +131,9 @@ pub struct WorkerStats {
     pub commands: u64,
     /// Drawables rendered into the framebuffer.
     pub rendered: u64,
+    /// Drawables never rendered because a later opaque drawable covered them before the
+    /// framebuffer was needed.
+    pub render_skipped: u64,
     /// Drawables dropped because a later opaque drawable hid them.
     pub hidden_dropped: u64,
     /// Guest resources released.
@@ -193,7 +196,8 @@ impl<M: GuestMemory> DisplayDevice for QxlDevice<M> {
 pub struct DisplayWorker<D: DisplayDevice> {
     dev: D,
     pub(crate) cfg: DisplayConfig,
-    pub(crate) canvas: Canvas,
+    /// The server's rendering of the surfaces, rendered lazily.
+    pub(crate) fb: Framebuffer,
     pub(crate) surfaces: BTreeMap<u32, SurfaceInfo>,
     pub(crate) monitors: Option<Arc<MonitorsConfig>>,
     /// True once the guest set the monitors config itself (QXL_IO_MONITORS_CONFIG_ASYNC);
@@ -255,11 +259,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
     pub fn new(dev: D, cfg: DisplayConfig) -> Self {
         DisplayWorker {
             dev,
-            canvas: Canvas::new(
-                cfg.max_surface_pixels,
-                ImageLimits::default(),
-                new_glz_window(1),
-            ),
+            fb: Framebuffer::new(cfg.max_surface_pixels),
             cfg,
             surfaces: BTreeMap::new(),
             monitors: None,
@@ -297,9 +297,15 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         &self.cfg
     }
 
-    /// What the worker did so far.
+    /// What the worker did so far (the framebuffer is brought up to date first, so
+    /// `rendered` and `bad_commands` count every drawable drawn so far).
     pub fn stats(&self) -> WorkerStats {
-        self.stats
+        self.fb.flush();
+        let mut s = self.stats;
+        s.rendered = self.fb.rendered();
+        s.render_skipped = self.fb.skipped();
+        s.bad_commands += self.fb.failed();
+        s
     }
 
     /// Drawables still queued for some client.
@@ -307,9 +313,10 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         self.tree.len()
     }
 
-    /// The server's framebuffer of surface `id` (0: the primary).
-    pub fn surface(&self, id: u32) -> Option<&spice_canvas::Surface> {
-        self.canvas.surfaces.get(id).ok()
+    /// The server's framebuffer of surface `id` (0: the primary), brought up to date
+    /// (drawables are rendered lazily, when something reads the framebuffer).
+    pub fn surface(&self, id: u32) -> Option<std::cell::Ref<'_, spice_canvas::Surface>> {
+        self.fb.surface(id)
     }
 
     /// Ids of the surfaces that exist.
@@ -494,7 +501,11 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         if self.surfaces.contains_key(&id) {
             self.destroy_surface(id);
         }
-        if let Err(e) = self.canvas.apply(&ServerMessage::SurfaceCreate(create)) {
+        let created = self
+            .fb
+            .canvas_mut()
+            .apply(&ServerMessage::SurfaceCreate(create));
+        if let Err(e) = created {
             tracing::warn!(error = %e, id, "surface create refused");
             self.stats.bad_commands += 1;
             return false;
@@ -525,7 +536,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.end_stream(s);
             }
         }
-        let _ = self.canvas.surfaces.destroy(id);
+        let _ = self.fb.canvas_mut().surfaces.destroy(id);
         self.broadcast(|| PipeItem::SurfaceDestroy(id));
         if let Some(r) = info.create_release {
             self.release(r);
@@ -663,7 +674,8 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         let Some((offset, stride)) = info.guest_mem else {
             return;
         };
-        let Ok(s) = self.canvas.surfaces.get(surface_id) else {
+        let canvas = self.fb.canvas();
+        let Ok(s) = canvas.surfaces.get(surface_id) else {
             return;
         };
         if !matches!(
@@ -708,7 +720,8 @@ impl<D: DisplayDevice> DisplayWorker<D> {
 
     /// Captures `area` of surface `surface_id` as a top-down 32-bit bitmap.
     pub(crate) fn snapshot(&self, surface_id: u32, area: Rect) -> Option<Snapshot> {
-        let s = self.canvas.surfaces.get(surface_id).ok()?;
+        let canvas = self.fb.canvas();
+        let s = canvas.surfaces.get(surface_id).ok()?;
         let full = Rect {
             top: 0,
             left: 0,
@@ -824,21 +837,6 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.end_stream(id);
             }
         }
-        // Render into the server's framebuffer.
-        match conv.raw_message() {
-            Ok(msg) => {
-                if let Err(e) = self.canvas.apply(&msg) {
-                    tracing::warn!(error = %e, "drawable did not render");
-                    self.stats.bad_commands += 1;
-                } else {
-                    self.stats.rendered += 1;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "drawable without raw form");
-                self.stats.bad_commands += 1;
-            }
-        }
         // Drop what this drawable hides; pin what it reads.
         if let Some(cover) = &cover {
             for (seq, p) in self.tree.take_hidden(surface_id, cover) {
@@ -849,6 +847,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.release(p.release);
             }
         }
+        let deps_empty = deps.is_empty();
         for s in deps {
             self.tree.pin_surface(s);
         }
@@ -863,6 +862,14 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let entry = Arc::new(DrawEntry { conv, cost });
+        // The server's framebuffer: rendered when read, unless this drawable reads a
+        // surface itself.
+        if deps_empty {
+            self.fb
+                .defer(surface_id, bbox, cover.as_deref(), entry.clone());
+        } else {
+            self.fb.render_now(&entry);
+        }
         let mut refs = 0;
         let ids: Vec<ClientId> = self.clients.keys().copied().collect();
         for id in ids {
