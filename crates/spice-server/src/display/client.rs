@@ -35,7 +35,9 @@ use spice_qxl::parse::{ImageKind, ParsedBitmap};
 use super::cache::{CacheHit, PaletteCache, PaletteUse, PixmapCache};
 use super::encode::{BitmapView, EncodeRequest, EncodedImage, EncoderSettings, ImageEncoder};
 use super::glz::GlzRegistry;
-use super::worker::{DisplayDevice, DisplayError, DisplaySink, DisplayWorker, DrawEntry, Snapshot};
+use super::worker::{
+    DisplayDevice, DisplayError, DisplaySink, DisplayWorker, DrawEntry, GradualityCell, Snapshot,
+};
 
 /// A display client of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -612,6 +614,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         &self,
         c: &mut ClientState,
         slot: &ImageSlot,
+        graduality: Option<&GradualityCell>,
         inval_pixmaps: &mut Vec<u64>,
         inval_palettes: &mut Vec<u64>,
     ) -> Prepared {
@@ -670,6 +673,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         let mut req = EncodeRequest::new(img.id);
         req.flags = slot.wire_flags();
         req.can_lossy = c.encoder.settings().jpeg;
+        req.graduality = graduality.cloned();
         if let Some((src, f)) = &palette {
             req.palette = src.clone();
             req.palette_flags = *f;
@@ -711,7 +715,11 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         let prepared: Vec<Prepared> = conv
             .images()
             .iter()
-            .map(|s| self.prepare_slot(c, s, &mut inval_pixmaps, &mut inval_palettes))
+            .enumerate()
+            .map(|(i, s)| {
+                let g = entry.graduality.get(i);
+                self.prepare_slot(c, s, g, &mut inval_pixmaps, &mut inval_palettes)
+            })
             .collect();
         let mut images: Vec<Image<'_>> = Vec::with_capacity(prepared.len());
         for (slot, p) in conv.images().iter().zip(&prepared) {

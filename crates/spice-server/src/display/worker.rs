@@ -162,7 +162,13 @@ pub(crate) struct DrawEntry {
     pub(crate) conv: ConvertedDrawable,
     /// Rough byte cost (images + fixed part), for the per-client memory bound.
     pub(crate) cost: usize,
+    /// Per image slot: its graduality once computed (by the video detector or the first
+    /// client's encoder), so it is classified once whatever the number of clients.
+    pub(crate) graduality: Vec<GradualityCell>,
 }
+
+/// A lazily computed graduality, shared by the clients of one drawable.
+pub(crate) type GradualityCell = Arc<std::sync::OnceLock<spice_codecs::classify::Graduality>>;
 
 /// A pixel area captured from the framebuffer (self bitmaps, stream endings).
 #[derive(Debug, Clone)]
@@ -818,9 +824,11 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             }
         }
         deps.extend(conv.images().iter().filter_map(|s| s.surface_id()));
+        let graduality: Vec<GradualityCell> =
+            conv.images().iter().map(|_| GradualityCell::default()).collect();
         // Video: a stream frame, or a drawable over a stream that ends it.
         let stream_id = match candidate {
-            Some(c) => self.detect(&c, &conv, now_ms),
+            Some(c) => self.detect(&c, &conv, graduality.first(), now_ms),
             None => None,
         };
         if stream_id.is_none() && surface_id == 0 {
@@ -861,7 +869,11 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 .sum::<usize>();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = Arc::new(DrawEntry { conv, cost });
+        let entry = Arc::new(DrawEntry {
+            conv,
+            cost,
+            graduality,
+        });
         // The server's framebuffer: rendered when read, unless this drawable reads a
         // surface itself.
         if deps_empty {
@@ -932,7 +944,13 @@ impl<D: DisplayDevice> DisplayWorker<D> {
     }
 
     /// Feeds the detector; returns the stream the drawable is a frame of.
-    fn detect(&mut self, c: &DrawCandidate, conv: &ConvertedDrawable, now_ms: u64) -> Option<u32> {
+    fn detect(
+        &mut self,
+        c: &DrawCandidate,
+        conv: &ConvertedDrawable,
+        cell: Option<&GradualityCell>,
+        now_ms: u64,
+    ) -> Option<u32> {
         let graduality = || {
             let slot = conv.images().first()?;
             let b = slot.bitmap()?;
@@ -945,7 +963,10 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 data: &b.data,
             };
             view.validate().ok()?;
-            Some(super::encode::graduality_of(&view))
+            Some(match cell {
+                Some(cell) => *cell.get_or_init(|| super::encode::graduality_of(&view)),
+                None => super::encode::graduality_of(&view),
+            })
         };
         match self.detector.on_draw(c, now_ms, graduality) {
             Detection::StreamCreated(info) => {
