@@ -1,5 +1,6 @@
 //! The display worker of one QXL device: pulls commands from the device, keeps the surfaces,
-//! renders every drawable into the server's own framebuffer with spice-canvas, keeps the
+//! keeps the server's own framebuffer with spice-canvas (rendered lazily, when something
+//! reads it: see the `framebuffer` module), keeps the
 //! per-surface list of drawables still queued for clients (dropping those wholly hidden by
 //! later opaque ones), detects video regions, and releases every guest resource exactly once
 //! through the release ring.
