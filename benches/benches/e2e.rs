@@ -277,7 +277,9 @@ impl Rig {
         let mut w = DisplayWorker::new(dev, DisplayConfig::from_server_config(&cfg));
         let feed = CursorFeed::new();
         w.set_cursor_feed(feed.clone());
-        let req = guest.create_primary(w.device_mut(), W as u32, H as u32).unwrap();
+        let req = guest
+            .create_primary(w.device_mut(), W as u32, H as u32)
+            .unwrap();
         w.handle_io(req, 0);
         let worker = Arc::new(Mutex::new(w));
         let server = ServerBuilder::new(cfg)
@@ -415,7 +417,10 @@ impl Rig {
         }
         let last = self.next - 1;
         if !self.wait_drawn(last, Duration::from_secs(10)) {
-            eprintln!("e2e: frame {last} never drawn (last drawn {:?})", self.drawn());
+            eprintln!(
+                "e2e: frame {last} never drawn (last drawn {:?})",
+                self.drawn()
+            );
         }
         let wall = start.elapsed();
         t.frames += count;

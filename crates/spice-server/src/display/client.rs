@@ -891,3 +891,88 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use spice_proto::display::Init;
+    use spice_qxl::parse::Rect;
+    use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+
+    use super::super::worker::DisplayConfig;
+    use super::*;
+
+    struct Discard;
+
+    impl DisplaySink for Discard {
+        fn can_send(&self) -> bool {
+            true
+        }
+        fn send(&mut self, _: &ServerMessage<'_>) -> Result<(), DisplayError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn graduality_is_classified_once_for_all_clients() {
+        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
+        let mut dev = QxlDevice::new(
+            VecMemory::new(bars.total_size() as usize),
+            DeviceConfig::new(bars),
+        )
+        .unwrap();
+        let mut g = GuestDriver::attach(&mut dev, 1).unwrap();
+        let mut w = DisplayWorker::new(dev, DisplayConfig::default());
+        let req = g.create_primary(w.device_mut(), 128, 96).unwrap();
+        w.handle_io(req, 0);
+        let glz = Arc::new(GlzRegistry::new());
+        let ids: Vec<ClientId> = (0..2)
+            .map(|_| {
+                let id = w.add_client(ClientOptions {
+                    session_id: 1,
+                    caps: DisplayClientCaps::spice_gtk(),
+                    glz: glz.clone(),
+                    waker: None,
+                    bit_rate: None,
+                });
+                let init = ClientMessage::Init(Init {
+                    pixmap_cache_id: 1,
+                    pixmap_cache_size: 1 << 20,
+                    glz_dictionary_id: 1,
+                    glz_dictionary_window_size: 1 << 20,
+                });
+                w.client_message(id, &init, 0).unwrap();
+                w.client_poll(id, &mut Discard, 0).unwrap();
+                id
+            })
+            .collect();
+        let px: Vec<u8> = (0..128 * 96u32)
+            .flat_map(|i| [(i % 128) as u8, (i / 128) as u8, 9, 0])
+            .collect();
+        let full = Rect {
+            top: 0,
+            left: 0,
+            bottom: 96,
+            right: 128,
+        };
+        g.copy_bitmap(w.device_mut().memory_mut(), 0, full, 128, 96, &px, 4096)
+            .unwrap();
+        w.process(1);
+        let entry = |w: &DisplayWorker<_>, id: ClientId| {
+            w.clients[&id].pipe.iter().find_map(|i| match i {
+                PipeItem::Draw { entry, .. } => Some(entry.clone()),
+                _ => None,
+            })
+        };
+        let e = entry(&w, ids[1]).expect("queued for the second client");
+        assert!(
+            e.graduality[0].get().is_none(),
+            "not classified before sending"
+        );
+        w.client_poll(ids[0], &mut Discard, 1).unwrap();
+        // The first client's encoder classified it; the second one finds it computed.
+        assert!(e.graduality[0].get().is_some());
+        assert!(Arc::ptr_eq(&e, &entry(&w, ids[1]).unwrap()));
+        w.client_poll(ids[1], &mut Discard, 1).unwrap();
+        assert_eq!(w.client_stats(ids[1]).unwrap().draws, 1);
+    }
+}

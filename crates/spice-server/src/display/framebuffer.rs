@@ -183,3 +183,121 @@ impl Framebuffer {
         Ref::filter_map(self.canvas(), |c| c.surfaces.get(id).ok()).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+
+    use super::super::worker::{DisplayConfig, DisplayWorker};
+    use super::*;
+
+    const W: u32 = 64;
+    const H: u32 = 48;
+
+    fn r(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
+        Rect {
+            top,
+            left,
+            bottom,
+            right,
+        }
+    }
+
+    fn setup() -> (DisplayWorker<QxlDevice<VecMemory>>, GuestDriver) {
+        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
+        let mut dev = QxlDevice::new(
+            VecMemory::new(bars.total_size() as usize),
+            DeviceConfig::new(bars),
+        )
+        .unwrap();
+        let mut guest = GuestDriver::attach(&mut dev, 1).unwrap();
+        let mut w = DisplayWorker::new(dev, DisplayConfig::default());
+        let req = guest.create_primary(w.device_mut(), W, H).unwrap();
+        w.handle_io(req, 0);
+        (w, guest)
+    }
+
+    fn image(seed: u8) -> Vec<u8> {
+        (0..W * H)
+            .flat_map(|i| [i as u8, seed, (i >> 8) as u8, 0])
+            .collect()
+    }
+
+    #[test]
+    fn covered_drawables_are_never_rendered_and_reads_see_the_rest() {
+        let (mut w, mut g) = setup();
+        let (a, b) = (image(1), image(2));
+        let full = r(0, 0, W as i32, H as i32);
+        let mem = w.device_mut().memory_mut();
+        g.copy_bitmap(mem, 0, full, W, H, &a, 4096).unwrap();
+        g.copy_bitmap(mem, 0, full, W, H, &b, 4096).unwrap();
+        g.fill(mem, 0, r(4, 5, 10, 9), 0x00ab_cdef, None).unwrap();
+        w.process(1);
+        // Nothing read the framebuffer: nothing rendered; the first copy is covered.
+        assert_eq!(w.fb.rendered(), 0);
+        assert_eq!(w.fb.skipped(), 1);
+        let want: Vec<u32> = b
+            .chunks(4)
+            .enumerate()
+            .map(|(i, p)| {
+                let (x, y) = (i as u32 % W, i as u32 / W);
+                if (4..10).contains(&x) && (5..9).contains(&y) {
+                    0x00ab_cdef
+                } else {
+                    u32::from_le_bytes([p[0], p[1], p[2], 0])
+                }
+            })
+            .collect();
+        let got: Vec<u32> = w
+            .surface(0)
+            .unwrap()
+            .pixels()
+            .iter()
+            .map(|p| p & 0x00ff_ffff)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(w.fb.rendered(), 2);
+        let s = w.stats();
+        assert_eq!((s.rendered, s.render_skipped, s.bad_commands), (2, 1, 0));
+        assert_eq!(w.outstanding_resources(), 0, "every drawable released");
+    }
+
+    #[test]
+    fn guest_update_area_renders_what_is_queued() {
+        let (mut w, mut g) = setup();
+        let mem = w.device_mut().memory_mut();
+        g.fill(mem, 0, r(0, 0, W as i32, H as i32), 0x0012_3456, None)
+            .unwrap();
+        w.process(1);
+        assert_eq!(w.fb.rendered(), 0);
+        let mem = w.device_mut().memory_mut();
+        g.update(mem, 0, r(0, 0, 8, 8), 7).unwrap();
+        w.process(2);
+        assert_eq!(w.fb.rendered(), 1, "the update area read the framebuffer");
+    }
+
+    #[test]
+    fn the_queue_is_bounded() {
+        let (mut w, mut g) = setup();
+        // Small fills that cover nothing before them pile up to the bound, then render.
+        let mut pushed = 0;
+        while pushed <= MAX_QUEUED {
+            let mem = w.device_mut().memory_mut();
+            let (x, y) = ((pushed % W as usize) as i32, (pushed / W as usize) as i32);
+            match g.fill(mem, 0, r(x, y, x + 1, y + 1), 1, None) {
+                Ok(_) => pushed += 1,
+                Err(_) => {
+                    w.process(1);
+                    let mem = w.device_mut().memory_mut();
+                    g.collect_releases(mem).unwrap();
+                }
+            }
+        }
+        w.process(1);
+        assert!(
+            w.fb.rendered() > 0,
+            "rendered once the queue passed its bound"
+        );
+        assert!(w.fb.queue.borrow().len() <= MAX_QUEUED);
+    }
+}

@@ -825,8 +825,11 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             }
         }
         deps.extend(conv.images().iter().filter_map(|s| s.surface_id()));
-        let graduality: Vec<GradualityCell> =
-            conv.images().iter().map(|_| GradualityCell::default()).collect();
+        let graduality: Vec<GradualityCell> = conv
+            .images()
+            .iter()
+            .map(|_| GradualityCell::default())
+            .collect();
         // Video: a stream frame, or a drawable over a stream that ends it.
         let stream_id = match candidate {
             Some(c) => self.detect(&c, &conv, graduality.first(), now_ms),
