@@ -610,6 +610,33 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         send(sink, c, &msg)
     }
 
+    /// Classifies `entry`'s images now (on the device's thread) for the clients whose
+    /// codec choice will need their graduality, so their connection threads only encode:
+    /// the classifier reads the whole bitmap, as much work as a GLZ pass. Cacheable images
+    /// are left to the sending (a cache hit needs no choice).
+    pub(crate) fn classify_ahead(&self, entry: &DrawEntry) {
+        for (slot, cell) in entry.conv.images().iter().zip(&entry.graduality) {
+            if cell.get().is_some() || slot.role() == ImageRole::Mask || slot.cache_me() {
+                continue;
+            }
+            let Some(view) = slot.bitmap().and_then(view_of) else {
+                continue;
+            };
+            for c in self.clients.values() {
+                if !c.init || c.refresh_pending() {
+                    continue;
+                }
+                let mut req = EncodeRequest::new(0);
+                req.can_lossy = c.encoder.settings().jpeg;
+                req.graduality = Some(cell.clone());
+                let _ = c.encoder.choose(&view, &req);
+                if cell.get().is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
     fn prepare_slot(
         &self,
         c: &mut ClientState,
@@ -914,6 +941,23 @@ mod tests {
 
     #[test]
     fn graduality_is_classified_once_for_all_clients() {
+        // The encoder's own path fills the shared cell too.
+        let mut enc = ImageEncoder::new(super::super::encode::EncoderSettings::default());
+        let px: Vec<u8> = (0..64 * 64u32).flat_map(|i| [i as u8, 3, 4, 0]).collect();
+        let view = BitmapView {
+            format: BitmapFormat::Rgb32,
+            width: 64,
+            height: 64,
+            stride: 256,
+            top_down: true,
+            data: &px,
+        };
+        let mut req = EncodeRequest::new(0);
+        let cell = GradualityCell::default();
+        req.graduality = Some(cell.clone());
+        enc.encode(&view, &req).unwrap();
+        assert!(cell.get().is_some(), "auto_glz classified through the cell");
+
         let bars = BarLayout::contiguous(4 << 20, 1 << 20);
         let mut dev = QxlDevice::new(
             VecMemory::new(bars.total_size() as usize),
@@ -963,15 +1007,11 @@ mod tests {
                 _ => None,
             })
         };
+        // Classified once, on the device's thread, for both clients.
         let e = entry(&w, ids[1]).expect("queued for the second client");
-        assert!(
-            e.graduality[0].get().is_none(),
-            "not classified before sending"
-        );
+        assert!(e.graduality[0].get().is_some(), "classified ahead");
+        assert!(Arc::ptr_eq(&e, &entry(&w, ids[0]).unwrap()));
         w.client_poll(ids[0], &mut Discard, 1).unwrap();
-        // The first client's encoder classified it; the second one finds it computed.
-        assert!(e.graduality[0].get().is_some());
-        assert!(Arc::ptr_eq(&e, &entry(&w, ids[1]).unwrap()));
         w.client_poll(ids[1], &mut Discard, 1).unwrap();
         assert_eq!(w.client_stats(ids[1]).unwrap().draws, 1);
     }

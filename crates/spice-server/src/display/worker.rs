@@ -908,6 +908,9 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         if refs == 0 {
             self.release(release);
         } else {
+            if stream_id.is_none() {
+                self.classify_ahead(&entry);
+            }
             self.tree.insert(
                 seq,
                 Pending {
