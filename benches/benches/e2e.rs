@@ -381,7 +381,7 @@ impl Rig {
                     .progress
                     .cond
                     .wait_timeout_while(d, left.min(Duration::from_millis(20)), |d| {
-                        !d.0.is_some_and(|v| v >= n)
+                        d.0.is_none_or(|v| v < n)
                     })
                     .unwrap();
                 if d.0.is_some_and(|v| v >= n) {
