@@ -64,6 +64,16 @@ fn thread_cpu() -> Duration {
 /// own are not), except `spice-keys`, the pool that pre-computes link RSA keys after each
 /// link (a per-connection cost, not a per-frame one).
 fn server_threads_cpu() -> Duration {
+    threads_cpu(|comm| comm.starts_with("spice-") && !comm.starts_with("spice-keys"))
+}
+
+/// CPU time of the client's threads (its session thread and socket readers).
+fn client_threads_cpu() -> Duration {
+    threads_cpu(|comm| comm.starts_with("e2e-"))
+}
+
+/// CPU time of this process's threads whose name `pick` accepts.
+fn threads_cpu(pick: impl Fn(&str) -> bool) -> Duration {
     let mut total = Duration::ZERO;
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return total;
@@ -73,7 +83,7 @@ fn server_threads_cpu() -> Duration {
         let Ok(comm) = std::fs::read_to_string(p.join("comm")) else {
             continue;
         };
-        if !comm.starts_with("spice-") || comm.starts_with("spice-keys") {
+        if !pick(comm.trim_end()) {
             continue;
         }
         // schedstat: ns on CPU first.
@@ -242,6 +252,11 @@ struct Totals {
     wall: Duration,
     bytes: u64,
     server_cpu: Duration,
+    /// Of which the worker's `process` on the device (guest) thread.
+    process_cpu: Duration,
+    client_cpu: Duration,
+    /// The guest thread besides `process` (writing bitmaps into guest memory, waiting).
+    guest_cpu: Duration,
 }
 
 struct Rig {
@@ -404,6 +419,7 @@ impl Rig {
         let bytes0 = self.progress.bytes.load(Ordering::Relaxed);
         let drawn0 = self.drawn().1;
         let cpu0 = server_threads_cpu() + self.process_cpu;
+        let (proc0, client0, guest0) = (self.process_cpu, client_threads_cpu(), thread_cpu());
         let start = Instant::now();
         for _ in 0..count {
             let n = self.next;
@@ -428,6 +444,9 @@ impl Rig {
         t.wall += wall;
         t.bytes += self.progress.bytes.load(Ordering::Relaxed) - bytes0;
         t.server_cpu += server_threads_cpu() + self.process_cpu - cpu0;
+        t.process_cpu += self.process_cpu - proc0;
+        t.client_cpu += client_threads_cpu() - client0;
+        t.guest_cpu += (thread_cpu() - guest0).saturating_sub(self.process_cpu - proc0);
         wall
     }
 }
@@ -526,6 +545,26 @@ fn e2e(c: &mut Criterion) {
             t.server_cpu.as_secs_f64() * 1000.0 / f,
             t.server_cpu.as_secs_f64() / t.wall.as_secs_f64(),
             load_average(),
+        );
+        // Load-independent view: CPU per drawn frame of each stage. On an idle machine the
+        // pipeline runs at most as fast as its busiest thread allows, and all of it shares
+        // the cores.
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0 / f;
+        let (server, process, client, guest) = (
+            ms(t.server_cpu),
+            ms(t.process_cpu),
+            ms(t.client_cpu),
+            ms(t.guest_cpu),
+        );
+        let conn = server - process;
+        let busiest = conn.max(process + guest).max(client);
+        eprintln!(
+            "e2e_1080p/{name}: CPU ms per drawn frame: server {server:.2} (device thread \
+             {process:.2}, connection threads {conn:.2}), client {client:.2}, guest writing \
+             bitmaps {guest:.2}; idle-machine bound {:.0} frames/s (busiest thread), {:.0} \
+             frames/s (all on 2 cores)",
+            1000.0 / busiest,
+            2000.0 / (server + client + guest),
         );
     }
     group.finish();
