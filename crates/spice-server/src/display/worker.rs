@@ -648,8 +648,8 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.dev.async_complete(cookie);
             }
             IoRequest::Oom => {
-                // Everything is rendered already: flush what clients still hold by
-                // collapsing their queues, which releases the drawables.
+                // Queued drawables hold copies of the guest's data, not guest memory: flush
+                // what clients still hold by collapsing their queues, which releases them.
                 self.process(now_ms);
                 let ids: Vec<ClientId> = self.clients.keys().copied().collect();
                 for id in ids {
