@@ -258,6 +258,7 @@ struct Totals {
     client_cpu: Duration,
     /// The guest thread besides `process` (writing bitmaps into guest memory, waiting).
     guest_cpu: Duration,
+    lock_wait: Duration,
 }
 
 struct Rig {
@@ -271,6 +272,9 @@ struct Rig {
     server: Option<Server>,
     /// CPU time of `process` on the guest thread.
     process_cpu: Duration,
+    /// Wall time the guest waited for the worker's lock before writing a frame (held by a
+    /// connection thread while it encodes).
+    lock_wait: Duration,
 }
 
 impl Rig {
@@ -331,6 +335,7 @@ impl Rig {
             client: Some(client),
             server: Some(server),
             process_cpu: Duration::ZERO,
+            lock_wait: Duration::ZERO,
         }
     }
 
@@ -352,7 +357,9 @@ impl Rig {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            let asked = Instant::now();
             let mut w = self.worker.lock().unwrap();
+            self.lock_wait += asked.elapsed();
             self.guest
                 .collect_releases(w.device_mut().memory_mut())
                 .unwrap();
@@ -421,6 +428,7 @@ impl Rig {
         let drawn0 = self.drawn().1;
         let cpu0 = server_threads_cpu() + self.process_cpu;
         let (proc0, client0, guest0) = (self.process_cpu, client_threads_cpu(), thread_cpu());
+        let wait0 = self.lock_wait;
         let start = Instant::now();
         for _ in 0..count {
             let n = self.next;
@@ -446,6 +454,7 @@ impl Rig {
         t.bytes += self.progress.bytes.load(Ordering::Relaxed) - bytes0;
         t.server_cpu += server_threads_cpu() + self.process_cpu - cpu0;
         t.process_cpu += self.process_cpu - proc0;
+        t.lock_wait += self.lock_wait - wait0;
         t.client_cpu += client_threads_cpu() - client0;
         t.guest_cpu += (thread_cpu() - guest0).saturating_sub(self.process_cpu - proc0);
         wall
@@ -563,9 +572,10 @@ fn e2e(c: &mut Criterion) {
             "e2e_1080p/{name}: CPU ms per drawn frame: server {server:.2} (device thread \
              {process:.2}, connection threads {conn:.2}), client {client:.2}, guest writing \
              bitmaps {guest:.2}; idle-machine bound {:.0} frames/s (busiest thread), {:.0} \
-             frames/s (all on 2 cores)",
+             frames/s (all on 2 cores); the guest waited {:.2} ms per frame for the worker's lock",
             1000.0 / busiest,
             2000.0 / (server + client + guest),
+            ms(t.lock_wait),
         );
     }
     group.finish();
