@@ -120,6 +120,23 @@ impl<D: DisplayDevice> std::fmt::Debug for DisplayChannelHandler<D> {
 }
 
 impl<D: DisplayDevice> DisplayChannelHandler<D> {
+    /// Sends the client's queue while the ACK window allows. Drawables that only need
+    /// encoding are encoded with the worker unlocked, so the device thread can take the
+    /// next commands meanwhile.
+    fn send_queued(&mut self, now_ms: u64, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        loop {
+            let job = lock(&self.worker)
+                .client_poll_split(self.id, out, now_ms)
+                .map_err(host_err)?;
+            let Some(job) = job else {
+                return Ok(());
+            };
+            let sent = job.send(out);
+            lock(&self.worker).client_finish(self.id, job, matches!(sent, Ok(true)));
+            sent.map_err(host_err)?;
+        }
+    }
+
     /// The worker's id of this client.
     pub fn client_id(&self) -> ClientId {
         self.id
@@ -149,18 +166,14 @@ impl<D: DisplayDevice + Send + 'static> ChannelHandler for DisplayChannelHandler
             return Ok(());
         };
         let now_ms = millis_since(self.epoch, now);
-        let mut w = lock(&self.worker);
-        w.client_message(self.id, m, now_ms).map_err(host_err)?;
-        w.client_poll(self.id, out, now_ms).map_err(host_err)?;
-        Ok(())
+        lock(&self.worker)
+            .client_message(self.id, m, now_ms)
+            .map_err(host_err)?;
+        self.send_queued(now_ms, out)
     }
 
     fn poll(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
-        let now_ms = millis_since(self.epoch, now);
-        lock(&self.worker)
-            .client_poll(self.id, out, now_ms)
-            .map_err(host_err)?;
-        Ok(())
+        self.send_queued(millis_since(self.epoch, now), out)
     }
 
     fn on_disconnect(&mut self) {

@@ -33,7 +33,7 @@ pub mod tree;
 pub mod worker;
 
 pub use channel::{DisplayChannelFactory, SharedWorker, millis_since};
-pub use client::{ClientId, ClientOptions, ClientStats, DisplayClientCaps};
+pub use client::{ClientId, ClientOptions, ClientStats, DisplayClientCaps, DrawJob};
 pub use worker::{
     DisplayConfig, DisplayDevice, DisplayError, DisplaySink, DisplayWorker, WorkerStats,
 };
