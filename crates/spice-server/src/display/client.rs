@@ -760,8 +760,9 @@ impl<D: DisplayDevice> DisplayWorker<D> {
 
     /// Classifies `entry`'s images now (on the device's thread) for the clients whose
     /// codec choice will need their graduality, so their connection threads only encode:
-    /// the classifier reads the whole bitmap, as much work as a GLZ pass. Cacheable images
-    /// are left to the sending (a cache hit needs no choice).
+    /// the classifier reads the whole bitmap, as much work as a GLZ pass. Only clients with
+    /// no other drawable waiting count; cacheable images are left to the sending (a cache
+    /// hit needs no choice).
     pub(crate) fn classify_ahead(&self, entry: &DrawEntry) {
         for (slot, cell) in entry.conv.images().iter().zip(&entry.graduality) {
             if cell.get().is_some() || slot.role() == ImageRole::Mask || slot.cache_me() {
@@ -771,7 +772,14 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 continue;
             };
             for c in self.clients.values() {
-                if !c.init || c.refresh_pending() {
+                // Only for a client that will send it next: one that is behind may never
+                // send it (a later drawable hiding it first), and then the work is wasted.
+                let draws = c
+                    .pipe
+                    .iter()
+                    .filter(|i| matches!(i, PipeItem::Draw { .. } | PipeItem::StreamFrame { .. }))
+                    .count();
+                if !c.init || draws > 1 || c.refresh_pending() {
                     continue;
                 }
                 // A connection thread encoding holds its encoder: it classifies itself then.
