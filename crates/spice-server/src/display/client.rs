@@ -1239,7 +1239,7 @@ mod split_tests {
         });
         w.client_message(id, &init, 0).unwrap();
         let mut rec = Record::default();
-        let mut poll = |w: &mut DisplayWorker<_>, rec: &mut Record| {
+        let poll = |w: &mut DisplayWorker<_>, rec: &mut Record| {
             if split {
                 while let Some(job) = w.client_poll_split(id, rec, 1).unwrap() {
                     let sent = job.send(rec).unwrap();
