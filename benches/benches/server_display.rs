@@ -62,12 +62,26 @@ fn frame(seed: u32) -> Vec<u8> {
     v
 }
 
+/// CPU time of the calling thread (the server's work runs on it).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 struct Pipeline {
     worker: DisplayWorker<QxlDevice<VecMemory>>,
     guest: GuestDriver,
     client: ClientId,
     sink: CountingSink,
     now: u64,
+    /// Thread CPU time of the server's work, and frames.
+    cpu: Duration,
+    frames: u64,
 }
 
 fn pipeline(compression: ImageCompression) -> Pipeline {
@@ -118,6 +132,8 @@ fn pipeline(compression: ImageCompression) -> Pipeline {
         client,
         sink,
         now: 0,
+        cpu: Duration::ZERO,
+        frames: 0,
     }
 }
 
@@ -143,10 +159,13 @@ impl Pipeline {
             .unwrap();
         self.now += 16;
         let t = Instant::now();
+        let c = thread_cpu();
         self.worker.process(self.now);
         self.worker
             .client_poll(self.client, &mut self.sink, self.now)
             .unwrap();
+        self.cpu += thread_cpu() - c;
+        self.frames += 1;
         let d = t.elapsed();
         self.guest
             .collect_releases(self.worker.device_mut().memory_mut())
@@ -184,6 +203,7 @@ fn full_screen(c: &mut Criterion) {
             t.as_secs_f64() * 1000.0 / frames.len() as f64
         );
         let mut i = 0;
+        let (cpu0, frames0) = (p.cpu, p.frames);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -194,6 +214,11 @@ fn full_screen(c: &mut Criterion) {
                 total
             })
         });
+        let n = (p.frames - frames0).max(1);
+        eprintln!(
+            "server_display_1080p/{name}: {:.2} ms thread CPU per frame over {n} frames",
+            (p.cpu - cpu0).as_secs_f64() * 1000.0 / n as f64
+        );
     }
     group.finish();
 }

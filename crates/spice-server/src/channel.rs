@@ -668,6 +668,15 @@ impl ChannelCore {
         std::mem::take(&mut self.out)
     }
 
+    /// Gives back a buffer taken with [`ChannelCore::take_output`] once written, so the
+    /// next messages are assembled in its allocation instead of a growing new one.
+    pub fn recycle_output(&mut self, mut buf: Vec<u8>) {
+        if self.out.is_empty() && buf.capacity() > self.out.capacity() {
+            buf.clear();
+            self.out = buf;
+        }
+    }
+
     /// True when output is waiting.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()

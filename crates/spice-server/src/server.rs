@@ -726,6 +726,13 @@ fn write_out(
     transport: &mut Transport,
     spice: &[u8],
 ) -> Result<(), ConnectionError> {
+    if !transport.is_secure() && !transport.is_websocket() {
+        // Plain TCP: the bytes as they are, without a copy.
+        if !spice.is_empty() {
+            stream.write_all(spice)?;
+        }
+        return Ok(());
+    }
     let mut raw = Vec::new();
     transport.output(spice, &mut raw)?;
     if !raw.is_empty() {
@@ -899,6 +906,7 @@ fn drive(
                 gate.set_paused(l.core.input_held());
                 let out = l.core.take_output();
                 write_messages(stream, transport, &out, l.core.info().header)?;
+                l.core.recycle_output(out);
                 if let Some(reason) = l.core.close_reason() {
                     tracing::debug!(?reason, channel = %l.core.info().channel_type, "closing");
                     return Ok(());

@@ -124,6 +124,23 @@ impl<D: DisplayDevice> std::fmt::Debug for DisplayChannelHandler<D> {
 }
 
 impl<D: DisplayDevice> DisplayChannelHandler<D> {
+    /// Sends the client's queue while the ACK window allows. Drawables that only need
+    /// encoding are encoded with the worker unlocked, so the device thread can take the
+    /// next commands meanwhile.
+    fn send_queued(&mut self, now_ms: u64, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
+        loop {
+            let job = lock(&self.worker)
+                .client_poll_split(self.id, out, now_ms)
+                .map_err(host_err)?;
+            let Some(job) = job else {
+                return Ok(());
+            };
+            let sent = job.send(out);
+            lock(&self.worker).client_finish(self.id, job, matches!(sent, Ok(true)));
+            sent.map_err(host_err)?;
+        }
+    }
+
     /// The worker's id of this client.
     pub fn client_id(&self) -> ClientId {
         self.id
@@ -131,6 +148,12 @@ impl<D: DisplayDevice> DisplayChannelHandler<D> {
 
     /// A stream's playback delay goes to the client's multimedia clock (spice-server's
     /// `update_client_playback_delay` → `reds_set_client_mm_time_latency`).
+    fn report_pending_delay(&self) {
+        let delay = lock(&self.worker).take_playback_delay(self.id);
+        self.report_delay(delay);
+    }
+
+    /// See [`Self::report_pending_delay`].
     fn report_delay(&self, delay: Option<u32>) {
         if let Some(d) = delay {
             tracing::debug!(client = ?self.id, delay_ms = d, "stream playback delay");
@@ -162,22 +185,17 @@ impl<D: DisplayDevice + Send + 'static> ChannelHandler for DisplayChannelHandler
             return Ok(());
         };
         let now_ms = millis_since(self.epoch, now);
-        let mut w = lock(&self.worker);
-        w.client_message(self.id, m, now_ms).map_err(host_err)?;
-        w.client_poll(self.id, out, now_ms).map_err(host_err)?;
-        let delay = w.take_playback_delay(self.id);
-        drop(w);
-        self.report_delay(delay);
+        lock(&self.worker)
+            .client_message(self.id, m, now_ms)
+            .map_err(host_err)?;
+        self.send_queued(now_ms, out)?;
+        self.report_pending_delay();
         Ok(())
     }
 
     fn poll(&mut self, now: Instant, out: &mut Outbox<'_>) -> Result<(), ChannelError> {
-        let now_ms = millis_since(self.epoch, now);
-        let mut w = lock(&self.worker);
-        w.client_poll(self.id, out, now_ms).map_err(host_err)?;
-        let delay = w.take_playback_delay(self.id);
-        drop(w);
-        self.report_delay(delay);
+        self.send_queued(millis_since(self.epoch, now), out)?;
+        self.report_pending_delay();
         Ok(())
     }
 

@@ -14,7 +14,7 @@
 //! [`DisplayConfig::max_pipe_items`]: super::worker::DisplayConfig::max_pipe_items
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use spice_codecs::classify::{self, BitmapFormat, ImageCompression};
 use spice_codecs::jpeg::{JpegSource, JpegSourceFormat};
@@ -35,7 +35,10 @@ use spice_qxl::parse::{ImageKind, ParsedBitmap};
 use super::cache::{CacheHit, PaletteCache, PaletteUse, PixmapCache};
 use super::encode::{BitmapView, EncodeRequest, EncodedImage, EncoderSettings, ImageEncoder};
 use super::glz::GlzRegistry;
-use super::worker::{DisplayDevice, DisplayError, DisplaySink, DisplayWorker, DrawEntry, Snapshot};
+use super::worker::{
+    DisplayDevice, DisplayError, DisplaySink, DisplayWorker, DrawEntry, GradualityCell, Snapshot,
+};
+use crate::session::lock;
 
 /// A display client of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -188,7 +191,8 @@ pub(crate) struct ClientState {
     init: bool,
     pipe: VecDeque<PipeItem>,
     pipe_bytes: usize,
-    encoder: ImageEncoder,
+    /// Shared with [`DrawJob`]s, which encode without the worker's lock.
+    encoder: Arc<Mutex<ImageEncoder>>,
     pixmaps: PixmapCache,
     palettes: PaletteCache,
     known_surfaces: BTreeSet<u32>,
@@ -252,6 +256,72 @@ impl ClientState {
         if let Some(w) = &self.waker {
             w();
         }
+    }
+}
+
+/// A drawable taken from a client's queue to be encoded and sent without the worker's lock
+/// (see [`DisplayWorker::client_poll_split`]).
+pub struct DrawJob {
+    seq: u64,
+    entry: Arc<DrawEntry>,
+    encoder: Arc<Mutex<ImageEncoder>>,
+}
+
+impl std::fmt::Debug for DrawJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrawJob")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DrawJob {
+    /// Encodes the drawable's images per the client's settings and sends the drawable
+    /// (what [`DisplayWorker::client_poll`] would send for it). `Ok(false)`: an image could
+    /// not be provided and the drawable was skipped.
+    pub fn send(&self, sink: &mut dyn DisplaySink) -> Result<bool, DisplayError> {
+        let conv = &self.entry.conv;
+        let mut encoder = lock(&self.encoder);
+        let mut prepared: Vec<Option<EncodedImage>> = Vec::with_capacity(conv.images().len());
+        for (i, slot) in conv.images().iter().enumerate() {
+            let enc = match slot.guest_image().map(|img| (img, &img.kind)) {
+                Some((img, ImageKind::Bitmap(b))) => view_of(b).and_then(|view| {
+                    let mut req = EncodeRequest::new(img.id);
+                    req.flags = slot.wire_flags();
+                    req.can_lossy = encoder.settings().jpeg;
+                    req.graduality = self.entry.graduality.get(i).cloned();
+                    let surely_raw = encoder.settings().compression == ImageCompression::Off
+                        || u64::from(b.height) * u64::from(b.stride)
+                            < classify::MIN_SIZE_TO_COMPRESS;
+                    if surely_raw {
+                        None
+                    } else {
+                        encoder.encode(&view, &req).ok()
+                    }
+                }),
+                _ => None,
+            };
+            prepared.push(enc);
+        }
+        drop(encoder);
+        let mut images: Vec<Image<'_>> = Vec::with_capacity(prepared.len());
+        for (slot, p) in conv.images().iter().zip(&prepared) {
+            let img = match p {
+                Some(e) => Some(e.image()),
+                None if slot.guest_image().is_none() => slot.raw_with(ImageFlags::empty(), None),
+                None => slot.raw_with(slot.wire_flags(), None),
+            };
+            let Some(img) = img else {
+                tracing::warn!("drawable with an image the server could not provide: skipped");
+                return Ok(false);
+            };
+            images.push(img);
+        }
+        let msg = conv
+            .message(images)
+            .map_err(|e| DisplayError::Protocol(e.to_string()))?;
+        sink.send(&msg)?;
+        Ok(true)
     }
 }
 
@@ -319,7 +389,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             init: false,
             pipe: VecDeque::new(),
             pipe_bytes: 0,
-            encoder: ImageEncoder::new(settings),
+            encoder: Arc::new(Mutex::new(ImageEncoder::new(settings))),
             pixmaps: PixmapCache::new(0),
             palettes: PaletteCache::default(),
             known_surfaces: BTreeSet::new(),
@@ -385,7 +455,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
     pub fn client_compression(&self, id: ClientId) -> Option<ImageCompression> {
         self.clients
             .get(&id)
-            .map(|c| c.encoder.settings().compression)
+            .map(|c| lock(&c.encoder).settings().compression)
     }
 
     /// Handles one display-channel message from client `id`.
@@ -407,7 +477,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                     init.glz_dictionary_id,
                     i64::from(init.glz_dictionary_window_size),
                 ) {
-                    Ok((enc, window)) => c.encoder.set_glz(enc, window),
+                    Ok((enc, window)) => lock(&c.encoder).set_glz(enc, window),
                     Err(e) => tracing::warn!(error = %e, "no GLZ dictionary for this client"),
                 }
                 c.init = true;
@@ -415,9 +485,10 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             }
             ClientMessage::PreferredCompression(v) => match ImageCompression::from_u8(v.0) {
                 Some(comp) => {
-                    let mut s = c.encoder.settings();
+                    let mut e = lock(&c.encoder);
+                    let mut s = e.settings();
                     s.compression = comp;
-                    c.encoder.set_settings(s);
+                    e.set_settings(s);
                 }
                 None => tracing::debug!(value = v.0, "invalid preferred compression ignored"),
             },
@@ -459,11 +530,83 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         r
     }
 
+    /// Like [`DisplayWorker::client_poll`], but stops at the first drawable whose images
+    /// only need encoding (no cache, palette or surface involved) and hands it back as a
+    /// [`DrawJob`]: the caller encodes and sends it with [`DrawJob::send`] *without* holding
+    /// the worker (so the device thread goes on taking commands meanwhile), then calls
+    /// [`DisplayWorker::client_finish`], then polls again. `Ok(None)`: nothing more to
+    /// send now.
+    pub fn client_poll_split(
+        &mut self,
+        id: ClientId,
+        sink: &mut dyn DisplaySink,
+        now_ms: u64,
+    ) -> Result<Option<DrawJob>, DisplayError> {
+        let mut c = self
+            .clients
+            .remove(&id)
+            .ok_or(DisplayError::UnknownClient(id))?;
+        let mut job = None;
+        let r = self.poll_loop(&mut c, sink, now_ms, Some(&mut job));
+        self.clients.insert(id, c);
+        self.flush_releases();
+        r.map(|_| job)
+    }
+
+    /// Ends a [`DrawJob`] of client `id` (`sent`: it went out).
+    pub fn client_finish(&mut self, id: ClientId, job: DrawJob, sent: bool) {
+        if sent && let Some(c) = self.clients.get_mut(&id) {
+            c.stats.draws += 1;
+            c.stats.messages += 1;
+        }
+        self.unref_seq(job.seq);
+        self.flush_releases();
+    }
+
+    /// A job for `entry` when all its images can be prepared by the encoder alone.
+    fn job_for(&self, c: &ClientState, seq: u64, entry: &Arc<DrawEntry>) -> Option<DrawJob> {
+        if !c.known_surfaces.contains(&entry.conv.base.surface_id) {
+            return None;
+        }
+        for slot in entry.conv.images() {
+            let Some(img) = slot.guest_image() else {
+                continue;
+            };
+            match &img.kind {
+                ImageKind::Quic(_) => {}
+                ImageKind::Bitmap(b) => {
+                    if b.palette.is_some()
+                        || slot.role() == ImageRole::Mask
+                        || (slot.cache_me() && img.id != 0)
+                    {
+                        return None;
+                    }
+                }
+                ImageKind::Surface(_) => return None,
+            }
+        }
+        Some(DrawJob {
+            seq,
+            entry: entry.clone(),
+            encoder: c.encoder.clone(),
+        })
+    }
+
     fn poll_inner(
         &mut self,
         c: &mut ClientState,
         sink: &mut dyn DisplaySink,
         now_ms: u64,
+    ) -> Result<usize, DisplayError> {
+        self.poll_loop(c, sink, now_ms, None)
+    }
+
+    fn poll_loop(
+        &mut self,
+        c: &mut ClientState,
+        sink: &mut dyn DisplaySink,
+        now_ms: u64,
+        mut job: Option<&mut Option<DrawJob>>,
     ) -> Result<usize, DisplayError> {
         if !c.init {
             return Ok(0);
@@ -472,6 +615,12 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         while sink.can_send() {
             let Some(item) = c.pop() else { break };
             n += 1;
+            if let (Some(out), PipeItem::Draw { seq, entry }) = (job.as_deref_mut(), &item)
+                && let Some(j) = self.job_for(c, *seq, entry)
+            {
+                *out = Some(j);
+                break;
+            }
             let seq = item.seq();
             let r = self.send_item(c, item, sink, now_ms);
             if let Some(seq) = seq {
@@ -594,12 +743,13 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         let Some(view) = view_of(&s.bitmap) else {
             return Ok(());
         };
+        let mut enc = lock(&c.encoder);
         let mut req = EncodeRequest::new(0);
-        req.can_lossy = c.encoder.settings().jpeg;
-        let img = c
-            .encoder
+        req.can_lossy = enc.settings().jpeg;
+        let img = enc
             .encode(&view, &req)
             .map_err(|e| DisplayError::Protocol(e.to_string()))?;
+        drop(enc);
         let msg = ServerMessage::DrawCopy(DrawCopy {
             base: DisplayBase {
                 surface_id: s.surface_id,
@@ -620,10 +770,50 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         send(sink, c, &msg)
     }
 
+    /// Classifies `entry`'s images now (on the device's thread) for the clients whose
+    /// codec choice will need their graduality, so their connection threads only encode:
+    /// the classifier reads the whole bitmap, as much work as a GLZ pass. Only clients with
+    /// no other drawable waiting count; cacheable images are left to the sending (a cache
+    /// hit needs no choice).
+    pub(crate) fn classify_ahead(&self, entry: &DrawEntry) {
+        for (slot, cell) in entry.conv.images().iter().zip(&entry.graduality) {
+            if cell.get().is_some() || slot.role() == ImageRole::Mask || slot.cache_me() {
+                continue;
+            }
+            let Some(view) = slot.bitmap().and_then(view_of) else {
+                continue;
+            };
+            for c in self.clients.values() {
+                // Only for a client that will send it next: one that is behind may never
+                // send it (a later drawable hiding it first), and then the work is wasted.
+                let draws = c
+                    .pipe
+                    .iter()
+                    .filter(|i| matches!(i, PipeItem::Draw { .. } | PipeItem::StreamFrame { .. }))
+                    .count();
+                if !c.init || draws > 1 || c.refresh_pending() {
+                    continue;
+                }
+                // A connection thread encoding holds its encoder: it classifies itself then.
+                let Ok(enc) = c.encoder.try_lock() else {
+                    continue;
+                };
+                let mut req = EncodeRequest::new(0);
+                req.can_lossy = enc.settings().jpeg;
+                req.graduality = Some(cell.clone());
+                let _ = enc.choose(&view, &req);
+                if cell.get().is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
     fn prepare_slot(
         &self,
         c: &mut ClientState,
         slot: &ImageSlot,
+        graduality: Option<&GradualityCell>,
         inval_pixmaps: &mut Vec<u64>,
         inval_palettes: &mut Vec<u64>,
     ) -> Prepared {
@@ -681,19 +871,23 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         };
         let mut req = EncodeRequest::new(img.id);
         req.flags = slot.wire_flags();
-        req.can_lossy = c.encoder.settings().jpeg;
+        let mut encoder = lock(&c.encoder);
+        req.can_lossy = encoder.settings().jpeg;
+        req.graduality = graduality.cloned();
         if let Some((src, f)) = &palette {
             req.palette = src.clone();
             req.palette_flags = *f;
         }
         // Sent raw: borrow the guest's rows instead of copying them (unless it is cached,
         // which needs the flags of an encoded image).
-        let surely_raw = c.encoder.settings().compression == ImageCompression::Off
+        let surely_raw = encoder.settings().compression == ImageCompression::Off
             || u64::from(b.height) * u64::from(b.stride) < classify::MIN_SIZE_TO_COMPRESS;
         if !cacheable && surely_raw {
             return Prepared::Raw(slot.wire_flags(), palette);
         }
-        let Ok(mut enc) = c.encoder.encode(&view, &req) else {
+        let encoded = encoder.encode(&view, &req);
+        drop(encoder);
+        let Ok(mut enc) = encoded else {
             return Prepared::Raw(slot.wire_flags(), palette);
         };
         if cacheable
@@ -723,7 +917,11 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         let prepared: Vec<Prepared> = conv
             .images()
             .iter()
-            .map(|s| self.prepare_slot(c, s, &mut inval_pixmaps, &mut inval_palettes))
+            .enumerate()
+            .map(|(i, s)| {
+                let g = entry.graduality.get(i);
+                self.prepare_slot(c, s, g, &mut inval_pixmaps, &mut inval_palettes)
+            })
             .collect();
         let mut images: Vec<Image<'_>> = Vec::with_capacity(prepared.len());
         for (slot, p) in conv.images().iter().zip(&prepared) {
@@ -892,6 +1090,224 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 tracing::debug!(error = %e, "MJPEG frame failed; sending the drawable");
                 self.send_draw(c, entry, sink)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spice_proto::display::Init;
+    use spice_qxl::parse::Rect;
+    use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+
+    use super::super::worker::DisplayConfig;
+    use super::*;
+
+    struct Discard;
+
+    impl DisplaySink for Discard {
+        fn can_send(&self) -> bool {
+            true
+        }
+        fn send(&mut self, _: &ServerMessage<'_>) -> Result<(), DisplayError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn graduality_is_classified_once_for_all_clients() {
+        // The encoder's own path fills the shared cell too.
+        let mut enc = ImageEncoder::new(super::super::encode::EncoderSettings::default());
+        let px: Vec<u8> = (0..64 * 64u32).flat_map(|i| [i as u8, 3, 4, 0]).collect();
+        let view = BitmapView {
+            format: BitmapFormat::Rgb32,
+            width: 64,
+            height: 64,
+            stride: 256,
+            top_down: true,
+            data: &px,
+        };
+        let mut req = EncodeRequest::new(0);
+        let cell = GradualityCell::default();
+        req.graduality = Some(cell.clone());
+        enc.encode(&view, &req).unwrap();
+        assert!(cell.get().is_some(), "auto_glz classified through the cell");
+
+        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
+        let mut dev = QxlDevice::new(
+            VecMemory::new(bars.total_size() as usize),
+            DeviceConfig::new(bars),
+        )
+        .unwrap();
+        let mut g = GuestDriver::attach(&mut dev, 1).unwrap();
+        let mut w = DisplayWorker::new(dev, DisplayConfig::default());
+        let req = g.create_primary(w.device_mut(), 128, 96).unwrap();
+        w.handle_io(req, 0);
+        let glz = Arc::new(GlzRegistry::new());
+        let ids: Vec<ClientId> = (0..2)
+            .map(|_| {
+                let id = w.add_client(ClientOptions {
+                    session_id: 1,
+                    caps: DisplayClientCaps::spice_gtk(),
+                    glz: glz.clone(),
+                    waker: None,
+                    bit_rate: None,
+                });
+                let init = ClientMessage::Init(Init {
+                    pixmap_cache_id: 1,
+                    pixmap_cache_size: 1 << 20,
+                    glz_dictionary_id: 1,
+                    glz_dictionary_window_size: 1 << 20,
+                });
+                w.client_message(id, &init, 0).unwrap();
+                w.client_poll(id, &mut Discard, 0).unwrap();
+                id
+            })
+            .collect();
+        let px: Vec<u8> = (0..128 * 96u32)
+            .flat_map(|i| [(i % 128) as u8, (i / 128) as u8, 9, 0])
+            .collect();
+        let full = Rect {
+            top: 0,
+            left: 0,
+            bottom: 96,
+            right: 128,
+        };
+        g.copy_bitmap(w.device_mut().memory_mut(), 0, full, 128, 96, &px, 4096)
+            .unwrap();
+        w.process(1);
+        let entry = |w: &DisplayWorker<_>, id: ClientId| {
+            w.clients[&id].pipe.iter().find_map(|i| match i {
+                PipeItem::Draw { entry, .. } => Some(entry.clone()),
+                _ => None,
+            })
+        };
+        // Classified once, on the device's thread, for both clients.
+        let e = entry(&w, ids[1]).expect("queued for the second client");
+        assert!(e.graduality[0].get().is_some(), "classified ahead");
+        assert!(Arc::ptr_eq(&e, &entry(&w, ids[0]).unwrap()));
+        w.client_poll(ids[0], &mut Discard, 1).unwrap();
+        w.client_poll(ids[1], &mut Discard, 1).unwrap();
+        assert_eq!(w.client_stats(ids[1]).unwrap().draws, 1);
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use spice_proto::WriteBuf;
+    use spice_proto::display::Init;
+    use spice_qxl::parse::Rect;
+    use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+
+    use super::super::worker::DisplayConfig;
+    use super::*;
+
+    /// Records every message's type and body.
+    #[derive(Default)]
+    struct Record(Vec<(u16, Vec<u8>)>);
+
+    impl DisplaySink for Record {
+        fn can_send(&self) -> bool {
+            true
+        }
+        fn send(&mut self, msg: &ServerMessage<'_>) -> Result<(), DisplayError> {
+            use spice_proto::ChannelMessage;
+            let mut body = Vec::new();
+            msg.encode_body(&mut WriteBuf::new(&mut body))
+                .map_err(|e| DisplayError::Send(e.to_string()))?;
+            self.0.push((msg.msg_type(), body));
+            Ok(())
+        }
+    }
+
+    /// The same guest commands, sent by `client_poll` or by split jobs: same bytes.
+    fn run(split: bool, compression: ImageCompression) -> (Vec<(u16, Vec<u8>)>, ClientStats) {
+        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
+        let mut dev = QxlDevice::new(
+            VecMemory::new(bars.total_size() as usize),
+            DeviceConfig::new(bars),
+        )
+        .unwrap();
+        let mut g = GuestDriver::attach(&mut dev, 1).unwrap();
+        let cfg = DisplayConfig {
+            compression,
+            ..DisplayConfig::default()
+        };
+        let mut w = DisplayWorker::new(dev, cfg);
+        let req = g.create_primary(w.device_mut(), 160, 120).unwrap();
+        w.handle_io(req, 0);
+        let id = w.add_client(ClientOptions {
+            session_id: 1,
+            caps: DisplayClientCaps::spice_gtk(),
+            glz: Arc::new(GlzRegistry::new()),
+            waker: None,
+            bit_rate: None,
+        });
+        let init = ClientMessage::Init(Init {
+            pixmap_cache_id: 1,
+            pixmap_cache_size: 1 << 20,
+            glz_dictionary_id: 1,
+            glz_dictionary_window_size: 1 << 20,
+        });
+        w.client_message(id, &init, 0).unwrap();
+        let mut rec = Record::default();
+        let poll = |w: &mut DisplayWorker<_>, rec: &mut Record| {
+            if split {
+                while let Some(job) = w.client_poll_split(id, rec, 1).unwrap() {
+                    let sent = job.send(rec).unwrap();
+                    w.client_finish(id, job, sent);
+                }
+            } else {
+                w.client_poll(id, rec, 1).unwrap();
+            }
+        };
+        poll(&mut w, &mut rec);
+        for i in 0..4u32 {
+            let (bw, bh) = (160 - i * 30, 120 - i * 20);
+            let px: Vec<u8> = (0..bw * bh)
+                .flat_map(|p| [(p % bw) as u8 ^ i as u8, (p / bw) as u8, 7, 0])
+                .collect();
+            let bbox = Rect {
+                top: 0,
+                left: 0,
+                bottom: bh as i32,
+                right: bw as i32,
+            };
+            let mem = w.device_mut().memory_mut();
+            g.copy_bitmap(mem, 0, bbox, bw, bh, &px, 4096).unwrap();
+            g.fill(
+                mem,
+                0,
+                Rect {
+                    top: 3,
+                    left: 3,
+                    bottom: 9,
+                    right: 40,
+                },
+                0x112233,
+                None,
+            )
+            .unwrap();
+            w.process(1);
+            poll(&mut w, &mut rec);
+        }
+        assert_eq!(w.outstanding_resources(), 0, "everything released");
+        (rec.0, w.client_stats(id).unwrap())
+    }
+
+    #[test]
+    fn split_jobs_send_what_client_poll_sends() {
+        for mode in [
+            ImageCompression::AutoGlz,
+            ImageCompression::Lz,
+            ImageCompression::Quic,
+            ImageCompression::Off,
+        ] {
+            let (a, sa) = run(false, mode);
+            let (b, sb) = run(true, mode);
+            assert!(a.len() > 8, "{mode:?}");
+            assert_eq!(a, b, "{mode:?}");
+            assert_eq!(sa, sb, "{mode:?}");
         }
     }
 }

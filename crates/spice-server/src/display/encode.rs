@@ -7,6 +7,8 @@
 //! spice-server does (QUIC/JPEG larger than the raw bitmap → raw, GLZ failure → LZ, LZ failure
 //! → raw) and owns the encoded bytes.
 
+use std::sync::{Arc, OnceLock};
+
 use spice_codecs::classify::{
     self, BitmapDesc, BitmapFormat, CachedGraduality, ChoiceInput, ClassifyImage, Codec,
     Graduality, ImageCompression,
@@ -306,6 +308,10 @@ pub struct EncodeRequest {
     pub can_lossy: bool,
     /// The guest may change the bitmap meanwhile.
     pub unstable: bool,
+    /// Where the bitmap's graduality is kept once computed (the reference keeps it in the
+    /// drawable): shared by every client sending the same drawable, so the classifier runs
+    /// once per image.
+    pub graduality: Option<Arc<OnceLock<Graduality>>>,
 }
 
 impl EncodeRequest {
@@ -319,6 +325,7 @@ impl EncodeRequest {
             has_drawable: true,
             can_lossy: false,
             unstable: false,
+            graduality: None,
         }
     }
 }
@@ -444,7 +451,10 @@ impl ImageEncoder {
             client_lz4: self.settings.client_lz4,
             unix_socket: false,
         };
-        classify::choose_codec(&input, || graduality_of(bm))
+        classify::choose_codec(&input, || match &req.graduality {
+            Some(cell) => *cell.get_or_init(|| graduality_of(bm)),
+            None => graduality_of(bm),
+        })
     }
 
     /// Encodes `bm` per the settings.

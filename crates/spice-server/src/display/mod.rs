@@ -6,6 +6,7 @@
 //! - [`glz`]: one GLZ dictionary per client, shared by its display channels.
 //! - [`tree`]: the per-surface list of pending drawables (hidden ones dropped).
 //! - [`worker`]: [`DisplayWorker`], the display worker of one QXL device.
+//! - `framebuffer` (private): the worker's own rendering, kept lazily (rendered when read).
 //! - [`client`]: one client's queue, encoder, caches and streams inside the worker.
 //! - [`channel`]: the display channel as a plug-in of the channel layer
 //!   ([`channel::DisplayChannelFactory`]).
@@ -26,13 +27,14 @@ pub mod channel;
 pub mod client;
 pub mod demo;
 pub mod encode;
+mod framebuffer;
 pub mod fuzz;
 pub mod glz;
 pub mod tree;
 pub mod worker;
 
 pub use channel::{DisplayChannelFactory, SharedWorker, millis_since};
-pub use client::{ClientId, ClientOptions, ClientStats, DisplayClientCaps};
+pub use client::{ClientId, ClientOptions, ClientStats, DisplayClientCaps, DrawJob};
 pub use worker::{
     DisplayConfig, DisplayDevice, DisplayError, DisplaySink, DisplayWorker, WorkerStats,
 };

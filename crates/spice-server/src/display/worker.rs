@@ -1,5 +1,6 @@
 //! The display worker of one QXL device: pulls commands from the device, keeps the surfaces,
-//! renders every drawable into the server's own framebuffer with spice-canvas, keeps the
+//! keeps the server's own framebuffer with spice-canvas (rendered lazily, when something
+//! reads it: see the `framebuffer` module), keeps the
 //! per-surface list of drawables still queued for clients (dropping those wholly hidden by
 //! later opaque ones), detects video regions, and releases every guest resource exactly once
 //! through the release ring.
@@ -13,7 +14,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use spice_canvas::{Canvas, ImageLimits, new_glz_window};
 use spice_codecs::classify::{ImageCompression, WanCompression};
 use spice_codecs::stream_detect::{self, Detection, DrawCandidate, StreamDetector, StreamingVideo};
 use spice_proto::display::{MonitorsConfig, ServerMessage, SurfaceCreate};
@@ -27,6 +27,7 @@ use spice_qxl::parse::{
 use spice_qxl::{IoRequest, QxlDevice, QxlInterface, abi};
 
 use super::client::{ClientId, ClientState, PipeItem};
+use super::framebuffer::Framebuffer;
 use super::tree::{self, DrawTree, Pending};
 use crate::cursor::{CursorCommand, CursorFeed};
 
@@ -126,6 +127,9 @@ pub struct WorkerStats {
     pub commands: u64,
     /// Drawables rendered into the framebuffer.
     pub rendered: u64,
+    /// Drawables never rendered because a later opaque drawable covered them before the
+    /// framebuffer was needed.
+    pub render_skipped: u64,
     /// Drawables dropped because a later opaque drawable hid them.
     pub hidden_dropped: u64,
     /// Guest resources released.
@@ -154,7 +158,13 @@ pub(crate) struct DrawEntry {
     pub(crate) conv: ConvertedDrawable,
     /// Rough byte cost (images + fixed part), for the per-client memory bound.
     pub(crate) cost: usize,
+    /// Per image slot: its graduality once computed (by the video detector or the first
+    /// client's encoder), so it is classified once whatever the number of clients.
+    pub(crate) graduality: Vec<GradualityCell>,
 }
+
+/// A lazily computed graduality, shared by the clients of one drawable.
+pub(crate) type GradualityCell = Arc<std::sync::OnceLock<spice_codecs::classify::Graduality>>;
 
 /// A pixel area captured from the framebuffer (self bitmaps, stream endings).
 #[derive(Debug, Clone)]
@@ -188,7 +198,8 @@ impl<M: GuestMemory> DisplayDevice for QxlDevice<M> {
 pub struct DisplayWorker<D: DisplayDevice> {
     dev: D,
     pub(crate) cfg: DisplayConfig,
-    pub(crate) canvas: Canvas,
+    /// The server's rendering of the surfaces, rendered lazily.
+    pub(crate) fb: Framebuffer,
     pub(crate) surfaces: BTreeMap<u32, SurfaceInfo>,
     pub(crate) monitors: Option<Arc<MonitorsConfig>>,
     /// True once the guest set the monitors config itself (QXL_IO_MONITORS_CONFIG_ASYNC);
@@ -250,11 +261,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
     pub fn new(dev: D, cfg: DisplayConfig) -> Self {
         DisplayWorker {
             dev,
-            canvas: Canvas::new(
-                cfg.max_surface_pixels,
-                ImageLimits::default(),
-                new_glz_window(1),
-            ),
+            fb: Framebuffer::new(cfg.max_surface_pixels),
             cfg,
             surfaces: BTreeMap::new(),
             monitors: None,
@@ -292,9 +299,15 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         &self.cfg
     }
 
-    /// What the worker did so far.
+    /// What the worker did so far (the framebuffer is brought up to date first, so
+    /// `rendered` and `bad_commands` count every drawable drawn so far).
     pub fn stats(&self) -> WorkerStats {
-        self.stats
+        self.fb.flush();
+        let mut s = self.stats;
+        s.rendered = self.fb.rendered();
+        s.render_skipped = self.fb.skipped();
+        s.bad_commands += self.fb.failed();
+        s
     }
 
     /// Drawables still queued for some client.
@@ -302,9 +315,10 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         self.tree.len()
     }
 
-    /// The server's framebuffer of surface `id` (0: the primary).
-    pub fn surface(&self, id: u32) -> Option<&spice_canvas::Surface> {
-        self.canvas.surfaces.get(id).ok()
+    /// The server's framebuffer of surface `id` (0: the primary), brought up to date
+    /// (drawables are rendered lazily, when something reads the framebuffer).
+    pub fn surface(&self, id: u32) -> Option<std::cell::Ref<'_, spice_canvas::Surface>> {
+        self.fb.surface(id)
     }
 
     /// Ids of the surfaces that exist.
@@ -504,7 +518,11 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         if self.surfaces.contains_key(&id) {
             self.destroy_surface(id);
         }
-        if let Err(e) = self.canvas.apply(&ServerMessage::SurfaceCreate(create)) {
+        let created = self
+            .fb
+            .canvas_mut()
+            .apply(&ServerMessage::SurfaceCreate(create));
+        if let Err(e) = created {
             tracing::warn!(error = %e, id, "surface create refused");
             self.stats.bad_commands += 1;
             return false;
@@ -532,7 +550,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.end_stream(s);
             }
         }
-        let _ = self.canvas.surfaces.destroy(id);
+        let _ = self.fb.canvas_mut().surfaces.destroy(id);
         self.broadcast(|| PipeItem::SurfaceDestroy(id));
         if let Some(r) = info.create_release {
             self.release(r);
@@ -690,8 +708,8 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.dev.async_complete(cookie);
             }
             IoRequest::Oom => {
-                // Everything is rendered already: flush what clients still hold by
-                // collapsing their queues, which releases the drawables.
+                // Queued drawables hold copies of the guest's data, not guest memory: flush
+                // what clients still hold by collapsing their queues, which releases them.
                 self.process(now_ms);
                 let ids: Vec<ClientId> = self.clients.keys().copied().collect();
                 for id in ids {
@@ -723,7 +741,8 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         let Some((offset, stride)) = info.guest_mem else {
             return;
         };
-        let Ok(s) = self.canvas.surfaces.get(surface_id) else {
+        let canvas = self.fb.canvas();
+        let Ok(s) = canvas.surfaces.get(surface_id) else {
             return;
         };
         if !matches!(
@@ -768,7 +787,8 @@ impl<D: DisplayDevice> DisplayWorker<D> {
 
     /// Captures `area` of surface `surface_id` as a top-down 32-bit bitmap.
     pub(crate) fn snapshot(&self, surface_id: u32, area: Rect) -> Option<Snapshot> {
-        let s = self.canvas.surfaces.get(surface_id).ok()?;
+        let canvas = self.fb.canvas();
+        let s = canvas.surfaces.get(surface_id).ok()?;
         let full = Rect {
             top: 0,
             left: 0,
@@ -865,9 +885,14 @@ impl<D: DisplayDevice> DisplayWorker<D> {
             }
         }
         deps.extend(conv.images().iter().filter_map(|s| s.surface_id()));
+        let graduality: Vec<GradualityCell> = conv
+            .images()
+            .iter()
+            .map(|_| GradualityCell::default())
+            .collect();
         // Video: a stream frame, or a drawable over a stream that ends it.
         let stream_id = match candidate {
-            Some(c) => self.detect(&c, &conv, now_ms),
+            Some(c) => self.detect(&c, &conv, graduality.first(), now_ms),
             None => None,
         };
         if stream_id.is_none() && surface_id == 0 {
@@ -884,21 +909,6 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.end_stream(id);
             }
         }
-        // Render into the server's framebuffer.
-        match conv.raw_message() {
-            Ok(msg) => {
-                if let Err(e) = self.canvas.apply(&msg) {
-                    tracing::warn!(error = %e, "drawable did not render");
-                    self.stats.bad_commands += 1;
-                } else {
-                    self.stats.rendered += 1;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "drawable without raw form");
-                self.stats.bad_commands += 1;
-            }
-        }
         // Drop what this drawable hides; pin what it reads.
         if let Some(cover) = &cover {
             for (seq, p) in self.tree.take_hidden(surface_id, cover) {
@@ -909,6 +919,7 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 self.release(p.release);
             }
         }
+        let deps_empty = deps.is_empty();
         for s in deps {
             self.tree.pin_surface(s);
         }
@@ -922,7 +933,19 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 .sum::<usize>();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = Arc::new(DrawEntry { conv, cost });
+        let entry = Arc::new(DrawEntry {
+            conv,
+            cost,
+            graduality,
+        });
+        // The server's framebuffer: rendered when read, unless this drawable reads a
+        // surface itself.
+        if deps_empty {
+            self.fb
+                .defer(surface_id, bbox, cover.as_deref(), entry.clone());
+        } else {
+            self.fb.render_now(&entry);
+        }
         let mut refs = 0;
         let ids: Vec<ClientId> = self.clients.keys().copied().collect();
         for id in ids {
@@ -948,6 +971,9 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         if refs == 0 {
             self.release(release);
         } else {
+            if stream_id.is_none() {
+                self.classify_ahead(&entry);
+            }
             self.tree.insert(
                 seq,
                 Pending {
@@ -988,7 +1014,13 @@ impl<D: DisplayDevice> DisplayWorker<D> {
     }
 
     /// Feeds the detector; returns the stream the drawable is a frame of.
-    fn detect(&mut self, c: &DrawCandidate, conv: &ConvertedDrawable, now_ms: u64) -> Option<u32> {
+    fn detect(
+        &mut self,
+        c: &DrawCandidate,
+        conv: &ConvertedDrawable,
+        cell: Option<&GradualityCell>,
+        now_ms: u64,
+    ) -> Option<u32> {
         let graduality = || {
             let slot = conv.images().first()?;
             let b = slot.bitmap()?;
@@ -1001,7 +1033,10 @@ impl<D: DisplayDevice> DisplayWorker<D> {
                 data: &b.data,
             };
             view.validate().ok()?;
-            Some(super::encode::graduality_of(&view))
+            Some(match cell {
+                Some(cell) => *cell.get_or_init(|| super::encode::graduality_of(&view)),
+                None => super::encode::graduality_of(&view),
+            })
         };
         match self.detector.on_draw(c, now_ms, graduality) {
             Detection::StreamCreated(info) => {
