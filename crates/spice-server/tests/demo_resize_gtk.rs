@@ -108,8 +108,11 @@ fn spice_gtk_resizes_the_demo_desktop_through_the_agent() {
     }
     // And the desktop is still animating at the last size.
     let w = demo.worker().lock().unwrap();
-    let s = w.surface(0).unwrap();
-    assert_eq!((s.width(), s.height()), (1024, 768));
+    let size = {
+        let s = w.surface(0).unwrap();
+        (s.width(), s.height())
+    };
+    assert_eq!(size, (1024, 768));
     let frame = w.device().last_frame().unwrap();
     drop(w);
     std::thread::sleep(Duration::from_millis(300));
