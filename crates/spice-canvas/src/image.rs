@@ -700,19 +700,39 @@ fn glz_rows_into(img: &spice_codecs::glz::GlzImage, dst: &mut [u32], stride: usi
     let (w, h) = (hdr.width as usize, hdr.height as usize);
     for (i, src) in img.pixels().chunks_exact(w * 4).enumerate().take(h) {
         let y = if hdr.top_down { i } else { h - 1 - i };
-        let d = &mut dst[y * stride..y * stride + w];
-        // A memcpy then a simple in-place pass (both vectorise).
-        {
-            use zerocopy::IntoBytes;
-            d.as_mut_bytes().copy_from_slice(src);
-        }
-        if cfg!(target_endian = "big") || or != 0 {
-            for p in d.iter_mut() {
-                *p = u32::from_le(*p) | or;
-            }
-        }
+        bgrx_row_into(&mut dst[y * stride..y * stride + w], src, or);
     }
     alpha
+}
+
+/// Writes the little-endian B,G,R,X/A pixels of `src` (`4 * d.len()` bytes) into `d`
+/// as `0xAARRGGBB` words ORed with `or`.
+fn bgrx_row_into(d: &mut [u32], src: &[u8], or: u32) {
+    if cfg!(target_endian = "little") {
+        // Word-aligned source (the usual case: a heap buffer): one pass that reads and
+        // writes each byte once (vectorises).
+        use zerocopy::FromBytes;
+        if let Ok(s) = <[u32]>::ref_from_bytes(src) {
+            if or == 0 {
+                d.copy_from_slice(s);
+            } else {
+                for (p, &v) in d.iter_mut().zip(s) {
+                    *p = v | or;
+                }
+            }
+            return;
+        }
+    }
+    // A memcpy then an in-place pass over the (cache-hot) row; both vectorise.
+    {
+        use zerocopy::IntoBytes;
+        d.as_mut_bytes().copy_from_slice(src);
+    }
+    if cfg!(target_endian = "big") || or != 0 {
+        for p in d.iter_mut() {
+            *p = u32::from_le(*p) | or;
+        }
+    }
 }
 
 /// Widens a little-endian x1r5g5b5 pixel like spice-gtk (`v << 3 | v >> 2`).
@@ -846,3 +866,32 @@ pub const DECODABLE_IMAGE_TYPES: [ImageType; 12] = [
     ImageType::JPEG_ALPHA,
     ImageType::LZ4,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::bgrx_row_into;
+
+    /// The aligned one-pass copy and the unaligned memcpy-then-OR fallback give the
+    /// pixels of a plain per-pixel conversion.
+    #[test]
+    fn bgrx_rows_aligned_and_unaligned() {
+        let words: Vec<u32> = (0..97u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+        let mut bytes = Vec::new();
+        for w in &words {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        let n = 96;
+        for shift in 0..4 {
+            let src = &bytes[shift..shift + n * 4];
+            for or in [0, 0xff00_0000] {
+                let want: Vec<u32> = src
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | or)
+                    .collect();
+                let mut got = vec![0x1234_5678u32; n];
+                bgrx_row_into(&mut got, src, or);
+                assert_eq!(got, want, "shift {shift} or {or:#x}");
+            }
+        }
+    }
+}

@@ -1046,7 +1046,12 @@ pub struct GlzWindow {
     released_below: u64,
     stored_pixels: usize,
     max_pixels: usize,
+    /// Buffers of released images, reused by the next images.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Buffers of released images a [`GlzWindow`] keeps for reuse.
+const MAX_SPARE_BUFFERS: usize = 2;
 
 impl GlzWindow {
     /// Creates an empty window keeping at most `max_pixels` pixels of images
@@ -1060,12 +1065,14 @@ impl GlzWindow {
             released_below: 0,
             stored_pixels: 0,
             max_pixels,
+            spare: Vec::new(),
         }
     }
 
     /// Drops every image (reconnection, dictionary reset, migration).
     pub fn clear(&mut self) {
         self.images.clear();
+        self.spare.clear();
         self.tail_gap = 0;
         self.released_below = 0;
         self.stored_pixels = 0;
@@ -1108,27 +1115,70 @@ impl GlzWindow {
             });
         }
         let n = n64 as usize;
-        let mut pixels = vec![0u8; n * 4];
+        // The RGB pass appends every pixel exactly once (no zero fill of a buffer it
+        // overwrites anyway); a buffer of a released image is reused when one fits.
+        let mut pixels = self.take_spare(n * 4);
         let mut r = Reader {
             data: stream,
             pos: GlzHeader::SIZE,
         };
-        match hdr.image_type {
-            LzImageType::Rgb16 => self.decode_pass::<RgbPass<2>>(&hdr, &mut r, &mut pixels)?,
-            LzImageType::Rgba => {
-                self.decode_pass::<RgbPass<3>>(&hdr, &mut r, &mut pixels)?;
-                self.decode_pass::<AlphaPass>(&hdr, &mut r, &mut pixels)?;
+        let res = match hdr.image_type {
+            LzImageType::Rgb16 => self.decode_pass::<RgbPass<2>>(&hdr, &mut r, n, &mut pixels),
+            LzImageType::Rgba => self
+                .decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels)
+                .and_then(|()| self.decode_pass::<AlphaPass>(&hdr, &mut r, n, &mut pixels)),
+            _ => self.decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels),
+        };
+        let res = res.and_then(|()| {
+            if r.pos != stream.len() {
+                Err(LzError::TrailingBytes(stream.len() - r.pos).into())
+            } else {
+                Ok(())
             }
-            _ => self.decode_pass::<RgbPass<3>>(&hdr, &mut r, &mut pixels)?,
+        });
+        if let Err(e) = res {
+            self.keep_spare(pixels);
+            return Err(e);
         }
-        if r.pos != stream.len() {
-            return Err(LzError::TrailingBytes(stream.len() - r.pos).into());
-        }
+        debug_assert_eq!(pixels.len(), n * 4);
         self.insert(GlzImage {
             header: hdr,
             pixels,
         });
         Ok(hdr)
+    }
+
+    /// An empty buffer with room for `bytes`: a kept buffer of a released image if one
+    /// is large enough (and not wastefully larger), else a new allocation.
+    fn take_spare(&mut self, bytes: usize) -> Vec<u8> {
+        if let Some(i) = self
+            .spare
+            .iter()
+            .position(|b| b.capacity() >= bytes && b.capacity() / 2 <= bytes)
+        {
+            let mut b = self.spare.swap_remove(i);
+            b.clear();
+            return b;
+        }
+        Vec::with_capacity(bytes)
+    }
+
+    /// Keeps the buffer of a released image for a later image (at most
+    /// [`MAX_SPARE_BUFFERS`], the largest kept).
+    fn keep_spare(&mut self, buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        if self.spare.len() < MAX_SPARE_BUFFERS {
+            self.spare.push(buf);
+        } else if let Some(small) = self
+            .spare
+            .iter_mut()
+            .min_by_key(|b| b.capacity())
+            .filter(|b| b.capacity() < buf.capacity())
+        {
+            *small = buf;
+        }
     }
 
     fn insert(&mut self, img: GlzImage) {
@@ -1143,6 +1193,7 @@ impl GlzWindow {
         if let Some(old) = self.images.insert(id, img) {
             tracing::warn!(id, "GLZ image id received twice; replacing");
             self.stored_pixels -= old.pixels.len() / 4;
+            self.keep_spare(old.pixels);
         }
         while self.images.contains_key(&self.tail_gap) {
             self.tail_gap += 1;
@@ -1174,6 +1225,7 @@ impl GlzWindow {
         let keep = self.images.split_off(&bound);
         for img in std::mem::replace(&mut self.images, keep).into_values() {
             self.stored_pixels -= img.pixels.len() / 4;
+            self.keep_spare(img.pixels);
         }
         self.released_below = bound;
     }
@@ -1192,13 +1244,16 @@ impl GlzWindow {
         }
     }
 
+    /// One pass over the `n` pixels of the image: [`RgbPass`] appends them to the
+    /// empty `out` (room for `n * 4` bytes reserved), [`AlphaPass`] sets the alpha
+    /// bytes of the `n * 4` bytes the RGB pass produced.
     fn decode_pass<K: Pass>(
         &self,
         hdr: &GlzHeader,
         r: &mut Reader<'_>,
-        out: &mut [u8],
+        n: usize,
+        out: &mut Vec<u8>,
     ) -> Result<(), GlzError> {
-        let n = out.len() / 4;
         let id = hdr.id;
         let mut op = 0usize;
         while op < n {
@@ -1261,7 +1316,7 @@ impl GlzWindow {
                     return Err(LzError::Overrun(at).into());
                 }
                 let inp = r.take(cnt * K::IN)?;
-                K::literals(inp, &mut out[op * 4..(op + cnt) * 4]);
+                K::literals(inp, out, op);
                 op += cnt;
             }
         }
@@ -1269,39 +1324,54 @@ impl GlzWindow {
     }
 }
 
-/// One decoding pass over 32-bit output pixels.
+/// One decoding pass over 32-bit output pixels; `op` is the pixel being produced.
 trait Pass {
     const IN: usize;
     const BIAS: usize;
-    fn literals(inp: &[u8], out: &mut [u8]);
-    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize);
-    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize);
+    /// `inp` holds at most 32 literals.
+    fn literals(inp: &[u8], out: &mut Vec<u8>, op: usize);
+    fn copy_same(out: &mut Vec<u8>, op: usize, ofs: usize, len: usize);
+    fn copy_from(src: &[u8], sp: usize, out: &mut Vec<u8>, op: usize, len: usize);
 }
 
-/// RGB pass: `B == 3` for RGB24/32 literals, `B == 2` for RGB16 (widened).
+/// RGB pass: `B == 3` for RGB24/32 literals, `B == 2` for RGB16 (widened). Appends
+/// to `out`, which holds exactly `op` pixels.
 struct RgbPass<const B: usize>;
 
 impl<const B: usize> Pass for RgbPass<B> {
     const IN: usize = B;
     const BIAS: usize = 3 - B;
     #[inline(always)]
-    fn literals(inp: &[u8], out: &mut [u8]) {
-        for (i, o) in inp.chunks_exact(B).zip(out.chunks_exact_mut(4)) {
+    fn literals(inp: &[u8], out: &mut Vec<u8>, _op: usize) {
+        // At most 32 literals per control byte: build them on the stack, append once.
+        let mut buf = [0u8; 32 * 4];
+        let n = inp.len() / B;
+        for (i, o) in inp.chunks_exact(B).zip(buf.chunks_exact_mut(4)) {
             if B == 3 {
                 o[..3].copy_from_slice(&i[..3]);
-                o[3] = 0;
             } else {
                 lz::widen_rgb16(i[0], i[1], o);
             }
         }
+        out.extend_from_slice(&buf[..n * 4]);
     }
     #[inline(always)]
-    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize) {
-        lz::copy_back(out, op * 4, ofs * 4, len * 4);
+    fn copy_same(out: &mut Vec<u8>, op: usize, ofs: usize, len: usize) {
+        // Pixels `ofs` back, repeating when the match overlaps itself: the bytes from
+        // `start` on are periodic (period `ofs` pixels), so each append may copy all of
+        // them, doubling the run.
+        debug_assert_eq!(out.len(), op * 4);
+        let start = (op - ofs) * 4;
+        let mut left = len * 4;
+        while left > 0 {
+            let c = (out.len() - start).min(left);
+            out.extend_from_within(start..start + c);
+            left -= c;
+        }
     }
     #[inline(always)]
-    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize) {
-        out[op * 4..(op + len) * 4].copy_from_slice(&src[sp * 4..(sp + len) * 4]);
+    fn copy_from(src: &[u8], sp: usize, out: &mut Vec<u8>, _op: usize, len: usize) {
+        out.extend_from_slice(&src[sp * 4..(sp + len) * 4]);
     }
 }
 
@@ -1312,19 +1382,19 @@ impl Pass for AlphaPass {
     const IN: usize = 1;
     const BIAS: usize = 2;
     #[inline(always)]
-    fn literals(inp: &[u8], out: &mut [u8]) {
-        for (&a, o) in inp.iter().zip(out.chunks_exact_mut(4)) {
+    fn literals(inp: &[u8], out: &mut Vec<u8>, op: usize) {
+        for (&a, o) in inp.iter().zip(out[op * 4..].chunks_exact_mut(4)) {
             o[3] = a;
         }
     }
     #[inline(always)]
-    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize) {
+    fn copy_same(out: &mut Vec<u8>, op: usize, ofs: usize, len: usize) {
         for i in op..op + len {
             out[i * 4 + 3] = out[(i - ofs) * 4 + 3];
         }
     }
     #[inline(always)]
-    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize) {
+    fn copy_from(src: &[u8], sp: usize, out: &mut Vec<u8>, op: usize, len: usize) {
         for k in 0..len {
             out[(op + k) * 4 + 3] = src[(sp + k) * 4 + 3];
         }
