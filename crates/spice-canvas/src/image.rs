@@ -501,11 +501,7 @@ impl ImageContext {
     }
 
     fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
-        let (alpha, px) = self.with_glz(data, w, h, |img| {
-            let mut px = vec![0u32; w as usize * h as usize];
-            let alpha = glz_rows_into(img, &mut px, w as usize);
-            (alpha, px)
-        })?;
+        let (alpha, px) = self.with_glz(data, w, h, glz_pixels)?;
         Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"))
     }
 
@@ -703,6 +699,38 @@ fn glz_rows_into(img: &spice_codecs::glz::GlzImage, dst: &mut [u32], stride: usi
         bgrx_row_into(&mut dst[y * stride..y * stride + w], src, or);
     }
     alpha
+}
+
+/// A window image's pixels top row first as `0xAARRGGBB` (alpha `0xff` unless the
+/// image is RGBA), appended row by row (no zero fill first); returns whether it has
+/// alpha.
+fn glz_pixels(img: &spice_codecs::glz::GlzImage) -> (bool, Vec<u32>) {
+    let hdr = img.header();
+    let alpha = hdr.image_type == LzImageType::Rgba;
+    let or = if alpha { 0 } else { 0xff00_0000 };
+    let (w, h) = (hdr.width as usize, hdr.height as usize);
+    let rows = img.pixels();
+    let mut px = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let i = if hdr.top_down { y } else { h - 1 - y };
+        let src = &rows[i * w * 4..(i + 1) * w * 4];
+        let at = px.len();
+        px.extend_from_slice(zerocopy::FromBytes::ref_from_bytes(src).unwrap_or(&[][..]));
+        if px.len() == at + w {
+            if cfg!(target_endian = "big") || or != 0 {
+                for p in &mut px[at..] {
+                    *p = u32::from_le(*p) | or;
+                }
+            }
+        } else {
+            // Unaligned window buffer: convert byte-wise.
+            px.extend(
+                src.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | or),
+            );
+        }
+    }
+    (alpha, px)
 }
 
 /// Writes the little-endian B,G,R,X/A pixels of `src` (`4 * d.len()` bytes) into `d`
