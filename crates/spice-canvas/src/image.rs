@@ -500,6 +500,61 @@ impl ImageContext {
         Ok(f(img))
     }
 
+    /// Decodes GLZ stream `data` (descriptor size `w` x `h`) into the shared window and
+    /// writes its pixels top-down into `dst` (rows `stride` pixels apart; the caller
+    /// checked that `dst` holds them) while decoding, as they are produced (see
+    /// [`spice_codecs::glz::GlzWindow::decode_to`]: a missing image of the window gives
+    /// its error before any pixel is written).
+    fn glz_into(
+        &self,
+        data: &[u8],
+        w: u32,
+        h: u32,
+        dst: &mut [u32],
+        stride: usize,
+    ) -> Result<(), CanvasError> {
+        let hdr = GlzHeader::parse(data)?;
+        self.check_size(hdr.width, hdr.height)?;
+        if hdr.width != w || hdr.height != h {
+            return Err(CanvasError::ImageSizeMismatch {
+                width: w,
+                height: h,
+                got_width: hdr.width,
+                got_height: hdr.height,
+            });
+        }
+        let or = if hdr.image_type == LzImageType::Rgba {
+            0
+        } else {
+            0xff00_0000
+        };
+        let (wu, hu) = (w as usize, h as usize);
+        let mut sink = |first: usize, mut bytes: &[u8]| {
+            let mut p = first;
+            while !bytes.is_empty() {
+                let (i, x) = (p / wu, p % wu);
+                if i >= hu {
+                    break;
+                }
+                let k = (wu - x).min(bytes.len() / 4);
+                if k == 0 {
+                    break;
+                }
+                let y = if hdr.top_down { i } else { hu - 1 - i };
+                let at = y * stride + x;
+                bgrx_row_into(&mut dst[at..at + k], &bytes[..k * 4], or);
+                bytes = &bytes[k * 4..];
+                p += k;
+            }
+        };
+        // A poisoned lock only means another channel panicked mid-decode; the window's
+        // state is still consistent (decode commits at the end), so keep going.
+        let mut win = self.glz.lock().unwrap_or_else(|e| e.into_inner());
+        let hdr = win.decode_to(data, &mut sink)?;
+        debug!(id = hdr.id, "GLZ image decoded");
+        Ok(())
+    }
+
     fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
         let (alpha, px) = self.with_glz(data, w, h, glz_pixels)?;
         Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"))
@@ -567,7 +622,7 @@ impl ImageContext {
                 Ok(true)
             }
             ImageBody::GlzRgb(data) => {
-                self.with_glz(data, w, h, |img| glz_rows_into(img, dst, stride))?;
+                self.glz_into(data, w, h, dst, stride)?;
                 Ok(true)
             }
             ImageBody::ZlibGlzRgb(z) => {
@@ -575,7 +630,7 @@ impl ImageContext {
                     .saturating_mul(8)
                     .saturating_add(GlzHeader::SIZE + 1024);
                 let glz = zlib_glz::unwrap(z.data, z.glz_data_size as usize, cap)?;
-                self.with_glz(&glz, w, h, |img| glz_rows_into(img, dst, stride))?;
+                self.glz_into(&glz, w, h, dst, stride)?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -684,21 +739,6 @@ impl ImageContext {
         let alpha = matches!(b.format, BitmapFormat::RGBA | BitmapFormat::BIT8_A) || is_mask;
         Ok(Pixmap::from_pixels(b.x, b.y, alpha, out).expect("w*h pixels"))
     }
-}
-
-/// Writes a window image's rows (stream order) top-down into `dst` (rows `stride`
-/// pixels apart) as `0xAARRGGBB`, alpha `0xff` unless the image is RGBA; returns whether
-/// it has alpha. `dst` holds the image (checked by the callers).
-fn glz_rows_into(img: &spice_codecs::glz::GlzImage, dst: &mut [u32], stride: usize) -> bool {
-    let hdr = img.header();
-    let alpha = hdr.image_type == LzImageType::Rgba;
-    let or = if alpha { 0 } else { 0xff00_0000 };
-    let (w, h) = (hdr.width as usize, hdr.height as usize);
-    for (i, src) in img.pixels().chunks_exact(w * 4).enumerate().take(h) {
-        let y = if hdr.top_down { i } else { h - 1 - i };
-        bgrx_row_into(&mut dst[y * stride..y * stride + w], src, or);
-    }
-    alpha
 }
 
 /// A window image's pixels top row first as `0xAARRGGBB` (alpha `0xff` unless the

@@ -187,3 +187,77 @@ fn img_of(id: u64, flags: ImageFlags, w: u32, h: u32, body: ImageBody<'static>) 
         body,
     }
 }
+
+/// Large GLZ images, decoded into the surface while decoding (runs of a few thousand
+/// pixels that end mid-row): two frames of one dictionary (the second refers to the
+/// first), both row orders, against the general path and the source pixels.
+#[test]
+fn streamed_glz_frames_equal_general_path() {
+    let (sw, sh) = (420u32, 120u32);
+    for top_down in [true, false] {
+        for (w, h) in [(333u32, 100u32), (397, 41)] {
+            let stride = w as usize * 4;
+            let f0 = pixels(w as usize, h as usize, 7);
+            let mut f1 = f0.clone();
+            // Frame 1: frame 0 with a band changed (the rest refers to frame 0).
+            for b in &mut f1[stride * 10..stride * 20] {
+                *b = b.wrapping_add(91);
+            }
+            let mut dict = GlzDictionary::new(1 << 20).unwrap();
+            let mut a = canvas(sw, sh, 0x0055_5555);
+            let mut b = canvas(sw, sh, 0x0055_5555);
+            for raw in [&f0, &f1] {
+                let rows: Vec<u8> = if top_down {
+                    raw.to_vec()
+                } else {
+                    raw.chunks_exact(stride).rev().flatten().copied().collect()
+                };
+                let mut out = Vec::new();
+                dict.encode(
+                    0,
+                    &GlzInput {
+                        image_type: LzImageType::Rgb32,
+                        width: w,
+                        height: h,
+                        stride,
+                        top_down,
+                        data: &rows,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+                let data = leak(out);
+                let (x, y) = (5, 9);
+                a.apply(&draw_copy(
+                    img_of(0, ImageFlags::empty(), w, h, ImageBody::GlzRgb(data)),
+                    x,
+                    y,
+                    None,
+                ))
+                .unwrap();
+                // The second canvas decodes the same stream into its own window through
+                // the pixmap path.
+                b.apply(&draw_copy(
+                    img_of(9, ImageFlags::CACHE_ME, w, h, ImageBody::GlzRgb(data)),
+                    x,
+                    y,
+                    None,
+                ))
+                .unwrap();
+                let (pa, pb) = (
+                    a.surfaces.get(0).unwrap().pixels(),
+                    b.surfaces.get(0).unwrap().pixels(),
+                );
+                assert!(pa == pb, "paths differ ({w}x{h}, top_down {top_down})");
+                for iy in 0..h as usize {
+                    for ix in 0..w as usize {
+                        let c = &raw[(iy * w as usize + ix) * 4..][..4];
+                        let want = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | 0xff00_0000;
+                        let got = pa[(iy + y as usize) * sw as usize + ix + x as usize];
+                        assert_eq!(got, want, "({ix}, {iy}) of {w}x{h}, top_down {top_down}");
+                    }
+                }
+            }
+        }
+    }
+}

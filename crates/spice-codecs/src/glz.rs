@@ -1053,6 +1053,10 @@ pub struct GlzWindow {
 /// Buffers of released images a [`GlzWindow`] keeps for reuse.
 const MAX_SPARE_BUFFERS: usize = 2;
 
+/// Pixels [`GlzWindow::decode_to`] hands over at a time while decoding (32 KiB: still
+/// in the first-level cache).
+const SINK_RUN: usize = 8192;
+
 impl GlzWindow {
     /// Creates an empty window keeping at most `max_pixels` pixels of images
     /// (the window size the client announced, or more). An image larger than
@@ -1098,6 +1102,40 @@ impl GlzWindow {
     /// header. On [`GlzError::MissingImage`] nothing changes: decode the
     /// missing image first, then this one again.
     pub fn decode(&mut self, stream: &[u8]) -> Result<GlzHeader, GlzError> {
+        self.decode_inner(stream, None)
+    }
+
+    /// Like [`GlzWindow::decode`], and hands the decoded pixels (4 bytes each, as
+    /// [`GlzImage::pixels`]) to `sink` as `(first_pixel, bytes)` runs: every pixel
+    /// exactly once, in stream order.
+    ///
+    /// For an RGB16/24/32 image whose window (from the header's window head up to the
+    /// image) the window holds entirely, the runs are handed over while decoding, a
+    /// few thousand pixels at a time, while they are still in the CPU cache; a
+    /// malformed stream may then have handed over some runs before its error.
+    /// Otherwise (RGBA, or an image of the window missing) the whole image is handed
+    /// over once decoded, so [`GlzError::MissingImage`] never reaches `sink`.
+    pub fn decode_to(
+        &mut self,
+        stream: &[u8],
+        sink: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<GlzHeader, GlzError> {
+        self.decode_inner(stream, Some(sink))
+    }
+
+    /// True when every image from `hdr`'s window head up to `hdr.id` is held.
+    fn holds_window_of(&self, hdr: &GlzHeader) -> bool {
+        let id = hdr.id;
+        let head = id.saturating_sub(u64::from(hdr.win_head_dist));
+        id - head <= self.images.len() as u64
+            && self.images.range(head..id).count() as u64 == id - head
+    }
+
+    fn decode_inner(
+        &mut self,
+        stream: &[u8],
+        mut sink: Option<&mut dyn FnMut(usize, &[u8])>,
+    ) -> Result<GlzHeader, GlzError> {
         let hdr = GlzHeader::parse(stream)?;
         check_type(hdr.image_type)?;
         if hdr.width == 0 || hdr.height == 0 {
@@ -1122,12 +1160,21 @@ impl GlzWindow {
             data: stream,
             pos: GlzHeader::SIZE,
         };
+        // Runs go to the sink while decoding only when nothing can be missing and one
+        // pass produces the final pixels.
+        let streaming =
+            sink.is_some() && hdr.image_type != LzImageType::Rgba && self.holds_window_of(&hdr);
+        let mut during = if streaming { sink.take() } else { None };
         let res = match hdr.image_type {
-            LzImageType::Rgb16 => self.decode_pass::<RgbPass<2>>(&hdr, &mut r, n, &mut pixels),
+            LzImageType::Rgb16 => {
+                self.decode_pass::<RgbPass<2>>(&hdr, &mut r, n, &mut pixels, &mut during)
+            }
             LzImageType::Rgba => self
-                .decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels)
-                .and_then(|()| self.decode_pass::<AlphaPass>(&hdr, &mut r, n, &mut pixels)),
-            _ => self.decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels),
+                .decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels, &mut None)
+                .and_then(|()| {
+                    self.decode_pass::<AlphaPass>(&hdr, &mut r, n, &mut pixels, &mut None)
+                }),
+            _ => self.decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels, &mut during),
         };
         let res = res.and_then(|()| {
             if r.pos != stream.len() {
@@ -1141,6 +1188,9 @@ impl GlzWindow {
             return Err(e);
         }
         debug_assert_eq!(pixels.len(), n * 4);
+        if let Some(sink) = sink {
+            sink(0, &pixels);
+        }
         self.insert(GlzImage {
             header: hdr,
             pixels,
@@ -1247,16 +1297,29 @@ impl GlzWindow {
     /// One pass over the `n` pixels of the image: [`RgbPass`] appends them to the
     /// empty `out` (room for `n * 4` bytes reserved), [`AlphaPass`] sets the alpha
     /// bytes of the `n * 4` bytes the RGB pass produced.
+    ///
+    /// With a `sink`, finished pixels are handed to it every [`SINK_RUN`] pixels or
+    /// so, and the rest at the end (output before `op` never changes again).
     fn decode_pass<K: Pass>(
         &self,
         hdr: &GlzHeader,
         r: &mut Reader<'_>,
         n: usize,
         out: &mut Vec<u8>,
+        sink: &mut Option<&mut dyn FnMut(usize, &[u8])>,
     ) -> Result<(), GlzError> {
         let id = hdr.id;
         let mut op = 0usize;
+        let mut sent = 0usize;
+        let mut next_send = if sink.is_some() { SINK_RUN } else { usize::MAX };
         while op < n {
+            if op >= next_send {
+                if let Some(f) = sink {
+                    f(sent, &out[sent * 4..op * 4]);
+                }
+                sent = op;
+                next_send = op + SINK_RUN;
+            }
             let at = r.pos;
             let ctrl = r.byte()?;
             if ctrl >= 32 {
@@ -1295,19 +1358,36 @@ impl GlzWindow {
                 if len > n - op {
                     return Err(LzError::Overrun(at).into());
                 }
-                if idist == 0 {
-                    let ofs = pofs + 1;
-                    if ofs > op {
+                let src = if idist == 0 {
+                    if pofs + 1 > op {
                         return Err(LzError::BadReference(at).into());
                     }
-                    K::copy_same(out, op, ofs, len);
+                    None
                 } else {
                     let img = self.lookup(id, idist, at)?;
                     let rn = img.pixels.len() / 4;
                     if pofs > rn || len > rn - pofs {
                         return Err(GlzError::BadReference { id, at });
                     }
-                    K::copy_from(&img.pixels, pofs, out, op, len);
+                    Some(&img.pixels)
+                };
+                // A long match (a whole frame repeated) is copied in pieces, each handed
+                // to the sink while it is still cached.
+                let mut done = 0;
+                while done < len {
+                    let c = (len - done).min(SINK_RUN);
+                    match src {
+                        None => K::copy_same(out, op + done, pofs + 1, c),
+                        Some(px) => K::copy_from(px, pofs + done, out, op + done, c),
+                    }
+                    done += c;
+                    if op + done >= next_send {
+                        if let Some(f) = sink {
+                            f(sent, &out[sent * 4..(op + done) * 4]);
+                        }
+                        sent = op + done;
+                        next_send = sent + SINK_RUN;
+                    }
                 }
                 op += len;
             } else {
@@ -1319,6 +1399,9 @@ impl GlzWindow {
                 K::literals(inp, out, op);
                 op += cnt;
             }
+        }
+        if let Some(f) = sink {
+            f(sent, &out[sent * 4..op * 4]);
         }
         Ok(())
     }
@@ -1421,8 +1504,71 @@ pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GlzDictionary, GlzFrame, GlzInput, GlzPixels};
+    use super::{GlzDictionary, GlzError, GlzFrame, GlzInput, GlzPixels, GlzWindow};
     use crate::lz::LzImageType;
+
+    /// `decode_to` hands over every pixel once, in order, in runs (several for a large
+    /// image, ending mid-row), equal to the stored image; RGBA and images whose window
+    /// is incomplete are handed over whole, after decoding, and a missing image hands
+    /// over nothing.
+    #[test]
+    fn decode_to_hands_over_runs() {
+        let (w, h) = (301usize, 97usize);
+        // Noise every few pixels, so no single match covers the image.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let img: Vec<u8> = (0..w * h * 4)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                if (i / 4) % 5 == 0 {
+                    seed as u8
+                } else {
+                    (i % 4 * 50) as u8
+                }
+            })
+            .collect();
+        let mut dict = GlzDictionary::new(w * h * 8).unwrap();
+        let mut streams = Vec::new();
+        for t in [LzImageType::Rgb32, LzImageType::Rgb32, LzImageType::Rgba] {
+            let mut out = Vec::new();
+            let input = GlzInput {
+                image_type: t,
+                width: w as u32,
+                height: h as u32,
+                stride: w * 4,
+                top_down: false,
+                data: &img,
+            };
+            dict.encode(0, &input, &mut out).unwrap();
+            streams.push(out);
+        }
+        // Image 1 without image 0: refused before any pixel is handed over.
+        let mut win = GlzWindow::new(w * h * 8);
+        let mut calls = 0;
+        let r = win.decode_to(&streams[1], &mut |_, _| calls += 1);
+        assert!(matches!(r, Err(GlzError::MissingImage { .. })), "{r:?}");
+        assert_eq!(calls, 0);
+        for (i, s) in streams.iter().enumerate() {
+            let mut runs: Vec<(usize, Vec<u8>)> = Vec::new();
+            let hdr = win
+                .decode_to(s, &mut |first, bytes| runs.push((first, bytes.to_vec())))
+                .unwrap();
+            let mut next = 0;
+            let mut all = Vec::new();
+            for (first, bytes) in &runs {
+                assert_eq!(*first, next);
+                next += bytes.len() / 4;
+                all.extend_from_slice(bytes);
+            }
+            assert_eq!(all, win.image(hdr.id).unwrap().pixels(), "image {i}");
+            if i < 2 {
+                assert!(runs.len() > 2, "image {i}: {} runs", runs.len());
+            } else {
+                assert_eq!(runs.len(), 1, "RGBA: one run");
+            }
+        }
+    }
 
     /// The dictionary keeps exact copies of packed and padded inputs, long
     /// matches and runs included (copied block by block while encoding).
