@@ -1053,6 +1053,9 @@ pub struct GlzWindow {
 /// Buffers of released images a [`GlzWindow`] keeps for reuse.
 const MAX_SPARE_BUFFERS: usize = 2;
 
+/// Where [`GlzWindow::decode_to`] hands decoded pixels: `(first_pixel, bytes)`.
+type PixelSink<'s> = dyn FnMut(usize, &[u8]) + 's;
+
 /// Pixels [`GlzWindow::decode_to`] hands over at a time while decoding (32 KiB: still
 /// in the first-level cache).
 const SINK_RUN: usize = 8192;
@@ -1134,7 +1137,7 @@ impl GlzWindow {
     fn decode_inner(
         &mut self,
         stream: &[u8],
-        mut sink: Option<&mut dyn FnMut(usize, &[u8])>,
+        mut sink: Option<&mut PixelSink<'_>>,
     ) -> Result<GlzHeader, GlzError> {
         let hdr = GlzHeader::parse(stream)?;
         check_type(hdr.image_type)?;
@@ -1306,7 +1309,7 @@ impl GlzWindow {
         r: &mut Reader<'_>,
         n: usize,
         out: &mut Vec<u8>,
-        sink: &mut Option<&mut dyn FnMut(usize, &[u8])>,
+        sink: &mut Option<&mut PixelSink<'_>>,
     ) -> Result<(), GlzError> {
         let id = hdr.id;
         let mut op = 0usize;
