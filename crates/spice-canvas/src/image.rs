@@ -556,7 +556,35 @@ impl ImageContext {
     }
 
     fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
-        let (alpha, px) = self.with_glz(data, w, h, glz_pixels)?;
+        let hdr = GlzHeader::parse(data)?;
+        if !hdr.top_down {
+            let (alpha, px) = self.with_glz(data, w, h, glz_pixels)?;
+            return Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"));
+        }
+        // Top-down: the decoded runs arrive in pixmap order; append them while they
+        // are still cached.
+        self.check_size(hdr.width, hdr.height)?;
+        if hdr.width != w || hdr.height != h {
+            return Err(CanvasError::ImageSizeMismatch {
+                width: w,
+                height: h,
+                got_width: hdr.width,
+                got_height: hdr.height,
+            });
+        }
+        let alpha = hdr.image_type == LzImageType::Rgba;
+        let or = if alpha { 0 } else { 0xff00_0000 };
+        let n = w as usize * h as usize;
+        let mut px: Vec<u32> = Vec::with_capacity(n);
+        let mut sink = |_first: usize, bytes: &[u8]| {
+            let at = px.len();
+            let k = (bytes.len() / 4).min(n - at);
+            px.resize(at + k, 0);
+            bgrx_row_into(&mut px[at..], &bytes[..k * 4], or);
+        };
+        let mut win = self.glz.lock().unwrap_or_else(|e| e.into_inner());
+        win.decode_to(data, &mut sink)?;
+        drop(win);
         Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"))
     }
 
