@@ -1488,19 +1488,33 @@ impl Pass for AlphaPass {
 }
 
 /// Fuzzing entry point: splits `data` at `0xFF 0x00 0xFF 0x00` markers into
-/// streams and decodes them in order into one window capped at 2^20 pixels.
-/// Never panics.
+/// streams and decodes them in order into one window capped at 2^20 pixels,
+/// alternately with [`GlzWindow::decode`] and [`GlzWindow::decode_to`] (whose runs
+/// must follow each other; checked by a debug assertion). Never panics.
 pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
     let mut win = GlzWindow::new(1 << 20);
     let mut rest = data;
+    let mut with_sink = false;
+    let decode = |win: &mut GlzWindow, part: &[u8], with_sink: bool| {
+        if with_sink {
+            let mut next = 0;
+            win.decode_to(part, &mut |first, bytes| {
+                debug_assert_eq!(first, next, "runs follow each other");
+                next = first + bytes.len() / 4;
+            })
+        } else {
+            win.decode(part)
+        }
+    };
     loop {
         let split = rest.windows(4).position(|w| w == [0xff, 0, 0xff, 0]);
         let (part, next) = match split {
             Some(p) => (&rest[..p], &rest[p + 4..]),
-            None => return win.decode(rest).map(|_| ()),
+            None => return decode(&mut win, rest, with_sink).map(|_| ()),
         };
         // Errors of earlier parts are expected with fuzzed input; keep going.
-        let _ = win.decode(part);
+        let _ = decode(&mut win, part, with_sink);
+        with_sink = !with_sink;
         rest = next;
     }
 }
