@@ -591,8 +591,9 @@ impl ImageContext {
     /// Decodes a QUIC or (ZLIB_)GLZ image without cache flags straight into `dst`, the
     /// top-left pixel of a `width` x `height` destination with rows `stride` pixels apart
     /// (the caller checked that `dst` holds them). Returns false, having done nothing,
-    /// for any other image (the caller decodes it the usual way). A QUIC stream that fails
-    /// part way leaves the rows decoded so far in `dst`.
+    /// for any other image (the caller decodes it the usual way). A QUIC stream, or a
+    /// GLZ stream whose window is complete, that fails part way leaves the pixels decoded
+    /// so far in `dst`; a GLZ image referring to a missing image leaves `dst` untouched.
     pub(crate) fn decode_into(
         &mut self,
         image: &Image<'_>,

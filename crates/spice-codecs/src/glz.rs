@@ -1064,7 +1064,8 @@ impl GlzWindow {
     /// Creates an empty window keeping at most `max_pixels` pixels of images
     /// (the window size the client announced, or more). An image larger than
     /// this is refused; when the total grows past it the oldest images are
-    /// dropped (a well-behaved server never needs that).
+    /// dropped (a well-behaved server never needs that). The buffers of up to two
+    /// released images are kept besides, for the next images to reuse.
     pub fn new(max_pixels: usize) -> Self {
         Self {
             images: BTreeMap::new(),
