@@ -500,20 +500,100 @@ impl ImageContext {
         Ok(f(img))
     }
 
+    /// Decodes GLZ stream `data` (descriptor size `w` x `h`) into the shared window and
+    /// writes its pixels top-down into `dst` (rows `stride` pixels apart; the caller
+    /// checked that `dst` holds them) while decoding, as they are produced (see
+    /// [`spice_codecs::glz::GlzWindow::decode_to`]: a missing image of the window gives
+    /// its error before any pixel is written).
+    fn glz_into(
+        &self,
+        data: &[u8],
+        w: u32,
+        h: u32,
+        dst: &mut [u32],
+        stride: usize,
+    ) -> Result<(), CanvasError> {
+        let hdr = GlzHeader::parse(data)?;
+        self.check_size(hdr.width, hdr.height)?;
+        if hdr.width != w || hdr.height != h {
+            return Err(CanvasError::ImageSizeMismatch {
+                width: w,
+                height: h,
+                got_width: hdr.width,
+                got_height: hdr.height,
+            });
+        }
+        let or = if hdr.image_type == LzImageType::Rgba {
+            0
+        } else {
+            0xff00_0000
+        };
+        let (wu, hu) = (w as usize, h as usize);
+        let mut sink = |first: usize, mut bytes: &[u8]| {
+            let mut p = first;
+            while !bytes.is_empty() {
+                let (i, x) = (p / wu, p % wu);
+                if i >= hu {
+                    break;
+                }
+                let k = (wu - x).min(bytes.len() / 4);
+                if k == 0 {
+                    break;
+                }
+                let y = if hdr.top_down { i } else { hu - 1 - i };
+                let at = y * stride + x;
+                bgrx_row_into(&mut dst[at..at + k], &bytes[..k * 4], or);
+                bytes = &bytes[k * 4..];
+                p += k;
+            }
+        };
+        // A poisoned lock only means another channel panicked mid-decode; the window's
+        // state is still consistent (decode commits at the end), so keep going.
+        let mut win = self.glz.lock().unwrap_or_else(|e| e.into_inner());
+        let hdr = win.decode_to(data, &mut sink)?;
+        debug!(id = hdr.id, "GLZ image decoded");
+        Ok(())
+    }
+
     fn decode_glz(&self, data: &[u8], w: u32, h: u32) -> Result<Pixmap, CanvasError> {
-        let (alpha, px) = self.with_glz(data, w, h, |img| {
-            let mut px = vec![0u32; w as usize * h as usize];
-            let alpha = glz_rows_into(img, &mut px, w as usize);
-            (alpha, px)
-        })?;
+        let hdr = GlzHeader::parse(data)?;
+        if !hdr.top_down {
+            let (alpha, px) = self.with_glz(data, w, h, glz_pixels)?;
+            return Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"));
+        }
+        // Top-down: the decoded runs arrive in pixmap order; append them while they
+        // are still cached.
+        self.check_size(hdr.width, hdr.height)?;
+        if hdr.width != w || hdr.height != h {
+            return Err(CanvasError::ImageSizeMismatch {
+                width: w,
+                height: h,
+                got_width: hdr.width,
+                got_height: hdr.height,
+            });
+        }
+        let alpha = hdr.image_type == LzImageType::Rgba;
+        let or = if alpha { 0 } else { 0xff00_0000 };
+        let n = w as usize * h as usize;
+        let mut px: Vec<u32> = Vec::with_capacity(n);
+        let mut sink = |_first: usize, bytes: &[u8]| {
+            let at = px.len();
+            let k = (bytes.len() / 4).min(n - at);
+            px.resize(at + k, 0);
+            bgrx_row_into(&mut px[at..], &bytes[..k * 4], or);
+        };
+        let mut win = self.glz.lock().unwrap_or_else(|e| e.into_inner());
+        win.decode_to(data, &mut sink)?;
+        drop(win);
         Ok(Pixmap::from_pixels(w, h, alpha, px).expect("w*h pixels"))
     }
 
     /// Decodes a QUIC or (ZLIB_)GLZ image without cache flags straight into `dst`, the
     /// top-left pixel of a `width` x `height` destination with rows `stride` pixels apart
     /// (the caller checked that `dst` holds them). Returns false, having done nothing,
-    /// for any other image (the caller decodes it the usual way). A QUIC stream that fails
-    /// part way leaves the rows decoded so far in `dst`.
+    /// for any other image (the caller decodes it the usual way). A QUIC stream, or a
+    /// GLZ stream whose window is complete, that fails part way leaves the pixels decoded
+    /// so far in `dst`; a GLZ image referring to a missing image leaves `dst` untouched.
     pub(crate) fn decode_into(
         &mut self,
         image: &Image<'_>,
@@ -571,7 +651,7 @@ impl ImageContext {
                 Ok(true)
             }
             ImageBody::GlzRgb(data) => {
-                self.with_glz(data, w, h, |img| glz_rows_into(img, dst, stride))?;
+                self.glz_into(data, w, h, dst, stride)?;
                 Ok(true)
             }
             ImageBody::ZlibGlzRgb(z) => {
@@ -579,7 +659,7 @@ impl ImageContext {
                     .saturating_mul(8)
                     .saturating_add(GlzHeader::SIZE + 1024);
                 let glz = zlib_glz::unwrap(z.data, z.glz_data_size as usize, cap)?;
-                self.with_glz(&glz, w, h, |img| glz_rows_into(img, dst, stride))?;
+                self.glz_into(&glz, w, h, dst, stride)?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -690,29 +770,66 @@ impl ImageContext {
     }
 }
 
-/// Writes a window image's rows (stream order) top-down into `dst` (rows `stride`
-/// pixels apart) as `0xAARRGGBB`, alpha `0xff` unless the image is RGBA; returns whether
-/// it has alpha. `dst` holds the image (checked by the callers).
-fn glz_rows_into(img: &spice_codecs::glz::GlzImage, dst: &mut [u32], stride: usize) -> bool {
+/// A window image's pixels top row first as `0xAARRGGBB` (alpha `0xff` unless the
+/// image is RGBA), appended row by row (no zero fill first); returns whether it has
+/// alpha.
+fn glz_pixels(img: &spice_codecs::glz::GlzImage) -> (bool, Vec<u32>) {
     let hdr = img.header();
     let alpha = hdr.image_type == LzImageType::Rgba;
     let or = if alpha { 0 } else { 0xff00_0000 };
     let (w, h) = (hdr.width as usize, hdr.height as usize);
-    for (i, src) in img.pixels().chunks_exact(w * 4).enumerate().take(h) {
-        let y = if hdr.top_down { i } else { h - 1 - i };
-        let d = &mut dst[y * stride..y * stride + w];
-        // A memcpy then a simple in-place pass (both vectorise).
-        {
-            use zerocopy::IntoBytes;
-            d.as_mut_bytes().copy_from_slice(src);
-        }
-        if cfg!(target_endian = "big") || or != 0 {
-            for p in d.iter_mut() {
-                *p = u32::from_le(*p) | or;
+    let rows = img.pixels();
+    let mut px = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let i = if hdr.top_down { y } else { h - 1 - y };
+        let src = &rows[i * w * 4..(i + 1) * w * 4];
+        let at = px.len();
+        px.extend_from_slice(zerocopy::FromBytes::ref_from_bytes(src).unwrap_or(&[][..]));
+        if px.len() == at + w {
+            if cfg!(target_endian = "big") || or != 0 {
+                for p in &mut px[at..] {
+                    *p = u32::from_le(*p) | or;
+                }
             }
+        } else {
+            // Unaligned window buffer: convert byte-wise.
+            px.extend(
+                src.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | or),
+            );
         }
     }
-    alpha
+    (alpha, px)
+}
+
+/// Writes the little-endian B,G,R,X/A pixels of `src` (`4 * d.len()` bytes) into `d`
+/// as `0xAARRGGBB` words ORed with `or`.
+fn bgrx_row_into(d: &mut [u32], src: &[u8], or: u32) {
+    if cfg!(target_endian = "little") {
+        // Word-aligned source (the usual case: a heap buffer): one pass that reads and
+        // writes each byte once (vectorises).
+        use zerocopy::FromBytes;
+        if let Ok(s) = <[u32]>::ref_from_bytes(src) {
+            if or == 0 {
+                d.copy_from_slice(s);
+            } else {
+                for (p, &v) in d.iter_mut().zip(s) {
+                    *p = v | or;
+                }
+            }
+            return;
+        }
+    }
+    // A memcpy then an in-place pass over the (cache-hot) row; both vectorise.
+    {
+        use zerocopy::IntoBytes;
+        d.as_mut_bytes().copy_from_slice(src);
+    }
+    if cfg!(target_endian = "big") || or != 0 {
+        for p in d.iter_mut() {
+            *p = u32::from_le(*p) | or;
+        }
+    }
 }
 
 /// Widens a little-endian x1r5g5b5 pixel like spice-gtk (`v << 3 | v >> 2`).
@@ -846,3 +963,32 @@ pub const DECODABLE_IMAGE_TYPES: [ImageType; 12] = [
     ImageType::JPEG_ALPHA,
     ImageType::LZ4,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::bgrx_row_into;
+
+    /// The aligned one-pass copy and the unaligned memcpy-then-OR fallback give the
+    /// pixels of a plain per-pixel conversion.
+    #[test]
+    fn bgrx_rows_aligned_and_unaligned() {
+        let words: Vec<u32> = (0..97u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+        let mut bytes = Vec::new();
+        for w in &words {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        let n = 96;
+        for shift in 0..4 {
+            let src = &bytes[shift..shift + n * 4];
+            for or in [0, 0xff00_0000] {
+                let want: Vec<u32> = src
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | or)
+                    .collect();
+                let mut got = vec![0x1234_5678u32; n];
+                bgrx_row_into(&mut got, src, or);
+                assert_eq!(got, want, "shift {shift} or {or:#x}");
+            }
+        }
+    }
+}

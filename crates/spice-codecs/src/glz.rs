@@ -1046,13 +1046,26 @@ pub struct GlzWindow {
     released_below: u64,
     stored_pixels: usize,
     max_pixels: usize,
+    /// Buffers of released images, reused by the next images.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Buffers of released images a [`GlzWindow`] keeps for reuse.
+const MAX_SPARE_BUFFERS: usize = 2;
+
+/// Where [`GlzWindow::decode_to`] hands decoded pixels: `(first_pixel, bytes)`.
+type PixelSink<'s> = dyn FnMut(usize, &[u8]) + 's;
+
+/// Pixels [`GlzWindow::decode_to`] hands over at a time while decoding (32 KiB: still
+/// in the first-level cache).
+const SINK_RUN: usize = 8192;
 
 impl GlzWindow {
     /// Creates an empty window keeping at most `max_pixels` pixels of images
     /// (the window size the client announced, or more). An image larger than
     /// this is refused; when the total grows past it the oldest images are
-    /// dropped (a well-behaved server never needs that).
+    /// dropped (a well-behaved server never needs that). The buffers of up to two
+    /// released images are kept besides, for the next images to reuse.
     pub fn new(max_pixels: usize) -> Self {
         Self {
             images: BTreeMap::new(),
@@ -1060,12 +1073,14 @@ impl GlzWindow {
             released_below: 0,
             stored_pixels: 0,
             max_pixels,
+            spare: Vec::new(),
         }
     }
 
     /// Drops every image (reconnection, dictionary reset, migration).
     pub fn clear(&mut self) {
         self.images.clear();
+        self.spare.clear();
         self.tail_gap = 0;
         self.released_below = 0;
         self.stored_pixels = 0;
@@ -1091,6 +1106,40 @@ impl GlzWindow {
     /// header. On [`GlzError::MissingImage`] nothing changes: decode the
     /// missing image first, then this one again.
     pub fn decode(&mut self, stream: &[u8]) -> Result<GlzHeader, GlzError> {
+        self.decode_inner(stream, None)
+    }
+
+    /// Like [`GlzWindow::decode`], and hands the decoded pixels (4 bytes each, as
+    /// [`GlzImage::pixels`]) to `sink` as `(first_pixel, bytes)` runs: every pixel
+    /// exactly once, in stream order.
+    ///
+    /// For an RGB16/24/32 image whose window (from the header's window head up to the
+    /// image) the window holds entirely, the runs are handed over while decoding, a
+    /// few thousand pixels at a time, while they are still in the CPU cache; a
+    /// malformed stream may then have handed over some runs before its error.
+    /// Otherwise (RGBA, or an image of the window missing) the whole image is handed
+    /// over once decoded, so [`GlzError::MissingImage`] never reaches `sink`.
+    pub fn decode_to(
+        &mut self,
+        stream: &[u8],
+        sink: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<GlzHeader, GlzError> {
+        self.decode_inner(stream, Some(sink))
+    }
+
+    /// True when every image from `hdr`'s window head up to `hdr.id` is held.
+    fn holds_window_of(&self, hdr: &GlzHeader) -> bool {
+        let id = hdr.id;
+        let head = id.saturating_sub(u64::from(hdr.win_head_dist));
+        id - head <= self.images.len() as u64
+            && self.images.range(head..id).count() as u64 == id - head
+    }
+
+    fn decode_inner(
+        &mut self,
+        stream: &[u8],
+        mut sink: Option<&mut PixelSink<'_>>,
+    ) -> Result<GlzHeader, GlzError> {
         let hdr = GlzHeader::parse(stream)?;
         check_type(hdr.image_type)?;
         if hdr.width == 0 || hdr.height == 0 {
@@ -1108,27 +1157,82 @@ impl GlzWindow {
             });
         }
         let n = n64 as usize;
-        let mut pixels = vec![0u8; n * 4];
+        // The RGB pass appends every pixel exactly once (no zero fill of a buffer it
+        // overwrites anyway); a buffer of a released image is reused when one fits.
+        let mut pixels = self.take_spare(n * 4);
         let mut r = Reader {
             data: stream,
             pos: GlzHeader::SIZE,
         };
-        match hdr.image_type {
-            LzImageType::Rgb16 => self.decode_pass::<RgbPass<2>>(&hdr, &mut r, &mut pixels)?,
-            LzImageType::Rgba => {
-                self.decode_pass::<RgbPass<3>>(&hdr, &mut r, &mut pixels)?;
-                self.decode_pass::<AlphaPass>(&hdr, &mut r, &mut pixels)?;
+        // Runs go to the sink while decoding only when nothing can be missing and one
+        // pass produces the final pixels.
+        let streaming =
+            sink.is_some() && hdr.image_type != LzImageType::Rgba && self.holds_window_of(&hdr);
+        let mut during = if streaming { sink.take() } else { None };
+        let res = match hdr.image_type {
+            LzImageType::Rgb16 => {
+                self.decode_pass::<RgbPass<2>>(&hdr, &mut r, n, &mut pixels, &mut during)
             }
-            _ => self.decode_pass::<RgbPass<3>>(&hdr, &mut r, &mut pixels)?,
+            LzImageType::Rgba => self
+                .decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels, &mut None)
+                .and_then(|()| {
+                    self.decode_pass::<AlphaPass>(&hdr, &mut r, n, &mut pixels, &mut None)
+                }),
+            _ => self.decode_pass::<RgbPass<3>>(&hdr, &mut r, n, &mut pixels, &mut during),
+        };
+        let res = res.and_then(|()| {
+            if r.pos != stream.len() {
+                Err(LzError::TrailingBytes(stream.len() - r.pos).into())
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = res {
+            self.keep_spare(pixels);
+            return Err(e);
         }
-        if r.pos != stream.len() {
-            return Err(LzError::TrailingBytes(stream.len() - r.pos).into());
+        debug_assert_eq!(pixels.len(), n * 4);
+        if let Some(sink) = sink {
+            sink(0, &pixels);
         }
         self.insert(GlzImage {
             header: hdr,
             pixels,
         });
         Ok(hdr)
+    }
+
+    /// An empty buffer with room for `bytes`: a kept buffer of a released image if one
+    /// is large enough (and not wastefully larger), else a new allocation.
+    fn take_spare(&mut self, bytes: usize) -> Vec<u8> {
+        if let Some(i) = self
+            .spare
+            .iter()
+            .position(|b| b.capacity() >= bytes && b.capacity() / 2 <= bytes)
+        {
+            let mut b = self.spare.swap_remove(i);
+            b.clear();
+            return b;
+        }
+        Vec::with_capacity(bytes)
+    }
+
+    /// Keeps the buffer of a released image for a later image (at most
+    /// [`MAX_SPARE_BUFFERS`], the largest kept).
+    fn keep_spare(&mut self, buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        if self.spare.len() < MAX_SPARE_BUFFERS {
+            self.spare.push(buf);
+        } else if let Some(small) = self
+            .spare
+            .iter_mut()
+            .min_by_key(|b| b.capacity())
+            .filter(|b| b.capacity() < buf.capacity())
+        {
+            *small = buf;
+        }
     }
 
     fn insert(&mut self, img: GlzImage) {
@@ -1143,6 +1247,7 @@ impl GlzWindow {
         if let Some(old) = self.images.insert(id, img) {
             tracing::warn!(id, "GLZ image id received twice; replacing");
             self.stored_pixels -= old.pixels.len() / 4;
+            self.keep_spare(old.pixels);
         }
         while self.images.contains_key(&self.tail_gap) {
             self.tail_gap += 1;
@@ -1174,6 +1279,7 @@ impl GlzWindow {
         let keep = self.images.split_off(&bound);
         for img in std::mem::replace(&mut self.images, keep).into_values() {
             self.stored_pixels -= img.pixels.len() / 4;
+            self.keep_spare(img.pixels);
         }
         self.released_below = bound;
     }
@@ -1192,16 +1298,32 @@ impl GlzWindow {
         }
     }
 
+    /// One pass over the `n` pixels of the image: [`RgbPass`] appends them to the
+    /// empty `out` (room for `n * 4` bytes reserved), [`AlphaPass`] sets the alpha
+    /// bytes of the `n * 4` bytes the RGB pass produced.
+    ///
+    /// With a `sink`, finished pixels are handed to it every [`SINK_RUN`] pixels or
+    /// so, and the rest at the end (output before `op` never changes again).
     fn decode_pass<K: Pass>(
         &self,
         hdr: &GlzHeader,
         r: &mut Reader<'_>,
-        out: &mut [u8],
+        n: usize,
+        out: &mut Vec<u8>,
+        sink: &mut Option<&mut PixelSink<'_>>,
     ) -> Result<(), GlzError> {
-        let n = out.len() / 4;
         let id = hdr.id;
         let mut op = 0usize;
+        let mut sent = 0usize;
+        let mut next_send = if sink.is_some() { SINK_RUN } else { usize::MAX };
         while op < n {
+            if op >= next_send {
+                if let Some(f) = sink {
+                    f(sent, &out[sent * 4..op * 4]);
+                }
+                sent = op;
+                next_send = op + SINK_RUN;
+            }
             let at = r.pos;
             let ctrl = r.byte()?;
             if ctrl >= 32 {
@@ -1240,19 +1362,36 @@ impl GlzWindow {
                 if len > n - op {
                     return Err(LzError::Overrun(at).into());
                 }
-                if idist == 0 {
-                    let ofs = pofs + 1;
-                    if ofs > op {
+                let src = if idist == 0 {
+                    if pofs + 1 > op {
                         return Err(LzError::BadReference(at).into());
                     }
-                    K::copy_same(out, op, ofs, len);
+                    None
                 } else {
                     let img = self.lookup(id, idist, at)?;
                     let rn = img.pixels.len() / 4;
                     if pofs > rn || len > rn - pofs {
                         return Err(GlzError::BadReference { id, at });
                     }
-                    K::copy_from(&img.pixels, pofs, out, op, len);
+                    Some(&img.pixels)
+                };
+                // A long match (a whole frame repeated) is copied in pieces, each handed
+                // to the sink while it is still cached.
+                let mut done = 0;
+                while done < len {
+                    let c = (len - done).min(SINK_RUN);
+                    match src {
+                        None => K::copy_same(out, op + done, pofs + 1, c),
+                        Some(px) => K::copy_from(px, pofs + done, out, op + done, c),
+                    }
+                    done += c;
+                    if op + done >= next_send {
+                        if let Some(f) = sink {
+                            f(sent, &out[sent * 4..(op + done) * 4]);
+                        }
+                        sent = op + done;
+                        next_send = sent + SINK_RUN;
+                    }
                 }
                 op += len;
             } else {
@@ -1261,47 +1400,65 @@ impl GlzWindow {
                     return Err(LzError::Overrun(at).into());
                 }
                 let inp = r.take(cnt * K::IN)?;
-                K::literals(inp, &mut out[op * 4..(op + cnt) * 4]);
+                K::literals(inp, out, op);
                 op += cnt;
             }
+        }
+        if let Some(f) = sink {
+            f(sent, &out[sent * 4..op * 4]);
         }
         Ok(())
     }
 }
 
-/// One decoding pass over 32-bit output pixels.
+/// One decoding pass over 32-bit output pixels; `op` is the pixel being produced.
 trait Pass {
     const IN: usize;
     const BIAS: usize;
-    fn literals(inp: &[u8], out: &mut [u8]);
-    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize);
-    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize);
+    /// `inp` holds at most 32 literals.
+    fn literals(inp: &[u8], out: &mut Vec<u8>, op: usize);
+    fn copy_same(out: &mut Vec<u8>, op: usize, ofs: usize, len: usize);
+    fn copy_from(src: &[u8], sp: usize, out: &mut Vec<u8>, op: usize, len: usize);
 }
 
-/// RGB pass: `B == 3` for RGB24/32 literals, `B == 2` for RGB16 (widened).
+/// RGB pass: `B == 3` for RGB24/32 literals, `B == 2` for RGB16 (widened). Appends
+/// to `out`, which holds exactly `op` pixels.
 struct RgbPass<const B: usize>;
 
 impl<const B: usize> Pass for RgbPass<B> {
     const IN: usize = B;
     const BIAS: usize = 3 - B;
     #[inline(always)]
-    fn literals(inp: &[u8], out: &mut [u8]) {
-        for (i, o) in inp.chunks_exact(B).zip(out.chunks_exact_mut(4)) {
+    fn literals(inp: &[u8], out: &mut Vec<u8>, _op: usize) {
+        // At most 32 literals per control byte: build them on the stack, append once.
+        let mut buf = [0u8; 32 * 4];
+        let n = inp.len() / B;
+        for (i, o) in inp.chunks_exact(B).zip(buf.chunks_exact_mut(4)) {
             if B == 3 {
                 o[..3].copy_from_slice(&i[..3]);
-                o[3] = 0;
             } else {
                 lz::widen_rgb16(i[0], i[1], o);
             }
         }
+        out.extend_from_slice(&buf[..n * 4]);
     }
     #[inline(always)]
-    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize) {
-        lz::copy_back(out, op * 4, ofs * 4, len * 4);
+    fn copy_same(out: &mut Vec<u8>, op: usize, ofs: usize, len: usize) {
+        // Pixels `ofs` back, repeating when the match overlaps itself: the bytes from
+        // `start` on are periodic (period `ofs` pixels), so each append may copy all of
+        // them, doubling the run.
+        debug_assert_eq!(out.len(), op * 4);
+        let start = (op - ofs) * 4;
+        let mut left = len * 4;
+        while left > 0 {
+            let c = (out.len() - start).min(left);
+            out.extend_from_within(start..start + c);
+            left -= c;
+        }
     }
     #[inline(always)]
-    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize) {
-        out[op * 4..(op + len) * 4].copy_from_slice(&src[sp * 4..(sp + len) * 4]);
+    fn copy_from(src: &[u8], sp: usize, out: &mut Vec<u8>, _op: usize, len: usize) {
+        out.extend_from_slice(&src[sp * 4..(sp + len) * 4]);
     }
 }
 
@@ -1312,19 +1469,19 @@ impl Pass for AlphaPass {
     const IN: usize = 1;
     const BIAS: usize = 2;
     #[inline(always)]
-    fn literals(inp: &[u8], out: &mut [u8]) {
-        for (&a, o) in inp.iter().zip(out.chunks_exact_mut(4)) {
+    fn literals(inp: &[u8], out: &mut Vec<u8>, op: usize) {
+        for (&a, o) in inp.iter().zip(out[op * 4..].chunks_exact_mut(4)) {
             o[3] = a;
         }
     }
     #[inline(always)]
-    fn copy_same(out: &mut [u8], op: usize, ofs: usize, len: usize) {
+    fn copy_same(out: &mut Vec<u8>, op: usize, ofs: usize, len: usize) {
         for i in op..op + len {
             out[i * 4 + 3] = out[(i - ofs) * 4 + 3];
         }
     }
     #[inline(always)]
-    fn copy_from(src: &[u8], sp: usize, out: &mut [u8], op: usize, len: usize) {
+    fn copy_from(src: &[u8], sp: usize, out: &mut Vec<u8>, op: usize, len: usize) {
         for k in 0..len {
             out[(op + k) * 4 + 3] = src[(sp + k) * 4 + 3];
         }
@@ -1332,27 +1489,104 @@ impl Pass for AlphaPass {
 }
 
 /// Fuzzing entry point: splits `data` at `0xFF 0x00 0xFF 0x00` markers into
-/// streams and decodes them in order into one window capped at 2^20 pixels.
-/// Never panics.
+/// streams and decodes them in order into one window capped at 2^20 pixels,
+/// alternately with [`GlzWindow::decode`] and [`GlzWindow::decode_to`] (whose runs
+/// must follow each other; checked by a debug assertion). Never panics.
 pub fn fuzz_decode(data: &[u8]) -> Result<(), GlzError> {
     let mut win = GlzWindow::new(1 << 20);
     let mut rest = data;
+    let mut with_sink = false;
+    let decode = |win: &mut GlzWindow, part: &[u8], with_sink: bool| {
+        if with_sink {
+            let mut next = 0;
+            win.decode_to(part, &mut |first, bytes| {
+                debug_assert_eq!(first, next, "runs follow each other");
+                next = first + bytes.len() / 4;
+            })
+        } else {
+            win.decode(part)
+        }
+    };
     loop {
         let split = rest.windows(4).position(|w| w == [0xff, 0, 0xff, 0]);
         let (part, next) = match split {
             Some(p) => (&rest[..p], &rest[p + 4..]),
-            None => return win.decode(rest).map(|_| ()),
+            None => return decode(&mut win, rest, with_sink).map(|_| ()),
         };
         // Errors of earlier parts are expected with fuzzed input; keep going.
-        let _ = win.decode(part);
+        let _ = decode(&mut win, part, with_sink);
+        with_sink = !with_sink;
         rest = next;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{GlzDictionary, GlzFrame, GlzInput, GlzPixels};
+    use super::{GlzDictionary, GlzError, GlzFrame, GlzInput, GlzPixels, GlzWindow};
     use crate::lz::LzImageType;
+
+    /// `decode_to` hands over every pixel once, in order, in runs (several for a large
+    /// image, ending mid-row), equal to the stored image; RGBA and images whose window
+    /// is incomplete are handed over whole, after decoding, and a missing image hands
+    /// over nothing.
+    #[test]
+    fn decode_to_hands_over_runs() {
+        let (w, h) = (301usize, 97usize);
+        // Noise every few pixels, so no single match covers the image.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let img: Vec<u8> = (0..w * h * 4)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                if (i / 4) % 5 == 0 {
+                    seed as u8
+                } else {
+                    (i % 4 * 50) as u8
+                }
+            })
+            .collect();
+        let mut dict = GlzDictionary::new(w * h * 8).unwrap();
+        let mut streams = Vec::new();
+        for t in [LzImageType::Rgb32, LzImageType::Rgb32, LzImageType::Rgba] {
+            let mut out = Vec::new();
+            let input = GlzInput {
+                image_type: t,
+                width: w as u32,
+                height: h as u32,
+                stride: w * 4,
+                top_down: false,
+                data: &img,
+            };
+            dict.encode(0, &input, &mut out).unwrap();
+            streams.push(out);
+        }
+        // Image 1 without image 0: refused before any pixel is handed over.
+        let mut win = GlzWindow::new(w * h * 8);
+        let mut calls = 0;
+        let r = win.decode_to(&streams[1], &mut |_, _| calls += 1);
+        assert!(matches!(r, Err(GlzError::MissingImage { .. })), "{r:?}");
+        assert_eq!(calls, 0);
+        for (i, s) in streams.iter().enumerate() {
+            let mut runs: Vec<(usize, Vec<u8>)> = Vec::new();
+            let hdr = win
+                .decode_to(s, &mut |first, bytes| runs.push((first, bytes.to_vec())))
+                .unwrap();
+            let mut next = 0;
+            let mut all = Vec::new();
+            for (first, bytes) in &runs {
+                assert_eq!(*first, next);
+                next += bytes.len() / 4;
+                all.extend_from_slice(bytes);
+            }
+            assert_eq!(all, win.image(hdr.id).unwrap().pixels(), "image {i}");
+            if i < 2 {
+                assert!(runs.len() > 2, "image {i}: {} runs", runs.len());
+            } else {
+                assert_eq!(runs.len(), 1, "RGBA: one run");
+            }
+        }
+    }
 
     /// The dictionary keeps exact copies of packed and padded inputs, long
     /// matches and runs included (copied block by block while encoding).
