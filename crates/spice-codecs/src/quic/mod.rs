@@ -485,15 +485,19 @@ fn store_rgb8(src: &[[u8; 4]], alpha: Option<&[[u8; 1]]>, format: PixelFormat, d
             }
         }
         (PixelFormat::Rgba, Some(alpha)) => {
+            // Whole-word form: B,G,R from the pixel word, A shifted into the top byte.
             for ((d, s), a) in dst.chunks_exact_mut(4).zip(src).zip(alpha) {
-                d.copy_from_slice(&[s[0], s[1], s[2], a[0]]);
+                let v = (u32::from_le_bytes(*s) & 0x00FF_FFFF) | (u32::from(a[0]) << 24);
+                d.copy_from_slice(&v.to_le_bytes());
             }
         }
         // Stored pixels already are B,G,R,0.
         (PixelFormat::Rgb32, _) => dst.copy_from_slice(src.as_flattened()),
         (PixelFormat::Rgba, None) => {
+            // The stored fourth byte is 0: one OR per pixel word, which LLVM vectorises.
             for (d, s) in dst.chunks_exact_mut(4).zip(src) {
-                d.copy_from_slice(&[s[0], s[1], s[2], 255]);
+                let v = u32::from_le_bytes(*s) | 0xFF00_0000;
+                d.copy_from_slice(&v.to_le_bytes());
             }
         }
         (PixelFormat::Gray8 | PixelFormat::Rgb16, _) => {}
