@@ -23,7 +23,11 @@ pub(crate) fn display_caps() -> Caps {
     Caps::from_caps(&[
         caps::display::SIZED_STREAM,
         caps::display::MONITORS_CONFIG,
+        // spice-canvas draws DRAW_COMPOSITE, keeps A8 surfaces and decodes LZ4 images.
+        caps::display::COMPOSITE,
+        caps::display::A8_SURFACE,
         caps::display::STREAM_REPORT,
+        caps::display::LZ4_COMPRESSION,
         caps::display::MULTI_CODEC,
         caps::display::CODEC_MJPEG,
     ])

@@ -44,6 +44,8 @@ pub struct Decoded {
     pub name: &'static str,
     /// Header plus body bytes.
     pub wire_len: usize,
+    /// The message body as it was on the wire (decode it with the channel's message enum).
+    pub body: Vec<u8>,
 }
 
 /// The link stage both sides agreed on.
@@ -243,6 +245,7 @@ impl ConnectionDecoder {
                 msg_type: info.msg_type,
                 name: msg.name(),
                 wire_len: info.total_len,
+                body: body.to_vec(),
             });
             self.take(i, info.total_len);
         }
