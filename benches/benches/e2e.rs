@@ -525,6 +525,7 @@ fn e2e(c: &mut Criterion) {
         ("lz", ImageCompression::Lz, StreamingVideo::Off),
         ("auto_lz", ImageCompression::AutoLz, StreamingVideo::Off),
         ("quic", ImageCompression::Quic, StreamingVideo::Off),
+        ("lz4", ImageCompression::Lz4, StreamingVideo::Off),
         ("off", ImageCompression::Off, StreamingVideo::Off),
         ("mjpeg_all", ImageCompression::AutoGlz, StreamingVideo::All),
     ];
