@@ -6,7 +6,7 @@
 //! Shapes with a non-zero `unique` are cached on the client: the first `SET` carries
 //! `CACHE_ME` and the pixels, later ones `FROM_CACHE` and only the header. The cache holds
 //! [`CURSOR_CACHE_SIZE`] shapes per client; the least recently used one is dropped with
-//! `INVAL_ONE` to make room, and `RESET` is followed by `INVAL_ALL`.
+//! `INVAL_ONE` to make room, and `RESET` comes right after `INVAL_ALL`.
 //!
 //! Each client has a bounded queue ([`CURSOR_QUEUE_LIMIT`]); consecutive moves are merged,
 //! and a client that falls further behind is resynchronised with the current state instead
@@ -205,7 +205,13 @@ impl CursorFeed {
                 st.trail_length = *length;
                 st.trail_frequency = *frequency;
             }
-            CursorCommand::Reset => *st = CursorState::default(),
+            // spice-server's cursor_channel_reset: no shape, shown, at 0,0, no trail.
+            CursorCommand::Reset => {
+                *st = CursorState {
+                    visible: true,
+                    ..CursorState::default()
+                }
+            }
         }
         inner.subscribers.retain(|s| {
             let Some(q) = s.queue.upgrade() else {
@@ -366,10 +372,11 @@ impl CursorChannel {
                 length: *length,
                 frequency: *frequency,
             }),
+            // As spice-server: the cache is invalidated, then RESET.
             CursorCommand::Reset => {
-                out.send(&ServerMessage::Reset)?;
                 self.cache.clear();
-                out.send(&ServerMessage::InvalAll)
+                out.send(&ServerMessage::InvalAll)?;
+                out.send(&ServerMessage::Reset)
             }
         }
     }

@@ -163,6 +163,12 @@ fn client_monitors_config_resizes_the_demo_desktop() {
             "{:?}",
             p.agent_events
         );
+        // The cursor channel is reset with the primary (spice-server's cursor_channel_reset).
+        p.run_until(
+            Duration::from_secs(10),
+            |p| p.events.iter().any(|e| matches!(e, Event::CursorReset)),
+            "the cursor reset",
+        );
         // The old primary went, the new one came with its monitors config and a MARK.
         let destroyed = p
             .events

@@ -530,8 +530,9 @@ fn cursor_init_set_cache_move_reset() {
     assert_eq!(s.cursor.flags, CursorFlags::FROM_CACHE);
     assert!(s.cursor.data.is_empty());
     assert_eq!(cursor_of(&got[2]), pcursor::ServerMessage::Hide);
-    assert_eq!(cursor_of(&got[3]), pcursor::ServerMessage::Reset);
-    assert_eq!(cursor_of(&got[4]), pcursor::ServerMessage::InvalAll);
+    // As spice-server's cursor_channel_reset: the cache goes first, then RESET.
+    assert_eq!(cursor_of(&got[3]), pcursor::ServerMessage::InvalAll);
+    assert_eq!(cursor_of(&got[4]), pcursor::ServerMessage::Reset);
     // After the reset the shape is sent again with its pixels.
     feed.push(CursorCommand::Set {
         position: Point16 { x: 0, y: 0 },

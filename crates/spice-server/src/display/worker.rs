@@ -573,6 +573,10 @@ impl<D: DisplayDevice> DisplayWorker<D> {
         self.drop_surface_drawables(0);
         self.destroy_surface(0);
         self.dev.flush_resources();
+        // spice-server resets the cursor channel with the primary (cursor_channel_reset).
+        if let Some(feed) = &self.cursor {
+            feed.push(CursorCommand::Reset);
+        }
     }
 
     /// Ends every stream without redrawing its area (its surface is being destroyed).
