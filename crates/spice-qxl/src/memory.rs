@@ -41,6 +41,19 @@ pub trait GuestMemory {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
     /// Copy `data` to `offset`.
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError>;
+    /// Append the `len` bytes at `offset` to `out`; on error `out` is left as it was.
+    ///
+    /// The provided method zero-extends `out` and then [`read`](Self::read)s into it;
+    /// implementations that can borrow their bytes should override it to copy once.
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        let start = out.len();
+        out.resize(start + len, 0);
+        let r = self.read(offset, &mut out[start..]);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
 }
 
 /// A plain in-process memory: a byte vector.
@@ -93,6 +106,12 @@ impl GuestMemory for VecMemory {
         Ok(())
     }
 
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        let r = self.range(offset, len)?;
+        out.extend_from_slice(&self.bytes[r]);
+        Ok(())
+    }
+
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
         let r = self.range(offset, data.len())?;
         self.bytes[r].copy_from_slice(data);
@@ -106,6 +125,9 @@ impl<M: GuestMemory + ?Sized> GuestMemory for &mut M {
     }
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         (**self).read(offset, buf)
+    }
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        (**self).read_append(offset, len, out)
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
         (**self).write(offset, data)
