@@ -44,13 +44,6 @@ impl GradualFormat {
             Self::Rgb32 => 4,
         }
     }
-
-    fn contrast_threshold(self) -> i32 {
-        match self {
-            Self::Rgb16 => 8,
-            _ => 60,
-        }
-    }
 }
 
 /// A borrowed bitmap to classify.
@@ -94,6 +87,10 @@ const CONTRAST_Q: i64 = 4;
 const SMOOTH_Q: i64 = -1;
 /// Score of a chunk too small to sample (the reference's 1.0 over one "pair").
 const TINY_CHUNK_Q: i64 = 4;
+/// A channel difference this large (either way) makes a pair contrasting: 8-bit channels.
+const CONTRAST_TH_8BIT: i32 = 60;
+/// The same for the 5-bit channels of 16-bit pixels.
+const CONTRAST_TH_5BIT: i32 = 8;
 
 /// One pixel layout: how to load a pixel as packed channels and compare two of them.
 trait Layout {
@@ -128,7 +125,7 @@ impl Layout for Bgrx {
     }
     #[inline(always)]
     fn pair(a: u32, b: u32) -> (i64, bool) {
-        pair_8bit(a, b, 60)
+        pair_8bit(a, b, CONTRAST_TH_8BIT)
     }
 }
 
@@ -142,7 +139,7 @@ impl Layout for Bgr {
     }
     #[inline(always)]
     fn pair(a: u32, b: u32) -> (i64, bool) {
-        pair_8bit(a, b, 60)
+        pair_8bit(a, b, CONTRAST_TH_8BIT)
     }
 }
 
@@ -161,7 +158,7 @@ impl Layout for X1r5g5b5 {
         }
         for shift in [0, 5, 10] {
             let d = ((a >> shift) & 0x1f) as i32 - ((b >> shift) & 0x1f) as i32;
-            if d.abs() >= 8 {
+            if d.abs() >= CONTRAST_TH_5BIT {
                 return (CONTRAST_Q, false);
             }
         }
@@ -646,7 +643,10 @@ mod tests {
             } else {
                 SAMPLE_JUMP - 1
             };
-            let th = img.format.contrast_threshold();
+            let th = match img.format {
+                GradualFormat::Rgb16 => 8,
+                _ => 60,
+            };
             let last_line = (rows - 1) * w;
             let (mut sum, mut samples) = (0.0, 0usize);
             let mut idx = w / 2;
