@@ -97,7 +97,12 @@ trait Layout {
     const BPP: usize;
     /// The pixel at byte `off` of `data`, channels packed in the low bits, padding cleared.
     fn load(data: &[u8], off: usize) -> u32;
-    /// The pair's score in quarters, or 0 (with `same`) when identical.
+    /// The pixels at byte `off` and the next one, as [`load`](Self::load) gives them.
+    #[inline(always)]
+    fn load_pair(data: &[u8], off: usize) -> (u32, u32) {
+        (Self::load(data, off), Self::load(data, off + Self::BPP))
+    }
+    /// The pair's score in quarters, and whether the two pixels are identical.
     fn pair(a: u32, b: u32) -> (i64, bool);
 }
 
@@ -122,6 +127,12 @@ impl Layout for Bgrx {
     fn load(data: &[u8], off: usize) -> u32 {
         let p: [u8; 4] = data[off..off + 4].try_into().unwrap_or([0; 4]);
         u32::from_le_bytes(p) & 0x00ff_ffff
+    }
+    #[inline(always)]
+    fn load_pair(data: &[u8], off: usize) -> (u32, u32) {
+        let p: [u8; 8] = data[off..off + 8].try_into().unwrap_or([0; 8]);
+        let v = u64::from_le_bytes(p);
+        (v as u32 & 0x00ff_ffff, (v >> 32) as u32 & 0x00ff_ffff)
     }
     #[inline(always)]
     fn pair(a: u32, b: u32) -> (i64, bool) {
@@ -191,10 +202,11 @@ fn chunk_score<L: Layout>(img: &ClassifyImage<'_>, first_row: usize, rows: usize
             c -= 1;
         }
         let off = base + c * L::BPP;
-        let p = L::load(data, off);
-        let (q0, s0) = L::pair(p, L::load(data, off + L::BPP));
-        let (q1, s1) = L::pair(p, L::load(data, off + stride));
-        let (q2, s2) = L::pair(p, L::load(data, off + stride + L::BPP));
+        let (p, right) = L::load_pair(data, off);
+        let (down, diag) = L::load_pair(data, off + stride);
+        let (q0, s0) = L::pair(p, right);
+        let (q1, s1) = L::pair(p, down);
+        let (q2, s2) = L::pair(p, diag);
         if !(s0 && s1 && s2) {
             quarters += q0 + q1 + q2;
         }
