@@ -44,13 +44,6 @@ impl GradualFormat {
             Self::Rgb32 => 4,
         }
     }
-
-    fn contrast_threshold(self) -> i32 {
-        match self {
-            Self::Rgb16 => 8,
-            _ => 60,
-        }
-    }
 }
 
 /// A borrowed bitmap to classify.
@@ -69,19 +62,6 @@ pub struct ClassifyImage<'a> {
 }
 
 impl ClassifyImage<'_> {
-    fn rgb(&self, row: usize, col: usize) -> [i32; 3] {
-        let bpp = self.format.bytes_per_pixel();
-        let i = row * self.stride + col * bpp;
-        let p = &self.data[i..i + bpp];
-        match self.format {
-            GradualFormat::Rgb16 => {
-                let v = i32::from(u16::from_le_bytes([p[0], p[1]]));
-                [(v >> 10) & 0x1f, (v >> 5) & 0x1f, v & 0x1f]
-            }
-            _ => [i32::from(p[2]), i32::from(p[1]), i32::from(p[0])],
-        }
-    }
-
     fn fits(&self) -> bool {
         let row = self.width as usize * self.format.bytes_per_pixel();
         self.height == 0
@@ -95,78 +75,150 @@ impl ClassifyImage<'_> {
 }
 
 const SAMPLE_JUMP: usize = 15;
-const SAME_PIXEL_SCORE: f64 = 0.5;
-const CONTRAST_SCORE: f64 = 1.0;
-const NOT_CONTRAST_SCORE: f64 = -0.25;
 const HIGH_TH_RGB24: f64 = -0.03;
 const HIGH_TH_RGB16: f64 = 0.0;
 const MEDIUM_TH: f64 = 0.002;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PairKind {
-    Same,
-    Contrast,
-    Smooth,
+// Pair scores in quarters: identical +0.5, contrasting +1.0, smooth −0.25. Every partial sum
+// of quarter multiples is exact in an f64 (far below 2^53), so counting in integers and
+// dividing once gives the same bits as the reference's f64 running sum.
+const SAME_Q: i64 = 2;
+const CONTRAST_Q: i64 = 4;
+const SMOOTH_Q: i64 = -1;
+/// Score of a chunk too small to sample (the reference's 1.0 over one "pair").
+const TINY_CHUNK_Q: i64 = 4;
+/// A channel difference this large (either way) makes a pair contrasting: 8-bit channels.
+const CONTRAST_TH_8BIT: i32 = 60;
+/// The same for the 5-bit channels of 16-bit pixels.
+const CONTRAST_TH_5BIT: i32 = 8;
+
+/// One pixel layout: how to load a pixel as packed channels and compare two of them.
+trait Layout {
+    const BPP: usize;
+    /// The pixel at byte `off` of `data`, channels packed in the low bits, padding cleared.
+    fn load(data: &[u8], off: usize) -> u32;
+    /// The pixels at byte `off` and the next one, as [`load`](Self::load) gives them.
+    #[inline(always)]
+    fn load_pair(data: &[u8], off: usize) -> (u32, u32) {
+        (Self::load(data, off), Self::load(data, off + Self::BPP))
+    }
+    /// The pair's score in quarters, and whether the two pixels are identical.
+    fn pair(a: u32, b: u32) -> (i64, bool);
 }
 
-fn compare(a: [i32; 3], b: [i32; 3], th: i32) -> PairKind {
-    let mut any = false;
-    for c in 0..3 {
-        let d = a[c] - b[c];
-        if d <= -th || d >= th {
-            return PairKind::Contrast;
+#[inline(always)]
+fn pair_8bit(a: u32, b: u32, th: i32) -> (i64, bool) {
+    if a == b {
+        return (SAME_Q, true);
+    }
+    for shift in [0, 8, 16] {
+        let d = ((a >> shift) & 0xff) as i32 - ((b >> shift) & 0xff) as i32;
+        if d.abs() >= th {
+            return (CONTRAST_Q, false);
         }
-        any |= d != 0;
     }
-    if any {
-        PairKind::Smooth
-    } else {
-        PairKind::Same
+    (SMOOTH_Q, false)
+}
+
+struct Bgrx;
+impl Layout for Bgrx {
+    const BPP: usize = 4;
+    #[inline(always)]
+    fn load(data: &[u8], off: usize) -> u32 {
+        let p: [u8; 4] = data[off..off + 4].try_into().unwrap_or([0; 4]);
+        u32::from_le_bytes(p) & 0x00ff_ffff
+    }
+    #[inline(always)]
+    fn load_pair(data: &[u8], off: usize) -> (u32, u32) {
+        let p: [u8; 8] = data[off..off + 8].try_into().unwrap_or([0; 8]);
+        let v = u64::from_le_bytes(p);
+        (v as u32 & 0x00ff_ffff, (v >> 32) as u32 & 0x00ff_ffff)
+    }
+    #[inline(always)]
+    fn pair(a: u32, b: u32) -> (i64, bool) {
+        pair_8bit(a, b, CONTRAST_TH_8BIT)
     }
 }
 
-/// Sum of sample scores and number of pairs of one chunk of `rows` rows starting at
-/// `first_row`.
-fn chunk_score(img: &ClassifyImage<'_>, first_row: usize, rows: usize) -> (f64, usize) {
+struct Bgr;
+impl Layout for Bgr {
+    const BPP: usize = 3;
+    #[inline(always)]
+    fn load(data: &[u8], off: usize) -> u32 {
+        let p = &data[off..off + 3];
+        u32::from(p[0]) | u32::from(p[1]) << 8 | u32::from(p[2]) << 16
+    }
+    #[inline(always)]
+    fn pair(a: u32, b: u32) -> (i64, bool) {
+        pair_8bit(a, b, CONTRAST_TH_8BIT)
+    }
+}
+
+struct X1r5g5b5;
+impl Layout for X1r5g5b5 {
+    const BPP: usize = 2;
+    #[inline(always)]
+    fn load(data: &[u8], off: usize) -> u32 {
+        let p = &data[off..off + 2];
+        u32::from(u16::from_le_bytes([p[0], p[1]])) & 0x7fff
+    }
+    #[inline(always)]
+    fn pair(a: u32, b: u32) -> (i64, bool) {
+        if a == b {
+            return (SAME_Q, true);
+        }
+        for shift in [0, 5, 10] {
+            let d = ((a >> shift) & 0x1f) as i32 - ((b >> shift) & 0x1f) as i32;
+            if d.abs() >= CONTRAST_TH_5BIT {
+                return (CONTRAST_Q, false);
+            }
+        }
+        (SMOOTH_Q, false)
+    }
+}
+
+/// Score (in quarters) and number of pairs of one chunk of `rows` rows starting at
+/// `first_row`. The caller has checked that the image [`fits`](ClassifyImage::fits) and that
+/// the chunk lies within its height.
+fn chunk_score<L: Layout>(img: &ClassifyImage<'_>, first_row: usize, rows: usize) -> (i64, usize) {
     let w = img.width as usize;
     if w <= 1 || rows <= 1 {
-        return (1.0, 1);
+        return (TINY_CHUNK_Q, 1);
     }
     let jump = if SAMPLE_JUMP % w != 0 {
         SAMPLE_JUMP
     } else {
         SAMPLE_JUMP - 1
     };
-    let th = img.format.contrast_threshold();
-    let last_line = (rows - 1) * w;
-    let (mut sum, mut samples) = (0.0, 0usize);
-    let mut idx = w / 2;
-    while idx < last_line {
-        if (idx + 1) % w == 0 {
+    let data = img.data;
+    let stride = img.stride;
+    let (mut quarters, mut samples) = (0i64, 0usize);
+    // The sample index `row * w + col` of the reference, walked as (row, col).
+    let (mut r, mut c) = (0usize, w / 2);
+    let mut base = first_row * stride;
+    while r < rows - 1 {
+        if c + 1 == w {
             // Last pixel of a row has no right neighbour: use its left neighbour.
-            idx -= 1;
+            c -= 1;
         }
-        let (r, c) = (first_row + idx / w, idx % w);
-        let p = img.rgb(r, c);
-        let pairs = [
-            compare(p, img.rgb(r, c + 1), th),
-            compare(p, img.rgb(r + 1, c), th),
-            compare(p, img.rgb(r + 1, c + 1), th),
-        ];
-        if pairs.iter().any(|&k| k != PairKind::Same) {
-            sum += pairs
-                .iter()
-                .map(|k| match k {
-                    PairKind::Same => SAME_PIXEL_SCORE,
-                    PairKind::Contrast => CONTRAST_SCORE,
-                    PairKind::Smooth => NOT_CONTRAST_SCORE,
-                })
-                .sum::<f64>();
+        let off = base + c * L::BPP;
+        let (p, right) = L::load_pair(data, off);
+        let (down, diag) = L::load_pair(data, off + stride);
+        let (q0, s0) = L::pair(p, right);
+        let (q1, s1) = L::pair(p, down);
+        let (q2, s2) = L::pair(p, diag);
+        if !(s0 && s1 && s2) {
+            quarters += q0 + q1 + q2;
         }
         samples += 1;
-        idx += jump;
+        c += jump;
+        if c >= w {
+            r += c / w;
+            c %= w;
+            base = (first_row + r) * stride;
+        }
     }
-    (sum, samples * 3)
+    (quarters, samples * 3)
 }
 
 /// The graduality score of an image split into chunks of `chunk_rows` rows (spice-server
@@ -177,19 +229,24 @@ pub fn graduality_score_chunked(img: &ClassifyImage<'_>, chunk_rows: &[u32]) -> 
     if !img.fits() {
         return None;
     }
-    let (mut sum, mut samples) = (0.0, 0usize);
+    let chunk = match img.format {
+        GradualFormat::Rgb16 => chunk_score::<X1r5g5b5>,
+        GradualFormat::Rgb24 => chunk_score::<Bgr>,
+        GradualFormat::Rgb32 => chunk_score::<Bgrx>,
+    };
+    let (mut quarters, mut samples) = (0i64, 0usize);
     let mut row = 0usize;
     for &rows in chunk_rows {
         let rows = (rows as usize).min(img.height as usize - row.min(img.height as usize));
         if rows == 0 {
             continue;
         }
-        let (s, n) = chunk_score(img, row, rows);
-        sum += s;
+        let (q, n) = chunk(img, row, rows);
+        quarters += q;
         samples += n;
         row += rows;
     }
-    (samples > 0).then(|| sum / samples as f64)
+    (samples > 0).then(|| quarters as f64 / 4.0 / samples as f64)
 }
 
 /// The graduality score of an image taken as one chunk. See [`graduality_score_chunked`].
@@ -541,4 +598,207 @@ fn first_choice(
         pref = Codec::Lz;
     }
     if can_lz { pref } else { Codec::Raw }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The straightforward implementation the fast one replaced, kept to check it.
+    mod reference {
+        use super::super::{ClassifyImage, GradualFormat, SAMPLE_JUMP};
+
+        fn rgb(img: &ClassifyImage<'_>, row: usize, col: usize) -> [i32; 3] {
+            let bpp = img.format.bytes_per_pixel();
+            let i = row * img.stride + col * bpp;
+            let p = &img.data[i..i + bpp];
+            match img.format {
+                GradualFormat::Rgb16 => {
+                    let v = i32::from(u16::from_le_bytes([p[0], p[1]]));
+                    [(v >> 10) & 0x1f, (v >> 5) & 0x1f, v & 0x1f]
+                }
+                _ => [i32::from(p[2]), i32::from(p[1]), i32::from(p[0])],
+            }
+        }
+
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum PairKind {
+            Same,
+            Contrast,
+            Smooth,
+        }
+
+        fn compare(a: [i32; 3], b: [i32; 3], th: i32) -> PairKind {
+            let mut any = false;
+            for c in 0..3 {
+                let d = a[c] - b[c];
+                if d <= -th || d >= th {
+                    return PairKind::Contrast;
+                }
+                any |= d != 0;
+            }
+            if any {
+                PairKind::Smooth
+            } else {
+                PairKind::Same
+            }
+        }
+
+        fn chunk_score(img: &ClassifyImage<'_>, first_row: usize, rows: usize) -> (f64, usize) {
+            let w = img.width as usize;
+            if w <= 1 || rows <= 1 {
+                return (1.0, 1);
+            }
+            let jump = if SAMPLE_JUMP % w != 0 {
+                SAMPLE_JUMP
+            } else {
+                SAMPLE_JUMP - 1
+            };
+            let th = match img.format {
+                GradualFormat::Rgb16 => 8,
+                _ => 60,
+            };
+            let last_line = (rows - 1) * w;
+            let (mut sum, mut samples) = (0.0, 0usize);
+            let mut idx = w / 2;
+            while idx < last_line {
+                if (idx + 1) % w == 0 {
+                    idx -= 1;
+                }
+                let (r, c) = (first_row + idx / w, idx % w);
+                let p = rgb(img, r, c);
+                let pairs = [
+                    compare(p, rgb(img, r, c + 1), th),
+                    compare(p, rgb(img, r + 1, c), th),
+                    compare(p, rgb(img, r + 1, c + 1), th),
+                ];
+                if pairs.iter().any(|&k| k != PairKind::Same) {
+                    sum += pairs
+                        .iter()
+                        .map(|k| match k {
+                            PairKind::Same => 0.5,
+                            PairKind::Contrast => 1.0,
+                            PairKind::Smooth => -0.25,
+                        })
+                        .sum::<f64>();
+                }
+                samples += 1;
+                idx += jump;
+            }
+            (sum, samples * 3)
+        }
+
+        pub fn graduality_score_chunked(
+            img: &ClassifyImage<'_>,
+            chunk_rows: &[u32],
+        ) -> Option<f64> {
+            if !img.fits() {
+                return None;
+            }
+            let (mut sum, mut samples) = (0.0, 0usize);
+            let mut row = 0usize;
+            for &rows in chunk_rows {
+                let rows = (rows as usize).min(img.height as usize - row.min(img.height as usize));
+                if rows == 0 {
+                    continue;
+                }
+                let (s, n) = chunk_score(img, row, rows);
+                sum += s;
+                samples += n;
+                row += rows;
+            }
+            (samples > 0).then(|| sum / samples as f64)
+        }
+    }
+
+    fn format() -> impl Strategy<Value = GradualFormat> {
+        prop_oneof![
+            Just(GradualFormat::Rgb16),
+            Just(GradualFormat::Rgb24),
+            Just(GradualFormat::Rgb32),
+        ]
+    }
+
+    /// Pixels drawn from a small palette of close and far values so that identical,
+    /// smooth and contrasting pairs all occur.
+    fn image_bytes(len: usize, seed: u64, levels: u8) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = (x >> 32) as u8;
+                match levels {
+                    0 => v,
+                    1 => v % 4,
+                    2 => [0u8, 3, 7, 8, 59, 60, 61, 200][usize::from(v % 8)],
+                    _ => (v % 3) * 70,
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn fast_score_is_bit_identical_to_reference(
+            format in format(),
+            width in 0u32..70,
+            height in 0u32..40,
+            pad in 0usize..9,
+            extra in 0usize..5,
+            seed in any::<u64>(),
+            levels in 0u8..4,
+            short in any::<bool>(),
+            chunks in proptest::collection::vec(0u32..20, 0..5),
+        ) {
+            let stride = width as usize * format.bytes_per_pixel() + pad;
+            let mut len = stride * height as usize + extra;
+            if short && len > 0 {
+                len -= 1 + pad.min(len - 1);
+            }
+            let data = image_bytes(len, seed, levels);
+            let img = ClassifyImage { data: &data, width, height, stride, format };
+            let mut all = chunks.clone();
+            all.push(height);
+            for c in [&chunks[..], &all[..], &[height][..]] {
+                let fast = graduality_score_chunked(&img, c);
+                let slow = reference::graduality_score_chunked(&img, c);
+                prop_assert_eq!(fast.map(f64::to_bits), slow.map(f64::to_bits));
+            }
+        }
+    }
+
+    #[test]
+    fn wide_images_match_reference() {
+        for format in [
+            GradualFormat::Rgb16,
+            GradualFormat::Rgb24,
+            GradualFormat::Rgb32,
+        ] {
+            for (width, height, levels) in
+                [(1920, 64, 0), (1921, 33, 2), (1023, 17, 3), (15, 90, 1)]
+            {
+                let stride = width as usize * format.bytes_per_pixel() + 4;
+                let data = image_bytes(stride * height as usize, u64::from(width), levels);
+                let img = ClassifyImage {
+                    data: &data,
+                    width,
+                    height,
+                    stride,
+                    format,
+                };
+                for chunks in [&[height][..], &[7, 0, 30, 100][..], &[1, 1, 2][..]] {
+                    assert_eq!(
+                        graduality_score_chunked(&img, chunks).map(f64::to_bits),
+                        reference::graduality_score_chunked(&img, chunks).map(f64::to_bits),
+                        "{format:?} {width}x{height} {chunks:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -41,6 +41,32 @@ pub trait GuestMemory {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
     /// Copy `data` to `offset`.
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError>;
+    /// Append the `len` bytes at `offset` to `out`; on error `out` is left as it was.
+    ///
+    /// The provided method zero-extends `out` and then [`read`](Self::read)s into it;
+    /// implementations that can borrow their bytes should override it to copy once.
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        let size = self.size();
+        let err = MemoryError::OutOfRange {
+            offset,
+            len: len as u64,
+            size,
+        };
+        // Check the range before allocating: `len` may come from a hostile guest.
+        let fits = offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= size);
+        let start = out.len();
+        let Some(new_len) = start.checked_add(len).filter(|_| fits) else {
+            return Err(err);
+        };
+        out.resize(new_len, 0);
+        let r = self.read(offset, &mut out[start..]);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
 }
 
 /// A plain in-process memory: a byte vector.
@@ -93,6 +119,12 @@ impl GuestMemory for VecMemory {
         Ok(())
     }
 
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        let r = self.range(offset, len)?;
+        out.extend_from_slice(&self.bytes[r]);
+        Ok(())
+    }
+
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
         let r = self.range(offset, data.len())?;
         self.bytes[r].copy_from_slice(data);
@@ -106,6 +138,9 @@ impl<M: GuestMemory + ?Sized> GuestMemory for &mut M {
     }
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         (**self).read(offset, buf)
+    }
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), MemoryError> {
+        (**self).read_append(offset, len, out)
     }
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
         (**self).write(offset, data)
@@ -460,5 +495,51 @@ impl MemSlotTable {
             return Ok(0);
         }
         Ok(s.virt_end - host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A memory with only the required methods, to exercise the provided `read_append`.
+    struct Plain(VecMemory);
+
+    impl GuestMemory for Plain {
+        fn size(&self) -> u64 {
+            self.0.size()
+        }
+        fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+            self.0.read(offset, buf)
+        }
+        fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
+            self.0.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn read_append_appends_or_leaves_the_buffer_alone() {
+        let mem = VecMemory::from_bytes((0..16).collect());
+        let plain = Plain(mem.clone());
+        let by_ref = &mut mem.clone();
+        let impls: [&dyn GuestMemory; 3] = [&mem, &plain, by_ref];
+        for m in impls {
+            let mut out = vec![0xaa];
+            m.read_append(4, 3, &mut out).unwrap();
+            assert_eq!(out, [0xaa, 4, 5, 6]);
+            m.read_append(16, 0, &mut out).unwrap();
+            assert_eq!(out.len(), 4);
+            for (offset, len) in [(14, 3), (16, 1), (u64::MAX, 1), (1, usize::MAX)] {
+                assert_eq!(
+                    m.read_append(offset, len, &mut out),
+                    Err(MemoryError::OutOfRange {
+                        offset,
+                        len: len as u64,
+                        size: 16
+                    })
+                );
+                assert_eq!(out, [0xaa, 4, 5, 6]);
+            }
+        }
     }
 }

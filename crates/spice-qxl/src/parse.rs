@@ -887,21 +887,30 @@ impl<'a, M: GuestMemory + ?Sized> Parser<'a, M> {
         out: &mut Vec<u8>,
     ) -> Result<(), ParseError> {
         self.charge(what, len)?;
-        let start = out.len();
         let n = usize::try_from(len).map_err(|_| ParseError::DataTooLarge {
             what,
             size: len,
             remaining: 0,
         })?;
-        out.resize(start + n, 0);
         self.mem
-            .read(host, &mut out[start..])
+            .read_append(host, n, out)
             .map_err(|source| ParseError::Memory { what, source })
     }
 
     /// Gather a chunk chain whose first header is at QXL address `first` (inline or not).
     fn chunks(&mut self, what: &'static str, first: QxlPhysical) -> Result<Vec<u8>, ParseError> {
-        let mut out = Vec::new();
+        self.chunks_expecting(what, first, 0)
+    }
+
+    /// [`chunks`](Self::chunks) reserving room for `expected` bytes up front (the caller has
+    /// checked `expected` against the budget).
+    fn chunks_expecting(
+        &mut self,
+        what: &'static str,
+        first: QxlPhysical,
+        expected: usize,
+    ) -> Result<Vec<u8>, ParseError> {
+        let mut out = Vec::with_capacity(expected);
         let (head, _) = self.read::<abi::QxlDataChunk>(what, first)?;
         let size = u64::from(head.data_size.get());
         let host = self
@@ -1028,7 +1037,9 @@ impl<'a, M: GuestMemory + ?Sized> Parser<'a, M> {
             if data_addr == 0 {
                 return Err(ParseError::NullAddress("bitmap data"));
             }
-            let out = self.chunks("bitmap data", data_addr)?;
+            // `size` is within the budget checked above.
+            let expected = usize::try_from(size).unwrap_or(0);
+            let out = self.chunks_expecting("bitmap data", data_addr, expected)?;
             if out.len() as u64 != size {
                 return Err(ParseError::SizeMismatch {
                     what: "bitmap data",
