@@ -382,6 +382,11 @@ impl ServerBuilder {
         }
     }
 
+    /// The settings the server will start with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
     /// The instant the multimedia clock counts from (`MAIN_INIT`, `MULTI_MEDIA_TIME`, audio
     /// stamps). Give it the epoch the display worker stamps video stream frames from, so
     /// audio and video share one clock; default: when the server starts.

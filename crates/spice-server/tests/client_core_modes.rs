@@ -14,9 +14,7 @@ use spice_proto::ChannelType;
 use spice_proto::Direction;
 use spice_proto::types::ImageType;
 use spice_server::config::{ServerConfig, StreamingVideo};
-use spice_server::cursor::CursorFeed;
 use spice_server::demo::DemoConfig;
-use spice_server::display::DisplayConfig;
 use spice_server::display::demo::DemoRunner;
 use spice_server::server::{Server, ServerBuilder};
 use spice_testpeers::proxy::RecordingProxy;
@@ -30,24 +28,12 @@ fn start(mode: ImageCompression) -> (Server, SocketAddr, DemoRunner) {
         .streaming_video(StreamingVideo::Off)
         .build()
         .unwrap();
-    let epoch = Instant::now();
-    let feed = CursorFeed::new();
-    let demo = DemoRunner::start(
-        DemoConfig {
-            freeze_after: Some(3),
-            ..DemoConfig::default()
-        },
-        DisplayConfig::from_server_config(&cfg),
-        feed.clone(),
-        epoch,
-    )
-    .unwrap();
-    let server = ServerBuilder::new(cfg)
-        .mm_epoch(epoch)
-        .cursor(feed)
-        .add_channel(demo.factory())
-        .start()
-        .unwrap();
+    let demo = DemoConfig {
+        freeze_after: Some(3),
+        ..DemoConfig::default()
+    };
+    let (builder, demo) = DemoRunner::attach(ServerBuilder::new(cfg), demo).unwrap();
+    let server = builder.start().unwrap();
     let addr = server.local_addrs()[0];
     (server, addr, demo)
 }

@@ -19,7 +19,6 @@ use spice_proto::{ChannelMessage, WriteBuf};
 use spice_server::config::{ServerConfig, StreamingVideo};
 use spice_server::cursor::CursorFeed;
 use spice_server::demo::{DemoConfig, DemoDesktop};
-use spice_server::demo_agent::demo_host_with_display;
 use spice_server::display::demo::DemoRunner;
 use spice_server::display::glz::GlzRegistry;
 use spice_server::display::{
@@ -73,25 +72,12 @@ fn start() -> (Server, SocketAddr, DemoRunner) {
         .streaming_video(StreamingVideo::Off)
         .build()
         .unwrap();
-    let epoch = Instant::now();
-    let feed = CursorFeed::new();
-    let demo = DemoRunner::start(
-        DemoConfig {
-            freeze_after: Some(3),
-            ..DemoConfig::default()
-        },
-        DisplayConfig::from_server_config(&cfg),
-        feed.clone(),
-        epoch,
-    )
-    .unwrap();
-    let server = ServerBuilder::new(cfg)
-        .mm_epoch(epoch)
-        .cursor(feed)
-        .add_channel(demo.factory())
-        .host(demo_host_with_display(demo.worker().clone(), epoch))
-        .start()
-        .unwrap();
+    let demo = DemoConfig {
+        freeze_after: Some(3),
+        ..DemoConfig::default()
+    };
+    let (builder, demo) = DemoRunner::attach(ServerBuilder::new(cfg), demo).unwrap();
+    let server = builder.start().unwrap();
     let addr = server.local_addrs()[0];
     (server, addr, demo)
 }

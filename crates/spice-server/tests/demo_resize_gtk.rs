@@ -7,10 +7,7 @@
 use std::time::{Duration, Instant};
 
 use spice_server::config::ServerConfig;
-use spice_server::cursor::CursorFeed;
 use spice_server::demo::DemoConfig;
-use spice_server::demo_agent::demo_host_with_display;
-use spice_server::display::DisplayConfig;
 use spice_server::display::demo::DemoRunner;
 use spice_server::server::ServerBuilder;
 use spice_testpeers::gtk_client::GtkScenario;
@@ -22,22 +19,9 @@ fn spice_gtk_resizes_the_demo_desktop_through_the_agent() {
         .disable_ticketing()
         .build()
         .unwrap();
-    let epoch = Instant::now();
-    let feed = CursorFeed::new();
-    let demo = DemoRunner::start(
-        DemoConfig::default(),
-        DisplayConfig::from_server_config(&cfg),
-        feed.clone(),
-        epoch,
-    )
-    .unwrap();
-    let server = ServerBuilder::new(cfg)
-        .mm_epoch(epoch)
-        .cursor(feed)
-        .add_channel(demo.factory())
-        .host(demo_host_with_display(demo.worker().clone(), epoch))
-        .start()
-        .unwrap();
+    let (builder, demo) =
+        DemoRunner::attach(ServerBuilder::new(cfg), DemoConfig::default()).unwrap();
+    let server = builder.start().unwrap();
     let port = server.local_addrs()[0].port();
     let baseline = demo.worker().lock().unwrap().outstanding_resources();
 

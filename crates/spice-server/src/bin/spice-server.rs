@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -24,7 +24,6 @@ use spice_server::config::{
 };
 use spice_server::cursor::CursorFeed;
 use spice_server::demo::DemoConfig;
-use spice_server::display::DisplayConfig;
 use spice_server::display::demo::DemoRunner;
 use spice_server::server::{ServerBuilder, ServerError};
 
@@ -120,40 +119,24 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
 fn attach_display(
     builder: ServerBuilder,
     args: &Args,
-    display: DisplayConfig,
 ) -> anyhow::Result<(ServerBuilder, Option<DemoRunner>)> {
-    let feed = CursorFeed::new();
     if !args.demo {
-        return Ok((builder.cursor(feed), None));
+        return Ok((builder.cursor(CursorFeed::new()), None));
     }
-    let epoch = Instant::now();
-    let demo = DemoRunner::start(
+    let (builder, demo) = DemoRunner::attach(
+        builder,
         DemoConfig {
             freeze_after: args.demo_frames,
             ..DemoConfig::default()
         },
-        display,
-        feed.clone(),
-        epoch,
     )
     .context("starting the demo desktop")?;
-    // One multimedia clock for video stream stamps and audio (lip-sync); the demo guest's
-    // agent (clipboard, file transfer, monitors configs resizing the desktop).
-    let builder = builder
-        .mm_epoch(epoch)
-        .cursor(feed)
-        .add_channel(demo.factory())
-        .host(spice_server::demo_agent::demo_host_with_display(
-            demo.worker().clone(),
-            epoch,
-        ));
     Ok((builder, Some(demo)))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     let config = config(&args)?;
-    let display = DisplayConfig::from_server_config(&config);
-    let (mut builder, demo) = attach_display(ServerBuilder::new(config), &args, display)?;
+    let (mut builder, demo) = attach_display(ServerBuilder::new(config), &args)?;
     if args.demo_tone {
         builder = builder.playback_device(spice_server::demo_audio::DemoTone::new(440.0));
     }

@@ -117,6 +117,31 @@ impl std::fmt::Debug for DemoRunner {
 }
 
 impl DemoRunner {
+    /// The demo desktop as `builder`'s display, as `spice-server --demo` serves it: the
+    /// display worker configured from the builder's settings, its cursor ring feeding the
+    /// cursor channel, one epoch for the display and the multimedia clock (lip-sync), and the
+    /// demo guest's agent (clipboard, file transfer, monitors configs resizing the desktop)
+    /// as the host's agent device. Replaces the builder's [`crate::host::Host`]; add other
+    /// host devices (a playback device, ...) afterwards.
+    pub fn attach(
+        builder: crate::server::ServerBuilder,
+        demo: DemoConfig,
+    ) -> Result<(crate::server::ServerBuilder, Self), DemoStartError> {
+        let epoch = Instant::now();
+        let feed = CursorFeed::new();
+        let display = DisplayConfig::from_server_config(builder.config());
+        let runner = Self::start(demo, display, feed.clone(), epoch)?;
+        let builder = builder
+            .mm_epoch(epoch)
+            .cursor(feed)
+            .add_channel(runner.factory())
+            .host(crate::demo_agent::demo_host_with_display(
+                runner.worker().clone(),
+                epoch,
+            ));
+        Ok((builder, runner))
+    }
+
     /// Builds the demo and its worker (cursor ring → `cursor`) and starts animating it.
     /// `epoch` is the clock the display channel counts from (give the same to
     /// [`DemoRunner::factory`]'s users).
