@@ -254,38 +254,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
     }
 
+    /// Codes one row: the segments between model updates, each through the lane coder
+    /// (R,G,B words, after the row pre-pass) or the per-channel one; `Self::LANES` is a
+    /// constant, so each instantiation keeps one of them.
     #[inline(always)]
     fn encode_row_as<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
-        if Self::LANES {
-            return self.encode_row_lanes::<FIRST>(w);
-        }
-        let Self {
-            state,
-            models,
-            corr,
-            prev,
-            cur,
-            ..
-        } = self;
-        let width = cur.len();
-        let (prev, cur) = (&prev[..], &cur[..]);
-        // Worst case per pixel: C codewords of <= 26 bits, plus a run terminator of
-        // <= 16 bits (a run of n pixels costs <= n + 16 bits).
-        let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
-        let mut lw = w.row(max_bytes);
-        let mut seg = RowSegments::new(width);
-        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
-            Self::encode_segment::<FIRST>(
-                state, models, corr, prev, cur, &mut lw, begin, end, waitmask,
-            );
-        }
-        let row_state = lw.state();
-        w.set_state(row_state);
-    }
-
-    /// [`Self::encode_row_as`] for R,G,B words.
-    #[inline(always)]
-    fn encode_row_lanes<const FIRST: bool>(&mut self, w: &mut BitWriter<'_>) {
         let Self {
             state,
             models,
@@ -298,15 +271,25 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         } = self;
         let width = cur.len();
         let (prev, cur) = (&prev[..], &cur[..]);
-        scan.fill_with::<BPC>(prev.as_flattened(), cur.as_flattened(), FIRST, *simd);
+        if Self::LANES {
+            scan.fill_with::<BPC>(prev.as_flattened(), cur.as_flattened(), FIRST, *simd);
+        }
         let scan = &*scan;
+        // Worst case per pixel: C codewords of <= 26 bits, plus a run terminator of
+        // <= 16 bits (a run of n pixels costs <= n + 16 bits).
         let max_bytes = (width * (26 * C + 16)).div_ceil(8) + 8;
         let mut lw = w.row(max_bytes);
         let mut seg = RowSegments::new(width);
         while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
-            Self::encode_segment_lanes::<FIRST>(
-                state, models, corr, prev, cur, scan, &mut lw, begin, end, waitmask,
-            );
+            if Self::LANES {
+                Self::encode_segment_lanes::<FIRST>(
+                    state, models, corr, prev, cur, scan, &mut lw, begin, end, waitmask,
+                );
+            } else {
+                Self::encode_segment::<FIRST>(
+                    state, models, corr, prev, cur, &mut lw, begin, end, waitmask,
+                );
+            }
         }
         let row_state = lw.state();
         w.set_state(row_state);
@@ -746,11 +729,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(())
     }
 
+    /// Decodes one row: the segments between model updates, each through the lane decoder
+    /// (R,G,B words) or the per-channel one; `Self::LANES` is a constant, so each
+    /// instantiation keeps one of them.
     #[inline(always)]
     fn decode_row_as<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
-        if Self::LANES {
-            return self.decode_row_lanes::<FIRST>(r);
-        }
         let Self {
             state,
             models,
@@ -765,38 +748,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut seg = RowSegments::new(width);
         let mut result = Ok(());
         while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
-            result = Self::decode_segment::<FIRST>(
-                state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
-            );
-            if result.is_err() {
-                break;
-            }
-        }
-        let pos = lr.pos;
-        r.seek(pos);
-        result
-    }
-
-    /// [`Self::decode_row_as`] for R,G,B words.
-    #[inline(always)]
-    fn decode_row_lanes<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
-        let Self {
-            state,
-            models,
-            corr,
-            prev,
-            cur,
-            ..
-        } = self;
-        let width = cur.len();
-        let prev = &prev[..];
-        let mut lr = r.local();
-        let mut seg = RowSegments::new(width);
-        let mut result = Ok(());
-        while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
-            result = Self::decode_segment_lanes::<FIRST>(
-                state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
-            );
+            result = if Self::LANES {
+                Self::decode_segment_lanes::<FIRST>(
+                    state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+                )
+            } else {
+                Self::decode_segment::<FIRST>(
+                    state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+                )
+            };
             if result.is_err() {
                 break;
             }
