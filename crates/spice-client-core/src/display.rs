@@ -232,6 +232,15 @@ impl DisplayChannel {
         Ok(())
     }
 
+    /// The multimedia clock reads `mm_now` at `now` after a change: each waiting frame is
+    /// due when the new clock reaches its stamp (at once when it already has). Frames stay
+    /// in arrival order.
+    pub(crate) fn reschedule(&mut self, now: Instant, mm_now: u32) {
+        for f in &mut self.queued {
+            f.due = due_at(now, mm_now, f.mm_time).unwrap_or(now);
+        }
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let reports = self
             .streams
@@ -521,9 +530,7 @@ impl DisplayChannel {
         // When to show it: the local instant the multimedia clock reaches its stamp.
         let due = mm_now
             .filter(|_| self.video_sync)
-            .map(|m| frame_mm.wrapping_sub(m) as i32)
-            .filter(|ahead| *ahead > 0)
-            .map(|ahead| now + Duration::from_millis(ahead.unsigned_abs().into()));
+            .and_then(|m| due_at(now, m, frame_mm));
         let ok = match decoded {
             Ok(frame) => {
                 let f = QueuedFrame {
@@ -671,4 +678,11 @@ fn send_report(io: &mut ConnIo, stream_id: u32, r: &mut Report) -> Result<(), Ch
     r.frames = 0;
     r.drops = 0;
     Ok(())
+}
+
+/// The local instant a frame stamped `stamp` is due when the multimedia clock reads `mm_now`
+/// at `now`; `None` when the stamp is not ahead of the clock (wrapping u32 comparison).
+fn due_at(now: Instant, mm_now: u32, stamp: u32) -> Option<Instant> {
+    let ahead = stamp.wrapping_sub(mm_now) as i32;
+    (ahead > 0).then(|| now + Duration::from_millis(ahead.unsigned_abs().into()))
 }

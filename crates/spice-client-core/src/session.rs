@@ -308,7 +308,21 @@ impl Session {
         let last = self.playback_channel()?.last_time()?;
         let mm = last.wrapping_sub(delay_ms);
         self.mm_time = Some((mm, now));
+        self.reschedule_video(now);
         Some(mm)
+    }
+
+    /// The multimedia clock moved: video frames waiting for their stamps get new
+    /// presentation times on the new clock (as spice-gtk reschedules its frames).
+    fn reschedule_video(&mut self, now: Instant) {
+        let Some(mm_now) = self.mm_time(now) else {
+            return;
+        };
+        for c in &mut self.conns {
+            if let Kind::Display(d) = &mut c.kind {
+                d.reschedule(now, mm_now);
+            }
+        }
     }
 
     fn open(&mut self, ty: ChannelType, id: u8, kind: Kind) -> Result<ConnId, SessionError> {
@@ -720,7 +734,14 @@ impl Session {
         tracing::trace!(channel = %ty, msg = msg.name(), len = body.len(), "message");
         match msg {
             ServerMessage::Base(b) => self.handle_base(idx, b, now, nested),
-            ServerMessage::Main(m) => self.handle_main(idx, m, now),
+            ServerMessage::Main(m) => {
+                let clock = self.mm_time;
+                let r = self.handle_main(idx, m, now);
+                if self.mm_time != clock {
+                    self.reschedule_video(now);
+                }
+                r
+            }
             ServerMessage::Display(m) => {
                 let mm_now = self.mm_time(now);
                 let c = &mut self.conns[idx];

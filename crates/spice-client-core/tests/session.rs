@@ -1100,3 +1100,70 @@ fn waiting_stream_frames_are_bounded() {
         MAX_QUEUED_FRAMES
     );
 }
+
+/// A MULTI_MEDIA_TIME that moves the clock reschedules the frames already waiting (as
+/// spice-gtk does): a frame stamped 1100 waits 100 ms on MAIN_INIT's clock (1000 at `now`);
+/// when the clock jumps to 1080 at `now + 10 ms` it is due 20 ms later, and when it jumps
+/// past the stamp the frame is drawn at the next timeout.
+#[test]
+fn waiting_stream_frames_follow_a_moved_clock() {
+    let (mut s, l, now) = setup();
+    feed(&mut s, l.display, &surface_create(0, 64, 32), now);
+    let create = ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
+        surface_id: 0,
+        id: 3,
+        flags: StreamFlags::TOP_DOWN,
+        codec_type: VideoCodecType::MJPEG,
+        stamp: 0,
+        stream_width: 16,
+        stream_height: 16,
+        src_width: 16,
+        src_height: 16,
+        dest: rect(8, 8, 24, 24),
+        clip: Clip::None,
+    }));
+    feed(&mut s, l.display, &create, now);
+    events(&mut s);
+    let frame = mjpeg_frame(16, 16, [0, 0, 255, 0]);
+    let data = |mm| {
+        ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
+            header: StreamDataHeader {
+                id: 3,
+                multi_media_time: mm,
+            },
+            data: &frame,
+        }))
+    };
+    let clock = |time| ServerMessage::Main(pm::ServerMessage::MultiMediaTime { time });
+
+    feed(&mut s, l.display, &data(1100), now);
+    assert_eq!(s.next_deadline(), Some(now + Duration::from_millis(100)));
+    let t = now + Duration::from_millis(10);
+    feed(&mut s, l.main, &clock(1080), t);
+    assert_eq!(s.next_deadline(), Some(t + Duration::from_millis(20)));
+    s.handle_timeout(t + Duration::from_millis(19));
+    assert!(
+        !events(&mut s)
+            .iter()
+            .any(|e| matches!(e, Event::StreamFrame { .. }))
+    );
+    s.handle_timeout(t + Duration::from_millis(20));
+    assert!(
+        events(&mut s)
+            .iter()
+            .any(|e| matches!(e, Event::StreamFrame { mm_time: 1100, .. }))
+    );
+
+    // A frame well ahead, then a clock that jumps past it: due at once.
+    feed(&mut s, l.display, &data(1500), t);
+    assert_eq!(s.display_channel(0).unwrap().queued_frames(), 1);
+    feed(&mut s, l.main, &clock(1600), t);
+    assert_eq!(s.next_deadline(), Some(t));
+    s.handle_timeout(t);
+    assert!(
+        events(&mut s)
+            .iter()
+            .any(|e| matches!(e, Event::StreamFrame { mm_time: 1500, .. }))
+    );
+    assert_eq!(s.display_channel(0).unwrap().queued_frames(), 0);
+}
