@@ -197,6 +197,19 @@ impl ImageContext {
         self.palettes.clear();
     }
 
+    /// [`Self::check_size`] of the size a stream's header declares, which must also be the
+    /// image descriptor's `w` x `h`.
+    fn check_stream_size(
+        &self,
+        width: u32,
+        height: u32,
+        w: u32,
+        h: u32,
+    ) -> Result<(), CanvasError> {
+        self.check_size(width, height)?;
+        size_matches(width, height, w, h)
+    }
+
     fn check_size(&self, width: u32, height: u32) -> Result<(), CanvasError> {
         let px = u64::from(width) * u64::from(height);
         if width == 0
@@ -314,18 +327,7 @@ impl ImageContext {
         mask: bool,
     ) -> Result<(Pixmap, bool), CanvasError> {
         let (w, h) = (image.width, image.height);
-        let mismatch = |gw: u32, gh: u32| -> Result<(), CanvasError> {
-            if gw != w || gh != h {
-                Err(CanvasError::ImageSizeMismatch {
-                    width: w,
-                    height: h,
-                    got_width: gw,
-                    got_height: gh,
-                })
-            } else {
-                Ok(())
-            }
-        };
+        let mismatch = |gw: u32, gh: u32| size_matches(gw, gh, w, h);
         match &image.body {
             ImageBody::Bitmap(b) => {
                 self.check_size(b.x, b.y)?;
@@ -432,15 +434,7 @@ impl ImageContext {
         w: u32,
         h: u32,
     ) -> Result<Pixmap, CanvasError> {
-        self.check_size(hdr.width, hdr.height)?;
-        if hdr.width != w || hdr.height != h {
-            return Err(CanvasError::ImageSizeMismatch {
-                width: w,
-                height: h,
-                got_width: hdr.width,
-                got_height: hdr.height,
-            });
-        }
+        self.check_stream_size(hdr.width, hdr.height, w, h)?;
         let max = self.limits.max_image_pixels as usize * 4 + 64;
         let lay = hdr.layout(LzOutputFormat::Bgrx32, 0)?;
         if lay.buffer_len > max {
@@ -477,15 +471,7 @@ impl ImageContext {
         f: impl FnOnce(&spice_codecs::glz::GlzImage) -> R,
     ) -> Result<R, CanvasError> {
         let hdr = GlzHeader::parse(data)?;
-        self.check_size(hdr.width, hdr.height)?;
-        if hdr.width != w || hdr.height != h {
-            return Err(CanvasError::ImageSizeMismatch {
-                width: w,
-                height: h,
-                got_width: hdr.width,
-                got_height: hdr.height,
-            });
-        }
+        self.check_stream_size(hdr.width, hdr.height, w, h)?;
         // A poisoned lock only means another channel panicked mid-decode; the window's
         // state is still consistent (decode commits at the end), so keep going.
         let mut win = self.glz.lock().unwrap_or_else(|e| e.into_inner());
@@ -514,15 +500,7 @@ impl ImageContext {
         stride: usize,
     ) -> Result<(), CanvasError> {
         let hdr = GlzHeader::parse(data)?;
-        self.check_size(hdr.width, hdr.height)?;
-        if hdr.width != w || hdr.height != h {
-            return Err(CanvasError::ImageSizeMismatch {
-                width: w,
-                height: h,
-                got_width: hdr.width,
-                got_height: hdr.height,
-            });
-        }
+        self.check_stream_size(hdr.width, hdr.height, w, h)?;
         let or = if hdr.image_type == LzImageType::Rgba {
             0
         } else {
@@ -563,15 +541,7 @@ impl ImageContext {
         }
         // Top-down: the decoded runs arrive in pixmap order; append them while they
         // are still cached.
-        self.check_size(hdr.width, hdr.height)?;
-        if hdr.width != w || hdr.height != h {
-            return Err(CanvasError::ImageSizeMismatch {
-                width: w,
-                height: h,
-                got_width: hdr.width,
-                got_height: hdr.height,
-            });
-        }
+        self.check_stream_size(hdr.width, hdr.height, w, h)?;
         let alpha = hdr.image_type == LzImageType::Rgba;
         let or = if alpha { 0 } else { 0xff00_0000 };
         let n = w as usize * h as usize;
@@ -618,15 +588,7 @@ impl ImageContext {
         match &image.body {
             ImageBody::Quic(data) => {
                 let hdr = quic::decode_header(data)?;
-                self.check_size(hdr.width, hdr.height)?;
-                if hdr.width != w || hdr.height != h {
-                    return Err(CanvasError::ImageSizeMismatch {
-                        width: w,
-                        height: h,
-                        got_width: hdr.width,
-                        got_height: hdr.height,
-                    });
-                }
+                self.check_stream_size(hdr.width, hdr.height, w, h)?;
                 let limits = quic::DecodeLimits {
                     max_pixels: self.limits.max_image_pixels,
                     max_bytes: self.limits.max_image_pixels * 4,
@@ -963,6 +925,19 @@ pub const DECODABLE_IMAGE_TYPES: [ImageType; 12] = [
     ImageType::JPEG_ALPHA,
     ImageType::LZ4,
 ];
+
+/// A stream declaring `got_width` x `got_height` for an image descriptor of `w` x `h`.
+fn size_matches(got_width: u32, got_height: u32, w: u32, h: u32) -> Result<(), CanvasError> {
+    if got_width != w || got_height != h {
+        return Err(CanvasError::ImageSizeMismatch {
+            width: w,
+            height: h,
+            got_width,
+            got_height,
+        });
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

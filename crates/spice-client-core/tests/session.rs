@@ -457,23 +457,40 @@ fn mjpeg_frame(w: u32, h: u32, bgrx: [u8; 4]) -> Vec<u8> {
     out
 }
 
+/// STREAM_CREATE of a top-down MJPEG stream `id` of `side` x `side` pixels drawn at `dest`
+/// of surface 0.
+fn mjpeg_stream_create(id: u32, side: u32, dest: Rect) -> ServerMessage<'static> {
+    ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
+        surface_id: 0,
+        id,
+        flags: StreamFlags::TOP_DOWN,
+        codec_type: VideoCodecType::MJPEG,
+        stamp: 0,
+        stream_width: side,
+        stream_height: side,
+        src_width: side,
+        src_height: side,
+        dest,
+        clip: Clip::None,
+    }))
+}
+
+/// STREAM_DATA of stream `id` stamped `mm`.
+fn mjpeg_stream_data(id: u32, mm: u32, frame: &[u8]) -> ServerMessage<'_> {
+    ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
+        header: StreamDataHeader {
+            id,
+            multi_media_time: mm,
+        },
+        data: frame,
+    }))
+}
+
 #[test]
 fn mjpeg_stream_drawn_and_reported() {
     let (mut s, l, now) = setup();
     feed(&mut s, l.display, &surface_create(0, 64, 32), now);
-    let create = ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
-        surface_id: 0,
-        id: 3,
-        flags: StreamFlags::TOP_DOWN,
-        codec_type: VideoCodecType::MJPEG,
-        stamp: 0,
-        stream_width: 16,
-        stream_height: 16,
-        src_width: 16,
-        src_height: 16,
-        dest: rect(8, 8, 24, 24),
-        clip: Clip::None,
-    }));
+    let create = mjpeg_stream_create(3, 16, rect(8, 8, 24, 24));
     feed(&mut s, l.display, &create, now);
     let act = ServerMessage::Display(pd::ServerMessage::StreamActivateReport(
         pd::StreamActivateReport {
@@ -486,15 +503,7 @@ fn mjpeg_stream_drawn_and_reported() {
     feed(&mut s, l.display, &act, now);
     events(&mut s);
     let frame = mjpeg_frame(16, 16, [0, 0, 255, 0]);
-    let data = |mm| {
-        ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
-            header: StreamDataHeader {
-                id: 3,
-                multi_media_time: mm,
-            },
-            data: &frame,
-        }))
-    };
+    let data = |mm| mjpeg_stream_data(3, mm, &frame);
     feed(&mut s, l.display, &data(1010), now);
     // MAIN_INIT said 1000 at `now`: the frame is shown 10 ms later (video sync).
     assert!(events(&mut s).is_empty());
@@ -994,31 +1003,11 @@ fn stream_frames_wait_for_their_presentation_time() {
             now,
         );
         feed(&mut s, l.display, &surface_create(0, 64, 32), now);
-        let create = ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
-            surface_id: 0,
-            id: 1,
-            flags: StreamFlags::TOP_DOWN,
-            codec_type: VideoCodecType::MJPEG,
-            stamp: 0,
-            stream_width: 16,
-            stream_height: 16,
-            src_width: 16,
-            src_height: 16,
-            dest: rect(0, 0, 16, 16),
-            clip: Clip::None,
-        }));
+        let create = mjpeg_stream_create(1, 16, rect(0, 0, 16, 16));
         feed(&mut s, l.display, &create, now);
         events(&mut s);
         let frame = mjpeg_frame(16, 16, [0, 255, 0, 0]);
-        let data = |mm| {
-            ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
-                header: StreamDataHeader {
-                    id: 1,
-                    multi_media_time: mm,
-                },
-                data: &frame,
-            }))
-        };
+        let data = |mm| mjpeg_stream_data(1, mm, &frame);
         let shown = |s: &mut Session| -> Vec<u32> {
             events(s)
                 .iter()
@@ -1063,31 +1052,13 @@ fn waiting_stream_frames_are_bounded() {
     use spice_client_core::display::MAX_QUEUED_FRAMES;
     let (mut s, l, now) = setup();
     feed(&mut s, l.display, &surface_create(0, 64, 32), now);
-    let create = ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
-        surface_id: 0,
-        id: 2,
-        flags: StreamFlags::TOP_DOWN,
-        codec_type: VideoCodecType::MJPEG,
-        stamp: 0,
-        stream_width: 8,
-        stream_height: 8,
-        src_width: 8,
-        src_height: 8,
-        dest: rect(0, 0, 8, 8),
-        clip: Clip::None,
-    }));
+    let create = mjpeg_stream_create(2, 8, rect(0, 0, 8, 8));
     feed(&mut s, l.display, &create, now);
     events(&mut s);
     let frame = mjpeg_frame(8, 8, [9, 9, 9, 0]);
     let extra = 8;
     for i in 0..(MAX_QUEUED_FRAMES + extra) as u32 {
-        let data = ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
-            header: StreamDataHeader {
-                id: 2,
-                multi_media_time: 1_000_000 + i,
-            },
-            data: &frame,
-        }));
+        let data = mjpeg_stream_data(2, 1_000_000 + i, &frame);
         feed(&mut s, l.display, &data, now);
     }
     let drawn = events(&mut s)
@@ -1109,31 +1080,11 @@ fn waiting_stream_frames_are_bounded() {
 fn waiting_stream_frames_follow_a_moved_clock() {
     let (mut s, l, now) = setup();
     feed(&mut s, l.display, &surface_create(0, 64, 32), now);
-    let create = ServerMessage::Display(pd::ServerMessage::StreamCreate(pd::StreamCreate {
-        surface_id: 0,
-        id: 3,
-        flags: StreamFlags::TOP_DOWN,
-        codec_type: VideoCodecType::MJPEG,
-        stamp: 0,
-        stream_width: 16,
-        stream_height: 16,
-        src_width: 16,
-        src_height: 16,
-        dest: rect(8, 8, 24, 24),
-        clip: Clip::None,
-    }));
+    let create = mjpeg_stream_create(3, 16, rect(8, 8, 24, 24));
     feed(&mut s, l.display, &create, now);
     events(&mut s);
     let frame = mjpeg_frame(16, 16, [0, 0, 255, 0]);
-    let data = |mm| {
-        ServerMessage::Display(pd::ServerMessage::StreamData(pd::StreamData {
-            header: StreamDataHeader {
-                id: 3,
-                multi_media_time: mm,
-            },
-            data: &frame,
-        }))
-    };
+    let data = |mm| mjpeg_stream_data(3, mm, &frame);
     let clock = |time| ServerMessage::Main(pm::ServerMessage::MultiMediaTime { time });
 
     feed(&mut s, l.display, &data(1100), now);
