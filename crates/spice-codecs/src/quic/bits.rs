@@ -250,6 +250,31 @@ impl BitWindow<'_> {
         self.cnt |= 56;
     }
 
+    /// [`Self::refill`] without the clamp at the end of the buffer.
+    ///
+    /// # Safety
+    /// The 8 bytes from the window's next byte must be in the buffer. They are while
+    /// the stream position has not moved more than `8 * (n - 16)` bits past where
+    /// [`Self::unchecked_room`] returned `n` (the window's next byte is at most 8 bytes
+    /// past the stream position).
+    #[inline(always)]
+    pub(crate) unsafe fn refill_unchecked(&mut self) {
+        debug_assert!(self.ptr + 8 <= self.buf.len());
+        // SAFETY: the caller guarantees `ptr + 8 <= buf.len()`.
+        let s = unsafe { self.buf.get_unchecked(self.ptr..self.ptr + 8) };
+        let s: &[u8; 8] = s.try_into().expect("8 bytes");
+        self.bits |= u64::from_be_bytes(*s) >> self.cnt;
+        self.ptr += ((63 - self.cnt) >> 3) as usize;
+        self.cnt |= 56;
+    }
+
+    /// Bytes of the buffer after the window's next byte (see
+    /// [`Self::refill_unchecked`]).
+    #[inline(always)]
+    pub(crate) fn unchecked_room(&self) -> usize {
+        self.buf.len().saturating_sub(self.ptr)
+    }
+
     /// The window: `cnt()` valid bits, most significant first.
     #[inline(always)]
     pub(crate) fn bits(&self) -> u64 {

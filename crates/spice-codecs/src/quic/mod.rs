@@ -647,6 +647,82 @@ mod tests {
     /// SSE2 and x86-64-v3 with AVX2), and decodes them back, for every type on images
     /// of awkward sizes with runs, noise and escapes.
     #[test]
+    fn decoder_row_strategies_are_exact() {
+        // Rows alternate between kinds the decoder treats apart: below a flat row or a
+        // row of long repeats, most pixels equal their upper neighbours (the run
+        // condition is checked at every pixel); below noise or short repeats, equal
+        // upper neighbours are rare (the mask leads from one cluster to the next, and
+        // runs begin inside and at the edges of clusters). Wide enough that
+        // most of the stream is read with unchecked refills and its end with checked
+        // ones.
+        let mut seed = 0x0123_4567_89ab_cdefu64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for &(width, height) in &[(300usize, 48usize), (67, 30), (1100, 12)] {
+            let mut data = vec![0u8; width * height * 4];
+            for y in 0..height {
+                let mut v = [0u8; 3];
+                for x in 0..width {
+                    let r = next();
+                    match y % 4 {
+                        0 => {
+                            v = if r % 40 == 0 {
+                                [r as u8, 7, 9]
+                            } else {
+                                [200, 200, 200]
+                            }
+                        }
+                        1 => v = [(r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8],
+                        2 => {
+                            // Equal neighbours in about one pixel of six: the row
+                            // below reads it as sparse, with clusters to check.
+                            if r % 8 != 0 {
+                                v = [(r >> 8) as u8 % 16, 5, 1];
+                            }
+                        }
+                        _ => {
+                            // Long repeats: runs start right at those clusters.
+                            if r % 4 == 0 {
+                                v = [(r >> 8) as u8 & 0xf0, 0, 1];
+                            }
+                        }
+                    }
+                    data[(y * width + x) * 4..][..3].copy_from_slice(&v);
+                }
+            }
+            let image = Image {
+                image_type: ImageType::Rgb32,
+                width: width as u32,
+                height: height as u32,
+                stride: width * 4,
+                row_order: RowOrder::TopDown,
+                data: &data,
+            };
+            let stream = encode(&image).unwrap();
+            for simd in Simd::available() {
+                let mut pixels = vec![0u8; width * height * 4];
+                decode_with(
+                    &stream,
+                    &mut pixels,
+                    width * 4,
+                    PixelFormat::Rgb32,
+                    RowOrder::TopDown,
+                    &DecodeLimits::default(),
+                    simd,
+                )
+                .unwrap();
+                for (k, (got, want)) in pixels.chunks(4).zip(data.chunks(4)).enumerate() {
+                    assert_eq!(got[..3], want[..3], "{width}x{height} {simd:?} pixel {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn instruction_sets_give_identical_streams() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {

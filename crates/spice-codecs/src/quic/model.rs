@@ -58,12 +58,14 @@ const MAX_CODE_LEN: u32 = 26;
 // Golomb family tables, built at compile time for 8 and 5 bits per channel.
 
 pub(crate) struct Family {
-    /// Zero-prefix length that marks an escape code, per code index.
-    pub(crate) alt: [u32; 8],
-    /// First residual coded with an escape, per code index.
-    pub(crate) ngr: [u32; 8],
-    /// Length of an escape codeword, per code index.
-    pub(crate) esc_len: [u32; 8],
+    /// Zero-prefix length that marks an escape code, per code index (256 entries,
+    /// so a code index read from a byte table needs no bounds check; only the first
+    /// `BPC` are used).
+    pub(crate) alt: [u32; 256],
+    /// First residual coded with an escape, per code index (as `alt`).
+    pub(crate) ngr: [u32; 256],
+    /// Length of an escape codeword, per code index (as `alt`).
+    pub(crate) esc_len: [u32; 256],
     /// Codeword per (code index, residual): `bits | len << 16`.
     pub(crate) codes: [[u32; 256]; 8],
     /// Code length per (code index, residual), for the model counters.
@@ -90,9 +92,9 @@ const fn ceil_log2(v: u32) -> u32 {
 
 const fn build_family(bpc: u32) -> Family {
     let mut f = Family {
-        alt: [0; 8],
-        ngr: [0; 8],
-        esc_len: [0; 8],
+        alt: [0; 256],
+        ngr: [0; 256],
+        esc_len: [0; 256],
         codes: [[0; 256]; 8],
         lens: [[0; 256]; 8],
         bits: [0; 2048],
@@ -179,10 +181,40 @@ pub(crate) struct Model {
     /// `256 * best_of[ctx]`: where the context's codes start in [`Family::bits`] and
     /// the flattened [`Family::lens`].
     pub(crate) code_base: [u16; 256],
+    /// The decoder's view of `best_of[ctx]` as the values its Golomb step uses
+    /// (see [`DecodeParams`]), one table each so every one is a single byte load.
+    pub(crate) dec: DecodeParams,
+}
+
+/// Per-context decoding parameters of a [`Model`], derived from the context's code
+/// index `l`: kept in step with `best_of` by [`Model::update`].
+#[derive(Clone, Copy)]
+pub(crate) struct DecodeParams {
+    /// The zero-prefix length that marks an escape code (`Family::alt[l]`).
+    pub(crate) alt: [u8; 256],
+    /// `63 - l`: the shift that leaves a codeword's leading one and its `l` low bits.
+    pub(crate) low_shift: [u8; 256],
+    /// `l + 1`: the bits after the zero prefix.
+    pub(crate) tail: [u8; 256],
+}
+
+impl DecodeParams {
+    fn fill(&mut self, range: core::ops::Range<usize>, bpc: u32, l: u32) {
+        let fam = if bpc == 8 { &FAMILY8 } else { &FAMILY5 };
+        self.alt[range.clone()].fill(fam.alt[l as usize] as u8);
+        self.low_shift[range.clone()].fill((63 - l) as u8);
+        self.tail[range].fill((l + 1) as u8);
+    }
 }
 
 impl Model {
     pub(crate) fn new(bpc: u32) -> Self {
+        let mut dec = DecodeParams {
+            alt: [0; 256],
+            low_shift: [0; 256],
+            tail: [0; 256],
+        };
+        dec.fill(0..256, bpc, bpc - 1);
         Self {
             buckets: [Bucket {
                 counters: [0; 8],
@@ -190,6 +222,7 @@ impl Model {
             }; 8],
             best_of: [(bpc - 1) as u8; 256],
             code_base: [(bpc as u16 - 1) * 256; 256],
+            dec,
         }
     }
 
@@ -205,7 +238,8 @@ impl Model {
             let (start, end) = fam.bucket_range[b];
             let range = usize::from(start)..usize::from(end);
             self.best_of[range.clone()].fill(bucket.best as u8);
-            self.code_base[range].fill(bucket.best as u16 * 256);
+            self.code_base[range.clone()].fill(bucket.best as u16 * 256);
+            self.dec.fill(range, BPC, bucket.best);
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::bits::{BitCursor, BitReader, BitWindow, BitWriter, RowWriter};
 use super::model::{Model, RowSegments, State, family};
-use super::scan::{RowScan, Simd};
+use super::scan::{self, RowScan, Simd};
 use super::swar;
 use super::{QuicError, Result};
 
@@ -28,6 +28,9 @@ pub(crate) struct Plane<const S: usize, const C: usize, const BPC: u32> {
     scan: RowScan,
     /// Instruction set for the row loops and the scan.
     simd: Simd,
+    /// Decoder of the lane path: bit x is set when pixel x of `prev` equals pixel
+    /// x - 1, the half of the run condition known before the row is decoded.
+    up_eq: Vec<u64>,
 }
 
 impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
@@ -47,6 +50,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                 RowScan::new(width)
             } else {
                 RowScan::default()
+            },
+            up_eq: if S == 4 && C == 3 {
+                vec![0; width / 64 + 2]
+            } else {
+                Vec::new()
             },
         }
     }
@@ -564,26 +572,40 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
     }
 
-    /// [`Self::decode_code`] without an early return (an escape code out of range
-    /// sets `bad`, checked by the caller after a stretch, and yields a residual masked
-    /// into range), that also returns the look-ahead after the codeword,
-    /// shifted so the processor's chain from one codeword to the next is a count of
-    /// leading zeros and two shifts (the length add is off that chain).
+    /// Decodes one codeword with the code parameters of context `ctx`, read from
+    /// `model`'s decoding tables, from the look-ahead `bits`; returns the mapped
+    /// residual, the codeword length and the look-ahead after the codeword.
+    ///
+    /// There is no early return: an escape code out of range sets `bad` (checked by
+    /// the caller after a stretch) and yields a residual masked into range. The
+    /// Golomb step is a count of leading zeros and a few shifts, with no arithmetic
+    /// on the code index, and the processor's chain from one codeword to the next is
+    /// the count and two shifts.
     #[inline(always)]
-    fn decode_code_chain(bits: u64, l: u32, bad: &mut bool) -> (u32, u32, u64) {
-        let fam = family::<BPC>();
+    fn decode_code_ctx(bits: u64, model: &Model, ctx: u32, bad: &mut bool) -> (u32, u32, u64) {
+        let c = (ctx & 0xff) as usize;
         let z = bits.leading_zeros();
-        if z < fam.alt[l as usize] {
+        if z < u32::from(model.dec.alt[c]) {
             // After z zeros: a one and l low bits.
+            let l = u32::from(model.best_of[c]);
+            let tail = u32::from(model.dec.tail[c]);
             let t = bits << z;
-            let low = ((t >> (63 - l)) as u32) ^ (1 << l);
-            ((z << l) | low, z + l + 1, t << (l + 1))
+            let low = ((t >> model.dec.low_shift[c]) as u32) ^ (1 << l);
+            ((z << l) | low, z + tail, t << tail)
         } else {
-            let len = fam.esc_len[l as usize];
-            let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
-            *bad |= m > Self::MASK;
-            (m & Self::MASK, len, bits << len)
+            Self::decode_escape(bits, u32::from(model.best_of[c]), bad)
         }
+    }
+
+    /// The escape branch of [`Self::decode_code_ctx`]: alt zeros and the suffix, one
+    /// field of `esc_len` bits.
+    #[inline(always)]
+    fn decode_escape(bits: u64, l: u32, bad: &mut bool) -> (u32, u32, u64) {
+        let fam = family::<BPC>();
+        let len = fam.esc_len[(l & 0xff) as usize];
+        let m = (bits >> (64 - len)) as u32 + fam.ngr[(l & 0xff) as usize];
+        *bad |= m > Self::MASK;
+        (m & Self::MASK, len, bits << len)
     }
 
     /// [`Self::decode_pixel`] for R,G,B words: the three codewords, then the
@@ -702,26 +724,41 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             // (Simd::detect).
             return unsafe { self.decode_row_v3(r) };
         }
-        self.decode_row_portable(r)
+        self.decode_row_with::<false>(r)
     }
 
-    /// [`Self::decode_row_portable`] compiled for x86-64-v3, chosen at run time.
+    /// [`Self::decode_row_with`] compiled for x86-64-v3, chosen at run time.
     ///
     /// # Safety
     /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
     unsafe fn decode_row_v3(&mut self, r: &mut BitReader) -> Result<()> {
-        self.decode_row_portable(r)
+        self.decode_row_with::<true>(r)
     }
 
+    /// Decodes one row; `V3`: the caller is compiled for x86-64-v3 (and the CPU has
+    /// it), so the stretch kernel is called in its x86-64-v3 version.
     #[inline(always)]
-    fn decode_row_portable(&mut self, r: &mut BitReader) -> Result<()> {
+    fn decode_row_with<const V3: bool>(&mut self, r: &mut BitReader) -> Result<()> {
         if self.first_row {
-            self.decode_row_as::<true>(r)?;
+            self.decode_row_as::<true, false, V3>(r)?;
         } else {
             self.corr[0] = self.corr[1];
-            self.decode_row_as::<false>(r)?;
+            if Self::LANES {
+                scan::fill_eq_left(&mut self.up_eq, &self.prev);
+                // Rows where many pixels have their upper neighbours equal (flat
+                // areas, text) check the run condition at every pixel; elsewhere the
+                // mask leads from one possible run start to the next.
+                let width = self.prev.len();
+                if scan::count_ones(&self.up_eq, 0, width) * 4 > width {
+                    self.decode_row_as::<false, true, V3>(r)?;
+                } else {
+                    self.decode_row_as::<false, false, V3>(r)?;
+                }
+            } else {
+                self.decode_row_as::<false, false, V3>(r)?;
+            }
         }
         if r.overrun() {
             return Err(QuicError::Truncated);
@@ -733,24 +770,29 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     /// (R,G,B words) or the per-channel one; `Self::LANES` is a constant, so each
     /// instantiation keeps one of them.
     #[inline(always)]
-    fn decode_row_as<const FIRST: bool>(&mut self, r: &mut BitReader) -> Result<()> {
+    fn decode_row_as<const FIRST: bool, const DENSE: bool, const V3: bool>(
+        &mut self,
+        r: &mut BitReader,
+    ) -> Result<()> {
         let Self {
             state,
             models,
             corr,
             prev,
             cur,
+            up_eq,
             ..
         } = self;
         let width = cur.len();
         let prev = &prev[..];
+        let up_eq = &up_eq[..];
         let mut lr = r.local();
         let mut seg = RowSegments::new(width);
         let mut result = Ok(());
         while let Some((begin, end, waitmask)) = state.next_segment(&mut seg) {
             result = if Self::LANES {
-                Self::decode_segment_lanes::<FIRST>(
-                    state, models, corr, prev, cur, &mut lr, begin, end, waitmask,
+                Self::decode_segment_lanes::<FIRST, DENSE, V3>(
+                    state, models, corr, prev, cur, up_eq, &mut lr, begin, end, waitmask,
                 )
             } else {
                 Self::decode_segment::<FIRST>(
@@ -770,36 +812,60 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     /// left pixel's residuals), its left pixel and the pixel above; returns its
     /// residual word and its value.
     #[inline(always)]
-    fn decode_lanes<const FIRST: bool>(
+    fn decode_lanes<const FIRST: bool, const FAST: bool>(
         models: &[Model; C],
         r: &mut BitWindow<'_>,
-        ctx: u32,
+        ctx: &mut [u32; 3],
         left: u32,
         up: u32,
         bad: &mut bool,
     ) -> (u32, u32) {
-        let best = |c: usize| {
-            let sh = 16 - 8 * c;
-            u32::from(models[c].best_of[((ctx >> sh) & 0xff) as usize] & 7)
+        let [cr, cg, cb] = *ctx;
+        let refill = |r: &mut BitWindow<'_>| {
+            if FAST {
+                // SAFETY: FAST is only used for the pixels counted by
+                // `Self::unchecked_pixels`, which keeps every refill inside the buffer.
+                unsafe { r.refill_unchecked() }
+            } else {
+                r.refill()
+            }
         };
-        let (lr, lg, lb) = (best(0), best(1), best(2));
         // After a refill the window holds >= 56 bits: two codewords of <= 26 bits,
         // and usually the third.
-        r.refill();
-        let (mr, len_r, bits) = Self::decode_code_chain(r.bits(), lr, bad);
-        let (mg, len_g, mut bits) = Self::decode_code_chain(bits, lg, bad);
+        refill(r);
+        let (mr, len_r, bits) = Self::decode_code_ctx(r.bits(), &models[0], cr, bad);
+        let (mg, len_g, mut bits) = Self::decode_code_ctx(bits, &models[1], cg, bad);
         let mut used = len_r + len_g;
         if r.cnt() < used + 26 {
             r.consume(used);
-            r.refill();
+            refill(r);
             bits = r.bits();
             used = 0;
         }
-        let (mb, len_b, bits) = Self::decode_code_chain(bits, lb, bad);
+        let (mb, len_b, bits) = Self::decode_code_ctx(bits, &models[2], cb, bad);
         r.advance(bits, used + len_b);
+        // The next pixel's contexts as separate residuals (not the combined word), so
+        // each channel's table lookups wait for its own codeword only.
+        *ctx = [mr, mg, mb];
         let res = (mr << 16) | (mg << 8) | mb;
         let pred = if FIRST { left } else { swar::avg(left, up) };
         (res, swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred))
+    }
+
+    /// The R, G and B residuals of the context word `ctx`, apart.
+    #[inline(always)]
+    fn split(ctx: u32) -> [u32; 3] {
+        [(ctx >> 16) & 0xff, (ctx >> 8) & 0xff, ctx & 0xff]
+    }
+
+    /// How many of the next `n` pixels [`Self::decode_lanes`] may decode with
+    /// `FAST`: a pixel moves the stream position by at most 3 * 26 bits < 10 bytes,
+    /// the window's next byte is at most 8 bytes past the stream position, and a
+    /// refill reads 8 bytes from there, so the refills of `k` pixels stay below
+    /// `10 * k + 16` bytes past the window's next byte.
+    #[inline(always)]
+    fn unchecked_pixels(win: &BitWindow<'_>, n: usize) -> usize {
+        (win.unchecked_room().saturating_sub(16) / 10).min(n)
     }
 
     /// Decodes pixels `a..b` (`0 < a`) without looking at the run condition; `left` is
@@ -819,20 +885,43 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         if a >= b {
             return Ok(());
         }
-        let mut ctx = Self::word(&corr[a]);
+        let fast = a + Self::unchecked_pixels(win, b - a);
+        let mut ls = Self::split(Self::word(&corr[a]));
         let mut px = *left;
         let mut bad = false;
-        for ((out, res_out), up) in cur[a..b]
+        for ((out, res_out), up) in cur[a..fast]
             .iter_mut()
-            .zip(&mut corr[a + 1..b + 1])
-            .zip(&prev[a..b])
+            .zip(&mut corr[a + 1..fast + 1])
+            .zip(&prev[a..fast])
         {
-            let (res, value) =
-                Self::decode_lanes::<FIRST>(models, win, ctx, px, Self::word(up), &mut bad);
+            let (res, value) = Self::decode_lanes::<FIRST, true>(
+                models,
+                win,
+                &mut ls,
+                px,
+                Self::word(up),
+                &mut bad,
+            );
             px = value;
             *out = Self::unword(px);
             *res_out = Self::unword(res);
-            ctx = res;
+        }
+        for ((out, res_out), up) in cur[fast..b]
+            .iter_mut()
+            .zip(&mut corr[fast + 1..b + 1])
+            .zip(&prev[fast..b])
+        {
+            let (res, value) = Self::decode_lanes::<FIRST, false>(
+                models,
+                win,
+                &mut ls,
+                px,
+                Self::word(up),
+                &mut bad,
+            );
+            px = value;
+            *out = Self::unword(px);
+            *res_out = Self::unword(res);
         }
         *left = px;
         if bad {
@@ -841,12 +930,14 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(())
     }
 
-    /// Decodes pixels from `a` (`a > 2`, not a row's first pixel) up to `b` or to the
-    /// first pixel where a run may start, which it returns (undecoded). `left` is
-    /// pixel `a - 1` on entry and the last decoded pixel on return.
+    /// Runs [`Self::decode_stretch`] over pixels `a..b` as a function of its own, so
+    /// the register allocator sees the hot loop apart from the rest of the row logic
+    /// (the dense-row and run-checking loops stay inlined: their stretches are short,
+    /// and a call per stretch measured slower there); returns `b`. `V3`: the
+    /// x86-64-v3 version (the caller must be running on a CPU that has it).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn decode_stretch_checked(
+    fn kernel<const FIRST: bool, const V3: bool>(
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
@@ -859,49 +950,272 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         if a >= b {
             return Ok(a);
         }
-        // Pixel i may start a run when prev[i - 1] == prev[i] and cur[i - 2] == cur[i - 1]:
-        // all four are carried in registers.
-        let mut ctx = Self::word(&corr[a]);
-        let mut px = *left;
-        let mut px2 = Self::word(&cur[a - 2]);
-        let mut up_left = Self::word(&prev[a - 1]);
-        let mut j = a;
-        let mut bad = false;
-        for ((out, res_out), up) in cur[a..b]
-            .iter_mut()
-            .zip(&mut corr[a + 1..b + 1])
-            .zip(&prev[a..b])
-        {
-            let up = Self::word(up);
-            if up == up_left && px == px2 {
-                break;
-            }
-            let (res, value) = Self::decode_lanes::<false>(models, win, ctx, px, up, &mut bad);
-            px2 = px;
-            px = value;
-            up_left = up;
-            *out = Self::unword(px);
-            *res_out = Self::unword(res);
-            ctx = res;
-            j += 1;
+        #[cfg(target_arch = "x86_64")]
+        if V3 {
+            // SAFETY: V3 is only set on the path from `decode_row_v3`, which runs only
+            // when the CPU has AVX2, BMI1, BMI2 and LZCNT.
+            return unsafe { Self::kernel_v3::<FIRST>(corr, prev, cur, models, win, a, b, left) };
         }
-        *left = px;
+        Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)
+    }
+
+    /// The body of [`Self::kernel`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn kernel_body<const FIRST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<usize> {
+        Self::decode_stretch::<FIRST>(corr, prev, cur, models, win, a, b, left)?;
+        Ok(b)
+    }
+
+    /// [`Self::kernel_body`], not inlined.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn kernel_portable<const FIRST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<usize> {
+        Self::kernel_body::<FIRST>(corr, prev, cur, models, win, a, b, left)
+    }
+
+    /// [`Self::kernel_body`] compiled for x86-64-v3.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    unsafe fn kernel_v3<const FIRST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<usize> {
+        Self::kernel_body::<FIRST>(corr, prev, cur, models, win, a, b, left)
+    }
+
+    /// Decodes pixels from `a` (`a > 2`) up to `b` or to the first pixel where a run
+    /// starts, which it returns (undecoded). Every pixel of `a..b` has its upper
+    /// neighbour equal to the upper-left one, so a run starts where the two pixels on
+    /// the left are equal. `left` is pixel `a - 1` on entry and the last decoded pixel
+    /// on return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_stretch_checked(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<usize> {
+        let mut ls = Self::split(Self::word(&corr[a]));
+        let mut px = (*left, Self::word(&cur[a - 2]));
+        let mut bad = false;
+        let fast = a + Self::unchecked_pixels(win, b - a);
+        let mut j = Self::decode_checked_part::<true>(
+            corr, prev, cur, models, win, a, fast, &mut px, &mut ls, &mut bad,
+        );
+        if j == fast {
+            j = Self::decode_checked_part::<false>(
+                corr, prev, cur, models, win, j, b, &mut px, &mut ls, &mut bad,
+            );
+        }
+        *left = px.0;
         if bad {
             return Err(QuicError::BadResidual);
         }
         Ok(j)
     }
 
+    /// The loop of [`Self::decode_stretch_checked`] over `a..b`, with `FAST` refills
+    /// (see [`Self::unchecked_pixels`]); `px` holds the last two pixels.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_checked_part<const FAST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        px: &mut (u32, u32),
+        ls: &mut [u32; 3],
+        bad: &mut bool,
+    ) -> usize {
+        let (mut p1, mut p2) = *px;
+        let mut j = a;
+        for ((out, res_out), up) in cur[a..b]
+            .iter_mut()
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
+        {
+            if p1 == p2 {
+                break;
+            }
+            let (res, value) =
+                Self::decode_lanes::<false, FAST>(models, win, ls, p1, Self::word(up), bad);
+            p2 = p1;
+            p1 = value;
+            *out = Self::unword(p1);
+            *res_out = Self::unword(res);
+            j += 1;
+        }
+        *px = (p1, p2);
+        j
+    }
+
+    /// Decodes pixels from `i > 0` up to `lim` or to the first pixel where a run
+    /// starts, which it returns (undecoded); `may_run` tells whether pixel `i` may
+    /// start one. Stretches where the row above rules runs out are decoded without
+    /// looking at the run condition.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_until_run<const DENSE: bool, const V3: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        up_eq: &[u64],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        mut i: usize,
+        lim: usize,
+        may_run: bool,
+        left: &mut u32,
+    ) -> Result<usize> {
+        // Pixels 1 and 2, and a pixel right after a run of 0, never start a run.
+        let mut from = (if may_run { i } else { i + 1 }).max(3);
+        if DENSE {
+            let from = from.min(lim);
+            Self::kernel::<false, V3>(corr, prev, cur, models, win, i, from, left)?;
+            if from >= lim {
+                return Ok(lim);
+            }
+            return Self::decode_checked_dense(corr, prev, cur, models, win, from, lim, left);
+        }
+        loop {
+            let c = scan::next_one(up_eq, from.min(lim), lim);
+            Self::kernel::<false, V3>(corr, prev, cur, models, win, i, c, left)?;
+            if c >= lim {
+                return Ok(lim);
+            }
+            let d = c + scan::ones_len(up_eq, c, lim);
+            let j = Self::decode_stretch_checked(corr, prev, cur, models, win, c, d, left)?;
+            if j < d {
+                return Ok(j);
+            }
+            i = d;
+            from = d;
+        }
+    }
+
+    /// Decodes pixels from `a` (`2 < a < b`) up to `b` or to the first pixel where a
+    /// run starts, which it returns (undecoded), checking the whole run condition at
+    /// every pixel. `left` is pixel `a - 1` on entry and the last decoded pixel on
+    /// return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_checked_dense(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<usize> {
+        let mut ctx = Self::split(Self::word(&corr[a]));
+        let mut px = (*left, Self::word(&cur[a - 2]), Self::word(&prev[a - 1]));
+        let mut bad = false;
+        let fast = a + Self::unchecked_pixels(win, b - a);
+        let mut j = Self::decode_checked_up::<true>(
+            corr, prev, cur, models, win, a, fast, &mut px, &mut ctx, &mut bad,
+        );
+        if j == fast {
+            j = Self::decode_checked_up::<false>(
+                corr, prev, cur, models, win, j, b, &mut px, &mut ctx, &mut bad,
+            );
+        }
+        *left = px.0;
+        if bad {
+            return Err(QuicError::BadResidual);
+        }
+        Ok(j)
+    }
+
+    /// The loop of [`Self::decode_checked_dense`] over `a..b`, with `FAST` refills
+    /// (see [`Self::unchecked_pixels`]); `px` holds the last two pixels and the
+    /// upper-left one.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_checked_up<const FAST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        px: &mut (u32, u32, u32),
+        ls: &mut [u32; 3],
+        bad: &mut bool,
+    ) -> usize {
+        let (mut p1, mut p2, mut ul) = *px;
+        let mut j = a;
+        for ((out, res_out), up) in cur[a..b]
+            .iter_mut()
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
+        {
+            let up = Self::word(up);
+            if up == ul && p1 == p2 {
+                break;
+            }
+            let (res, value) = Self::decode_lanes::<false, FAST>(models, win, ls, p1, up, bad);
+            p2 = p1;
+            p1 = value;
+            ul = up;
+            *out = Self::unword(p1);
+            *res_out = Self::unword(res);
+            j += 1;
+        }
+        *px = (p1, p2, ul);
+        j
+    }
+
     /// [`Self::decode_segment`] for R,G,B words: pixel values, contexts and the run
     /// condition stay in registers.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn decode_segment_lanes<const FIRST: bool>(
+    fn decode_segment_lanes<const FIRST: bool, const DENSE: bool, const V3: bool>(
         st: &mut State,
         models: &mut [Model; C],
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
+        up_eq: &[u64],
         r: &mut BitCursor<'_>,
         mut i: usize,
         end: usize,
@@ -926,8 +1240,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             stop = i + st.waitcnt as usize;
         }
         let mut win = r.window();
-        let result = Self::decode_segment_window::<FIRST>(
-            st, models, corr, prev, cur, &mut win, i, end, waitmask, stop, left,
+        let result = Self::decode_segment_window::<FIRST, DENSE, V3>(
+            st, models, corr, prev, cur, up_eq, &mut win, i, end, waitmask, stop, left,
         );
         r.set_pos(&win);
         result
@@ -937,12 +1251,13 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     /// ending at `stop`, reading from a register window.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn decode_segment_window<const FIRST: bool>(
+    fn decode_segment_window<const FIRST: bool, const DENSE: bool, const V3: bool>(
         st: &mut State,
         models: &mut [Model; C],
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
+        up_eq: &[u64],
         r: &mut BitWindow<'_>,
         mut i: usize,
         end: usize,
@@ -955,13 +1270,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         loop {
             let lim = if stop < end { stop + 1 } else { end };
             let j = if FIRST {
-                Self::decode_stretch::<true>(corr, prev, cur, models, r, i, lim, &mut left)?;
+                Self::kernel::<true, V3>(corr, prev, cur, models, r, i, lim, &mut left)?;
                 lim
             } else {
-                // Pixels 1 and 2, and a pixel right after a run of 0, are never run starts.
-                let unchecked = (if may_run { i } else { i + 1 }).max(3).min(lim);
-                Self::decode_stretch::<false>(corr, prev, cur, models, r, i, unchecked, &mut left)?;
-                Self::decode_stretch_checked(corr, prev, cur, models, r, unchecked, lim, &mut left)?
+                Self::decode_until_run::<DENSE, V3>(
+                    corr, prev, cur, up_eq, models, r, i, lim, may_run, &mut left,
+                )?
             };
             i = j;
             if j == lim {

@@ -285,40 +285,95 @@ impl RowScan {
     /// First run start in `from..end`, or `end`.
     #[inline(always)]
     pub(crate) fn next_cand(&self, from: usize, end: usize) -> usize {
-        let mut w = from >> 6;
-        let mut bits = self.cand[w] & (u64::MAX << (from & 63));
-        loop {
-            if bits != 0 {
-                return ((w << 6) + bits.trailing_zeros() as usize).min(end);
-            }
-            w += 1;
-            if w << 6 >= end {
-                return end;
-            }
-            bits = self.cand[w];
-        }
+        next_one(&self.cand, from, end)
     }
 
     /// Length of the run of pixels equal to their left neighbour from `from`, at most
     /// up to `end`.
     #[inline(always)]
     pub(crate) fn run_len(&self, from: usize, end: usize) -> usize {
-        let mut w = from >> 6;
-        let mut n = (self.eq_left[w] >> (from & 63)).trailing_ones() as usize;
-        if n == 64 - (from & 63) {
-            loop {
-                w += 1;
-                if w << 6 >= end {
-                    break;
-                }
-                let t = self.eq_left[w].trailing_ones() as usize;
-                n += t;
-                if t < 64 {
-                    break;
-                }
+        ones_len(&self.eq_left, from, end)
+    }
+}
+
+/// The first set bit of `mask` in `from..end` (bit x is bit `x % 64` of word `x / 64`),
+/// or `end`. `mask` covers at least `end` bits.
+#[inline(always)]
+pub(crate) fn next_one(mask: &[u64], from: usize, end: usize) -> usize {
+    let mut w = from >> 6;
+    let mut bits = mask[w] & (u64::MAX << (from & 63));
+    loop {
+        if bits != 0 {
+            return ((w << 6) + bits.trailing_zeros() as usize).min(end);
+        }
+        w += 1;
+        if w << 6 >= end {
+            return end;
+        }
+        bits = mask[w];
+    }
+}
+
+/// How many bits of `mask` from bit `from` on are set, at most `end - from`.
+#[inline(always)]
+pub(crate) fn ones_len(mask: &[u64], from: usize, end: usize) -> usize {
+    let mut w = from >> 6;
+    let mut n = (mask[w] >> (from & 63)).trailing_ones() as usize;
+    if n == 64 - (from & 63) {
+        loop {
+            w += 1;
+            if w << 6 >= end {
+                break;
+            }
+            let t = mask[w].trailing_ones() as usize;
+            n += t;
+            if t < 64 {
+                break;
             }
         }
-        n.min(end - from)
+    }
+    n.min(end - from)
+}
+
+/// How many bits of `mask` in `from..end` are set (`from <= end`).
+#[inline(always)]
+pub(crate) fn count_ones(mask: &[u64], from: usize, end: usize) -> usize {
+    if from >= end {
+        return 0;
+    }
+    let (w0, w1) = (from >> 6, (end - 1) >> 6);
+    let lo = u64::MAX << (from & 63);
+    let hi = u64::MAX >> (63 - ((end - 1) & 63));
+    if w0 == w1 {
+        return (mask[w0] & lo & hi).count_ones() as usize;
+    }
+    let mut n = (mask[w0] & lo).count_ones() + (mask[w1] & hi).count_ones();
+    for w in &mask[w0 + 1..w1] {
+        n += w.count_ones();
+    }
+    n as usize
+}
+
+/// Sets bit x of `mask` (x >= 1) when pixel x of `row` equals pixel x - 1; bit 0 and
+/// the bits past the row are clear. `mask` holds at least `row.len() / 64 + 1` words.
+#[inline(always)]
+pub(crate) fn fill_eq_left<const S: usize>(mask: &mut [u64], row: &[[u8; S]]) {
+    mask.fill(0);
+    if row.len() < 2 {
+        return;
+    }
+    // Bit x compares pixels x - 1 and x: chunks of 64 pairs, in a form LLVM turns
+    // into vector compares and mask extraction.
+    let pairs = row.len() - 1;
+    let (left, right) = (&row[..pairs], &row[1..]);
+    for (k, (l, r)) in left.chunks(64).zip(right.chunks(64)).enumerate() {
+        let mut m = 0u64;
+        for (j, (a, b)) in l.iter().zip(r).enumerate() {
+            m |= u64::from(a == b) << j;
+        }
+        // Pair j of chunk k is bit 64k + j + 1.
+        mask[k] |= m << 1;
+        mask[k + 1] |= m >> 63;
     }
 }
 
@@ -448,6 +503,43 @@ mod tests {
             copy_clear_x(&mut dst, &src);
             for (d, s) in dst.iter().zip(src.chunks_exact(4)) {
                 assert_eq!(*d, [s[0], s[1], s[2], 0]);
+            }
+        }
+    }
+
+    #[test]
+    fn mask_helpers_match_a_bit_by_bit_reading() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for width in [1usize, 2, 3, 63, 64, 65, 127, 128, 129, 200, 1000] {
+            // Rows of runs of a few values, so equal neighbours come in clusters of
+            // every length, across word boundaries too.
+            let mut row = vec![[0u8; 4]; width];
+            let mut v = 0u8;
+            for px in row.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                if seed % 5 < 2 {
+                    v = (seed >> 32) as u8 % 3;
+                }
+                *px = [v, v ^ 1, 0, 0];
+            }
+            let mut mask = vec![!0u64; width / 64 + 2];
+            fill_eq_left(&mut mask, &row);
+            let bit = |x: usize| mask[x >> 6] >> (x & 63) & 1 == 1;
+            for x in 0..(width / 64 + 2) * 64 {
+                let want = x >= 1 && x < width && row[x] == row[x - 1];
+                assert_eq!(bit(x), want, "width {width} bit {x}");
+            }
+            for from in 0..=width {
+                for end in (from..=width).step_by(7).chain([width]) {
+                    let next = (from..end).find(|&x| bit(x)).unwrap_or(end);
+                    assert_eq!(next_one(&mask, from, end), next, "{width} {from} {end}");
+                    let ones = (from..end).take_while(|&x| bit(x)).count();
+                    assert_eq!(ones_len(&mask, from, end), ones, "{width} {from} {end}");
+                    let count = (from..end).filter(|&x| bit(x)).count();
+                    assert_eq!(count_ones(&mask, from, end), count, "{width} {from} {end}");
+                }
             }
         }
     }
