@@ -1107,8 +1107,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         // Pixels 1 and 2, and a pixel right after a run of 0, never start a run.
         let mut from = (if may_run { i } else { i + 1 }).max(3);
         if DENSE {
+            // At most two pixels before the checks start: inline, not a call.
             let from = from.min(lim);
-            Self::kernel::<false, V3>(corr, prev, cur, models, win, i, from, left)?;
+            Self::decode_stretch::<false>(corr, prev, cur, models, win, i, from, left)?;
             if from >= lim {
                 return Ok(lim);
             }
