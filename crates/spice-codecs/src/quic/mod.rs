@@ -411,6 +411,16 @@ fn encode_with(image: &Image<'_>, out: &mut Vec<u8>, simd: Simd) -> Result<usize
 // ---------------------------------------------------------------------------------
 // Decoder.
 
+/// A row of 4-byte pixels (`row.len()` is a multiple of 4).
+fn as_pixels(row: &[u8]) -> &[[u8; 4]] {
+    row.as_chunks::<4>().0
+}
+
+/// [`as_pixels`] for writing.
+fn as_pixels_mut(row: &mut [u8]) -> &mut [[u8; 4]] {
+    row.as_chunks_mut::<4>().0
+}
+
 fn check_format(image_type: ImageType, format: PixelFormat) -> Result<()> {
     let ok = match format {
         PixelFormat::Gray8 => image_type == ImageType::Gray,
@@ -577,6 +587,27 @@ fn decode_with(
                 p.decode_row(&mut r)?;
                 store_rgb5(&p.cur, format, &mut out[dst(y)]);
                 p.next_row();
+            }
+        }
+        ImageType::Rgb24 | ImageType::Rgb32 if format == PixelFormat::Rgb32 => {
+            // The output rows have the plane's layout (B, G, R, 0): decode straight
+            // into them, each over the output row before it.
+            let mut p = Plane::<4, 3, 8>::with_simd(wd, simd);
+            for y in 0..ht {
+                let cur = dst(y);
+                if y == 0 {
+                    p.decode_row_into(&mut r, &[], as_pixels_mut(&mut out[cur]))?;
+                    continue;
+                }
+                let prev = dst(y - 1);
+                let (prev, cur) = if prev.start < cur.start {
+                    let (head, tail) = out.split_at_mut(cur.start);
+                    (&head[prev], &mut tail[..row_bytes])
+                } else {
+                    let (head, tail) = out.split_at_mut(prev.start);
+                    (&tail[..row_bytes], &mut head[cur])
+                };
+                p.decode_row_into(&mut r, as_pixels(prev), as_pixels_mut(cur))?;
             }
         }
         ImageType::Rgb24 | ImageType::Rgb32 => {

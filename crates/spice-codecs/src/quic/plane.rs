@@ -718,13 +718,50 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
 
     /// Decodes one row into `self.cur`.
     pub(crate) fn decode_row(&mut self, r: &mut BitReader) -> Result<()> {
+        let prev = core::mem::take(&mut self.prev);
+        let mut cur = core::mem::take(&mut self.cur);
+        let result = self.decode_row_rows(r, &prev, &mut cur);
+        self.prev = prev;
+        self.cur = cur;
+        result
+    }
+
+    /// Decodes one row into `cur` (the plane's width) over `prev`, the row before it
+    /// (ignored, and may be empty, for the first row), instead of the plane's own rows: a caller whose
+    /// output has the plane's pixel layout decodes straight into it. Rows decoded
+    /// this way do not go through [`Self::cur`] and need no [`Self::next_row`].
+    pub(crate) fn decode_row_into(
+        &mut self,
+        r: &mut BitReader,
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+    ) -> Result<()> {
+        let result = if self.first_row {
+            let own = core::mem::take(&mut self.prev);
+            let result = self.decode_row_rows(r, &own, cur);
+            self.prev = own;
+            result
+        } else {
+            self.decode_row_rows(r, prev, cur)
+        };
+        self.first_row = false;
+        result
+    }
+
+    fn decode_row_rows(
+        &mut self,
+        r: &mut BitReader,
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+    ) -> Result<()> {
+        debug_assert!(prev.len() == cur.len() && cur.len() + 1 == self.corr.len());
         #[cfg(target_arch = "x86_64")]
         if self.simd == Simd::Avx2 {
             // SAFETY: `simd` is Avx2 only when the CPU has AVX2, BMI1, BMI2 and LZCNT
             // (Simd::detect).
-            return unsafe { self.decode_row_v3(r) };
+            return unsafe { self.decode_row_v3(r, prev, cur) };
         }
-        self.decode_row_with::<false>(r)
+        self.decode_row_with::<false>(r, prev, cur)
     }
 
     /// [`Self::decode_row_with`] compiled for x86-64-v3, chosen at run time.
@@ -733,31 +770,41 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
-    unsafe fn decode_row_v3(&mut self, r: &mut BitReader) -> Result<()> {
-        self.decode_row_with::<true>(r)
+    unsafe fn decode_row_v3(
+        &mut self,
+        r: &mut BitReader,
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+    ) -> Result<()> {
+        self.decode_row_with::<true>(r, prev, cur)
     }
 
     /// Decodes one row; `V3`: the caller is compiled for x86-64-v3 (and the CPU has
     /// it), so the stretch kernel is called in its x86-64-v3 version.
     #[inline(always)]
-    fn decode_row_with<const V3: bool>(&mut self, r: &mut BitReader) -> Result<()> {
+    fn decode_row_with<const V3: bool>(
+        &mut self,
+        r: &mut BitReader,
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+    ) -> Result<()> {
         if self.first_row {
-            self.decode_row_as::<true, false, V3>(r)?;
+            self.decode_row_as::<true, false, V3>(r, prev, cur)?;
         } else {
             self.corr[0] = self.corr[1];
             if Self::LANES {
-                scan::fill_eq_left(&mut self.up_eq, &self.prev);
+                scan::fill_eq_left(&mut self.up_eq, prev);
                 // Rows where many pixels have their upper neighbours equal (flat
                 // areas, text) check the run condition at every pixel; elsewhere the
                 // mask leads from one possible run start to the next.
-                let width = self.prev.len();
+                let width = prev.len();
                 if scan::count_ones(&self.up_eq, 0, width) * 4 > width {
-                    self.decode_row_as::<false, true, V3>(r)?;
+                    self.decode_row_as::<false, true, V3>(r, prev, cur)?;
                 } else {
-                    self.decode_row_as::<false, false, V3>(r)?;
+                    self.decode_row_as::<false, false, V3>(r, prev, cur)?;
                 }
             } else {
-                self.decode_row_as::<false, false, V3>(r)?;
+                self.decode_row_as::<false, false, V3>(r, prev, cur)?;
             }
         }
         if r.overrun() {
@@ -773,18 +820,17 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     fn decode_row_as<const FIRST: bool, const DENSE: bool, const V3: bool>(
         &mut self,
         r: &mut BitReader,
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
     ) -> Result<()> {
         let Self {
             state,
             models,
             corr,
-            prev,
-            cur,
             up_eq,
             ..
         } = self;
         let width = cur.len();
-        let prev = &prev[..];
         let up_eq = &up_eq[..];
         let mut lr = r.local();
         let mut seg = RowSegments::new(width);
