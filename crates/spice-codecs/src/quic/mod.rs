@@ -413,12 +413,18 @@ fn encode_with(image: &Image<'_>, out: &mut Vec<u8>, simd: Simd) -> Result<usize
 
 /// A row of 4-byte pixels (`row.len()` is a multiple of 4).
 fn as_pixels(row: &[u8]) -> &[[u8; 4]] {
-    row.as_chunks::<4>().0
+    debug_assert!(row.len() % 4 == 0);
+    // SAFETY: `[u8; 4]` has the size 4 and the alignment 1 of four bytes, so the
+    // first `len / 4 * 4` bytes of `row` are `len / 4` valid pixels, borrowed as long
+    // as `row`. (`<[u8]>::as_chunks` needs Rust 1.88; the MSRV is 1.85.)
+    unsafe { core::slice::from_raw_parts(row.as_ptr().cast(), row.len() / 4) }
 }
 
 /// [`as_pixels`] for writing.
 fn as_pixels_mut(row: &mut [u8]) -> &mut [[u8; 4]] {
-    row.as_chunks_mut::<4>().0
+    debug_assert!(row.len() % 4 == 0);
+    // SAFETY: as in `as_pixels`; the mutable borrow of `row` is moved into the result.
+    unsafe { core::slice::from_raw_parts_mut(row.as_mut_ptr().cast(), row.len() / 4) }
 }
 
 fn check_format(image_type: ImageType, format: PixelFormat) -> Result<()> {
