@@ -70,6 +70,9 @@ pub(crate) struct Family {
     pub(crate) codes: [[u32; 256]; 8],
     /// Code length per (code index, residual), for the model counters.
     pub(crate) lens: [[u8; 256]; 8],
+    /// `lens` transposed: the code lengths of residual `m` under every code index,
+    /// side by side for the model update (0 past `BPC`).
+    pub(crate) lens_by_m: [[u8; 8]; 256],
     /// Codeword bits per `code index * 256 + residual` (see [`Model::code_base`]).
     pub(crate) bits: [u16; 2048],
     /// Context (previous residual) → bucket.
@@ -97,6 +100,7 @@ const fn build_family(bpc: u32) -> Family {
         esc_len: [0; 256],
         codes: [[0; 256]; 8],
         lens: [[0; 256]; 8],
+        lens_by_m: [[0; 8]; 256],
         bits: [0; 2048],
         bucket_of: [0; 256],
         bucket_range: [(0, 0); 8],
@@ -124,6 +128,7 @@ const fn build_family(bpc: u32) -> Family {
             };
             f.codes[l as usize][m as usize] = bits | (len << 16);
             f.lens[l as usize][m as usize] = len as u8;
+            f.lens_by_m[m as usize][l as usize] = len as u8;
             f.bits[(l * 256 + m) as usize] = bits as u16;
             m += 1;
         }
@@ -350,22 +355,34 @@ impl RowSegments {
 }
 
 /// Updates one bucket with the residual `m` just coded.
+///
+/// Every code index's counter grows by the length `m`'s codeword would have had with
+/// it; the new best index is the one with the smallest counter, the highest index
+/// among equals; past the trigger all counters halve. The eight counters are done
+/// side by side without a branch: each gets the key `counter * 8 + (7 - index)`, so
+/// the smallest key names the smallest counter and, among equals, the highest index
+/// (counters stay far below 2^28: they halve once the smallest passes the trigger,
+/// and none grows by more than 26 an update). LLVM turns the lanes into vector
+/// adds and a minimum.
 #[inline(always)]
 pub(crate) fn update_bucket<const BPC: u32>(bucket: &mut Bucket, m: u8, trigger: u32) {
     let fam = family::<BPC>();
-    let mut best = BPC - 1;
-    let mut best_len = u32::MAX;
-    for l in (0..BPC as usize).rev() {
-        let c = bucket.counters[l].wrapping_add(u32::from(fam.lens[l][usize::from(m)]));
+    let lens = &fam.lens_by_m[usize::from(m)];
+    let mut key = [u32::MAX; 8];
+    for l in 0..8 {
+        let c = bucket.counters[l] + u32::from(lens[l]);
         bucket.counters[l] = c;
-        if c < best_len {
-            best_len = c;
-            best = l as u32;
-        }
+        // Indices past BPC never win (their counters stay 0 and are never read).
+        key[l] = if (l as u32) < BPC {
+            (c << 3) | (7 - l as u32)
+        } else {
+            u32::MAX
+        };
     }
-    bucket.best = best;
-    if best_len > trigger {
-        for c in &mut bucket.counters[..BPC as usize] {
+    let best_key = key.iter().fold(u32::MAX, |a, &k| a.min(k));
+    bucket.best = 7 - (best_key & 7);
+    if best_key >> 3 > trigger {
+        for c in &mut bucket.counters {
             *c >>= 1;
         }
     }
