@@ -132,12 +132,13 @@ impl BitReader {
     /// A reader over the whole words of `data` (1-3 trailing bytes are ignored).
     pub(crate) fn new(data: &[u8]) -> Self {
         let words = data.len() / 4;
-        // A zeroed allocation (fresh pages from the allocator cost no fill) with the 8
-        // zero bytes that let a peek read past the end, then one pass that copies the
-        // words with their bytes swapped, which LLVM vectorises.
-        let mut buf = vec![0u8; words * 4 + 8];
-        for (d, s) in buf.chunks_exact_mut(4).zip(data.chunks_exact(4)) {
-            d.copy_from_slice(&[s[3], s[2], s[1], s[0]]);
+        // One copy (no zero fill of the whole buffer first), the 8 zero bytes that let a
+        // peek read past the end, then an in-place word byte swap, which LLVM vectorises.
+        let mut buf = Vec::with_capacity(words * 4 + 8);
+        buf.extend_from_slice(&data[..words * 4]);
+        buf.extend_from_slice(&[0; 8]);
+        for w in buf[..words * 4].chunks_exact_mut(4) {
+            w.reverse();
         }
         let len_bits = words as u64 * 32;
         Self {
