@@ -45,6 +45,27 @@ const MELC_J: [u8; 32] = [
     14, 15,
 ];
 
+/// `(pixels, state)` after `k` one bits from melcode state `s`: entry `[s][k]`
+/// (see [`State::melc_ones`]).
+static MELC_ONES: [[(u32, u8); 33]; 32] = {
+    let mut t = [[(0u32, 0u8); 33]; 32];
+    let mut s = 0;
+    while s < 32 {
+        let (mut n, mut st) = (0u32, s);
+        let mut k = 0;
+        while k <= 32 {
+            t[s][k] = (n, st as u8);
+            n += 1 << MELC_J[st];
+            if st < 31 {
+                st += 1;
+            }
+            k += 1;
+        }
+        s += 1;
+    }
+    t
+};
+
 /// Counter-halving threshold for each wait-mask index (evolution 3).
 const BESTTRIG: [u32; 7] = [110, 550, 900, 800, 550, 400, 350];
 /// Largest wait-mask index (updates every 1..=64 pixels).
@@ -279,6 +300,18 @@ impl State {
     pub(crate) fn tabrand(&mut self) -> u32 {
         self.seed = self.seed.wrapping_add(1);
         TABRAND[usize::from(self.seed)]
+    }
+
+    /// Counts `k` (`<= 32`) one bits of a run length: the pixels they stand for
+    /// (each the current order, stepping the melcode state up after it), from a table
+    /// instead of a loop of `k` steps.
+    #[inline(always)]
+    pub(crate) fn melc_ones(&mut self, k: u32) -> usize {
+        let step = MELC_ONES[self.melcstate as usize][k as usize];
+        self.melcstate = u32::from(step.1);
+        self.melclen = u32::from(MELC_J[self.melcstate as usize]);
+        self.melcorder = 1 << self.melclen;
+        step.0 as usize
     }
 
     #[inline(always)]

@@ -660,10 +660,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut n = 0usize;
         loop {
             let ones = (!r.peek()).leading_zeros().min(32);
-            for _ in 0..ones {
-                n += state.melcorder as usize;
-                state.melc_up();
-            }
+            n += state.melc_ones(ones);
             if n > max {
                 return Err(QuicError::RunTooLong);
             }
@@ -691,10 +688,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             r.refill();
             // At most 32 of the >= 56 bits in the window.
             let ones = (!r.bits()).leading_zeros().min(32);
-            for _ in 0..ones {
-                n += state.melcorder as usize;
-                state.melc_up();
-            }
+            n += state.melc_ones(ones);
             if n > max {
                 return Err(QuicError::RunTooLong);
             }
