@@ -191,6 +191,25 @@ fn rgb16_and_gray_to_display_formats() {
             assert_eq!(&pa[..3], p24);
             assert_eq!(p32[3], 0);
         }
+        // The same into a padded, bottom-up buffer full of junk: every row, alpha too.
+        let stride = 19 * 4 + 8;
+        let mut flipped = vec![0x5a; stride * 5];
+        quic::decode(
+            &stream,
+            &mut flipped,
+            stride,
+            PixelFormat::Rgba,
+            RowOrder::BottomUp,
+            &limits,
+        )
+        .unwrap();
+        for y in 0..5 {
+            let at = (4 - y) * stride;
+            assert_eq!(
+                &flipped[at..at + 19 * 4],
+                &rgba[y * 19 * 4..(y + 1) * 19 * 4]
+            );
+        }
         if ty == ImageType::Rgba {
             let alpha: Vec<u8> = pixels.chunks_exact(4).map(|p| p[3]).collect();
             let got: Vec<u8> = rgba.chunks_exact(4).map(|p| p[3]).collect();

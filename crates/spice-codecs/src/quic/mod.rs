@@ -411,6 +411,13 @@ fn encode_with(image: &Image<'_>, out: &mut Vec<u8>, simd: Simd) -> Result<usize
 // ---------------------------------------------------------------------------------
 // Decoder.
 
+/// Sets byte 3 (alpha) of every 4-byte pixel of `row` to 255.
+fn set_opaque(row: &mut [u8]) {
+    for px in row.chunks_exact_mut(4) {
+        px[3] = 0xff;
+    }
+}
+
 /// A row of 4-byte pixels (`row.len()` is a multiple of 4).
 fn as_pixels(row: &[u8]) -> &[[u8; 4]] {
     debug_assert!(row.len() % 4 == 0);
@@ -595,10 +602,14 @@ fn decode_with(
                 p.next_row();
             }
         }
-        ImageType::Rgb24 | ImageType::Rgb32 if format == PixelFormat::Rgb32 => {
+        ImageType::Rgb24 | ImageType::Rgb32
+            if matches!(format, PixelFormat::Rgb32 | PixelFormat::Rgba) =>
+        {
             // The output rows have the plane's layout (B, G, R, 0): decode straight
-            // into them, each over the output row before it.
+            // into them, each over the output row before it. For RGBA output a row's
+            // alpha is set once the next row no longer needs it as its upper row.
             let mut p = Plane::<4, 3, 8>::with_simd(wd, simd);
+            let alpha = format == PixelFormat::Rgba;
             for y in 0..ht {
                 let cur = dst(y);
                 if y == 0 {
@@ -606,14 +617,20 @@ fn decode_with(
                     continue;
                 }
                 let prev = dst(y - 1);
-                let (prev, cur) = if prev.start < cur.start {
+                let (prev_row, cur_row) = if prev.start < cur.start {
                     let (head, tail) = out.split_at_mut(cur.start);
-                    (&head[prev], &mut tail[..row_bytes])
+                    (&head[prev.clone()], &mut tail[..row_bytes])
                 } else {
                     let (head, tail) = out.split_at_mut(prev.start);
                     (&tail[..row_bytes], &mut head[cur])
                 };
-                p.decode_row_into(&mut r, as_pixels(prev), as_pixels_mut(cur))?;
+                p.decode_row_into(&mut r, as_pixels(prev_row), as_pixels_mut(cur_row))?;
+                if alpha {
+                    set_opaque(&mut out[prev]);
+                }
+            }
+            if alpha && ht > 0 {
+                set_opaque(&mut out[dst(ht - 1)]);
             }
         }
         ImageType::Rgb24 | ImageType::Rgb32 => {
