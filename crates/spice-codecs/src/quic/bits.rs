@@ -293,12 +293,12 @@ impl BitWindow<'_> {
         self.cnt
     }
 
-    /// Drops `n <= cnt()` bits, given the window already shifted by them.
+    /// Keeps `cnt <= cnt()` bits, given the window already shifted past the others.
     #[inline(always)]
-    pub(crate) fn advance(&mut self, shifted: u64, n: u32) {
-        debug_assert!(n <= self.cnt && shifted == self.bits << n);
+    pub(crate) fn advance_to(&mut self, shifted: u64, cnt: u32) {
+        debug_assert!(cnt <= self.cnt && shifted == self.bits << (self.cnt - cnt));
         self.bits = shifted;
-        self.cnt -= n;
+        self.cnt = cnt;
     }
 
     /// Drops `n <= cnt()` bits.

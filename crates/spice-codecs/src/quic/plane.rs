@@ -582,7 +582,13 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     /// on the code index, and the processor's chain from one codeword to the next is
     /// the count and two shifts.
     #[inline(always)]
-    fn decode_code_ctx(bits: u64, model: &Model, ctx: u32, bad: &mut bool) -> (u32, u32, u64) {
+    fn decode_code_ctx(
+        bits: u64,
+        model: &Model,
+        ctx: u32,
+        left: u32,
+        bad: &mut bool,
+    ) -> (u32, u32, u64) {
         let c = (ctx & 0xff) as usize;
         let z = bits.leading_zeros();
         if z < u32::from(model.dec.alt[c]) {
@@ -591,9 +597,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             let tail = u32::from(model.dec.tail[c]);
             let t = bits << z;
             let low = ((t >> model.dec.low_shift[c]) as u32) ^ (1 << l);
-            ((z << l) | low, z + tail, t << tail)
+            // `left - tail` does not wait for the codeword, so the bits left are one
+            // subtraction after the count of zeros.
+            ((z << l) | low, (left - tail) - z, t << tail)
         } else {
-            Self::decode_escape(bits, u32::from(model.best_of[c]), bad)
+            let (m, len, next) = Self::decode_escape(bits, u32::from(model.best_of[c]), bad);
+            (m, left - len, next)
         }
     }
 
@@ -873,17 +882,16 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         // After a refill the window holds >= 56 bits: two codewords of <= 26 bits,
         // and usually the third.
         refill(r);
-        let (mr, len_r, bits) = Self::decode_code_ctx(r.bits(), &models[0], cr, bad);
-        let (mg, len_g, mut bits) = Self::decode_code_ctx(bits, &models[1], cg, bad);
-        let mut used = len_r + len_g;
-        if r.cnt() < used + 26 {
-            r.consume(used);
+        let (mr, left_r, bits) = Self::decode_code_ctx(r.bits(), &models[0], cr, r.cnt(), bad);
+        let (mg, mut rem, mut bits) = Self::decode_code_ctx(bits, &models[1], cg, left_r, bad);
+        if rem < 26 {
+            r.advance_to(bits, rem);
             refill(r);
             bits = r.bits();
-            used = 0;
+            rem = r.cnt();
         }
-        let (mb, len_b, bits) = Self::decode_code_ctx(bits, &models[2], cb, bad);
-        r.advance(bits, used + len_b);
+        let (mb, rem, bits) = Self::decode_code_ctx(bits, &models[2], cb, rem, bad);
+        r.advance_to(bits, rem);
         // The next pixel's contexts as separate residuals (not the combined word), so
         // each channel's table lookups wait for its own codeword only.
         *ctx = [mr, mg, mb];
