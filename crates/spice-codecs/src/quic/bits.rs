@@ -121,7 +121,8 @@ impl RowWriter<'_> {
 /// the stream into one big-endian bit string: a peek is then a single 8-byte load.
 /// Bits past the end read as zero; [`Self::overrun`] tells whether any were consumed.
 pub(crate) struct BitReader {
-    buf: Vec<u8>,
+    /// The payload's words with their bytes reversed, then two zero words.
+    buf: Vec<[u8; 4]>,
     /// Bits in the real payload.
     len_bits: u64,
     /// Bits consumed.
@@ -132,14 +133,15 @@ impl BitReader {
     /// A reader over the whole words of `data` (1-3 trailing bytes are ignored).
     pub(crate) fn new(data: &[u8]) -> Self {
         let words = data.len() / 4;
-        // One copy (no zero fill of the whole buffer first), the 8 zero bytes that let a
-        // peek read past the end, then an in-place word byte swap, which LLVM vectorises.
-        let mut buf = Vec::with_capacity(words * 4 + 8);
-        buf.extend_from_slice(&data[..words * 4]);
-        buf.extend_from_slice(&[0; 8]);
-        for w in buf[..words * 4].chunks_exact_mut(4) {
-            w.reverse();
-        }
+        // One pass, with no zero fill first, into this thread's buffer from the last
+        // decode (a fresh multi-megabyte buffer per image costs a page fault per 4 KiB):
+        // each word with its bytes reversed, then the 8 zero bytes that let a peek
+        // read past the end.
+        let mut buf = SCRATCH.with(|c| c.take());
+        buf.clear();
+        buf.reserve(words + 2);
+        buf.extend(data.chunks_exact(4).map(|w| [w[3], w[2], w[1], w[0]]));
+        buf.extend([[0; 4]; 2]);
         let len_bits = words as u64 * 32;
         Self {
             buf,
@@ -152,7 +154,7 @@ impl BitReader {
     #[inline(always)]
     pub(crate) fn local(&self) -> BitCursor<'_> {
         BitCursor {
-            buf: &self.buf,
+            buf: self.buf.as_flattened(),
             pos: self.pos,
         }
     }
@@ -167,6 +169,25 @@ impl BitReader {
     pub(crate) fn overrun(&self) -> bool {
         self.pos > self.len_bits
     }
+}
+
+impl Drop for BitReader {
+    fn drop(&mut self) {
+        // Keep the buffer for the next decode on this thread, unless it is big
+        // enough that holding it on to would matter.
+        if self.buf.capacity() <= SCRATCH_KEEP_WORDS {
+            let buf = core::mem::take(&mut self.buf);
+            SCRATCH.with(|c| c.replace(buf));
+        }
+    }
+}
+
+/// Largest [`BitReader`] buffer kept for the next decode: 16 MiB.
+const SCRATCH_KEEP_WORDS: usize = 4 << 20;
+
+std::thread_local! {
+    /// The buffer of this thread's last [`BitReader`], reused by the next one.
+    static SCRATCH: core::cell::Cell<Vec<[u8; 4]>> = const { core::cell::Cell::new(Vec::new()) };
 }
 
 /// A read position over a [`BitReader`]'s buffer, kept in locals by the hot loops.

@@ -701,6 +701,104 @@ mod tests {
     /// SSE2 and x86-64-v3 with AVX2), and decodes them back, for every type on images
     /// of awkward sizes with runs, noise and escapes.
     #[test]
+    fn reused_reader_buffer_holds_nothing_of_the_last_stream() {
+        // A big noisy image, then a small one and its truncations on the same thread:
+        // the small stream must decode exactly, and its truncations must fail, as if
+        // the big stream's bytes were not still in the reused buffer.
+        let mut seed = 0x5151_7272_9393_b4b4u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        };
+        let image = |data: &[u8], w: usize, h: usize| {
+            let image = Image {
+                image_type: ImageType::Rgb32,
+                width: w as u32,
+                height: h as u32,
+                stride: w * 4,
+                row_order: RowOrder::TopDown,
+                data,
+            };
+            encode(&image).unwrap()
+        };
+        let big = noise(300 * 200 * 4);
+        let small = noise(40 * 30 * 4);
+        let (big_stream, small_stream) = (image(&big, 300, 200), image(&small, 40, 30));
+        let limits = DecodeLimits::default();
+        let mut out = vec![0u8; 300 * 200 * 4];
+        decode(
+            &big_stream,
+            &mut out,
+            300 * 4,
+            PixelFormat::Rgb32,
+            RowOrder::TopDown,
+            &limits,
+        )
+        .unwrap();
+        let mut small_out = vec![0u8; 40 * 30 * 4];
+        decode(
+            &small_stream,
+            &mut small_out,
+            160,
+            PixelFormat::Rgb32,
+            RowOrder::TopDown,
+            &limits,
+        )
+        .unwrap();
+        for (g, w) in small_out.chunks(4).zip(small.chunks(4)) {
+            assert_eq!(g[..3], w[..3]);
+        }
+        // Truncations decode the same on a fresh thread (nothing to reuse) as here,
+        // right after the big stream.
+        for cut in [
+            small_stream.len() - 4,
+            small_stream.len() - 12,
+            small_stream.len() / 2,
+        ] {
+            let part = small_stream[..cut].to_vec();
+            let fresh = std::thread::spawn(move || {
+                let mut o = vec![0u8; 40 * 30 * 4];
+                let r = decode(
+                    &part,
+                    &mut o,
+                    160,
+                    PixelFormat::Rgb32,
+                    RowOrder::TopDown,
+                    &limits,
+                );
+                (r.is_ok(), o)
+            })
+            .join()
+            .unwrap();
+            decode(
+                &big_stream,
+                &mut out,
+                300 * 4,
+                PixelFormat::Rgb32,
+                RowOrder::TopDown,
+                &limits,
+            )
+            .unwrap();
+            let mut o = vec![0u8; 40 * 30 * 4];
+            let r = decode(
+                &small_stream[..cut],
+                &mut o,
+                160,
+                PixelFormat::Rgb32,
+                RowOrder::TopDown,
+                &limits,
+            );
+            assert_eq!((r.is_ok(), o), fresh, "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn decoder_row_strategies_are_exact() {
         // Rows alternate between kinds the decoder treats apart: below a flat row or a
         // row of long repeats, most pixels equal their upper neighbours (the run
