@@ -140,7 +140,7 @@ impl BitReader {
         let mut buf = SCRATCH.with(|c| c.take());
         buf.clear();
         buf.reserve(words + 2);
-        buf.extend(data.chunks_exact(4).map(|w| [w[3], w[2], w[1], w[0]]));
+        swap_words_into(&mut buf, &data[..words * 4]);
         buf.extend([[0; 4]; 2]);
         let len_bits = words as u64 * 32;
         Self {
@@ -178,6 +178,46 @@ impl Drop for BitReader {
         if self.buf.capacity() <= SCRATCH_KEEP_WORDS {
             let buf = core::mem::take(&mut self.buf);
             SCRATCH.with(|c| c.replace(buf));
+        }
+    }
+}
+
+/// Appends the 4-byte words of `src` to `dst` with their bytes reversed (`dst` has
+/// room for them).
+fn swap_words_into(dst: &mut Vec<[u8; 4]>, src: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("ssse3") {
+        let n = src.len() / 16 * 16;
+        let start = dst.len();
+        let spare = &mut dst.spare_capacity_mut()[..n / 4];
+        // SAFETY: the CPU has SSSE3 (checked above).
+        unsafe { swap_words_ssse3(spare, &src[..n]) };
+        // SAFETY: `swap_words_ssse3` wrote all `n / 4` words of `spare`, the first
+        // `n / 4` of the spare capacity.
+        unsafe { dst.set_len(start + n / 4) };
+        dst.extend(src[n..].chunks_exact(4).map(|w| [w[3], w[2], w[1], w[0]]));
+        return;
+    }
+    dst.extend(src.chunks_exact(4).map(|w| [w[3], w[2], w[1], w[0]]));
+}
+
+/// [`swap_words_into`] 16 bytes a step: `src` is `4 * dst.len()` bytes, a multiple of
+/// 16, and every word of `dst` is written.
+///
+/// # Safety
+/// The CPU must have SSSE3.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+unsafe fn swap_words_ssse3(dst: &mut [core::mem::MaybeUninit<[u8; 4]>], src: &[u8]) {
+    use core::arch::x86_64::{_mm_loadu_si128, _mm_setr_epi8, _mm_shuffle_epi8, _mm_storeu_si128};
+    debug_assert!(src.len() == dst.len() * 4 && src.len() % 16 == 0);
+    let reverse = _mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
+    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(16)) {
+        // SAFETY: `s` is 16 readable bytes and `d` 16 writable ones (four 4-byte
+        // words); neither access needs alignment.
+        unsafe {
+            let v = _mm_loadu_si128(s.as_ptr().cast());
+            _mm_storeu_si128(d.as_mut_ptr().cast(), _mm_shuffle_epi8(v, reverse));
         }
     }
 }
@@ -328,5 +368,26 @@ impl BitWindow<'_> {
         debug_assert!(n <= self.cnt);
         self.bits <<= n;
         self.cnt -= n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_swap_reverses_every_word() {
+        // Lengths around the 16-byte steps, so the vector part and the tail both run.
+        for words in [0usize, 1, 3, 4, 5, 8, 15, 16, 17, 33] {
+            let src: Vec<u8> = (0..words * 4).map(|i| (i * 7 + 3) as u8).collect();
+            let mut dst = vec![[9u8; 4]; 2];
+            dst.reserve(words);
+            swap_words_into(&mut dst, &src);
+            assert_eq!(dst.len(), 2 + words);
+            assert_eq!(dst[..2], [[9; 4]; 2]);
+            for (d, s) in dst[2..].iter().zip(src.chunks_exact(4)) {
+                assert_eq!(*d, [s[3], s[2], s[1], s[0]]);
+            }
+        }
     }
 }
