@@ -1060,14 +1060,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Self::kernel_body::<FIRST>(corr, prev, cur, models, win, a, b, left)
     }
 
-    /// Decodes pixels from `a` (`a > 2`) up to `b` or to the first pixel where a run
-    /// starts, which it returns (undecoded). Every pixel of `a..b` has its upper
-    /// neighbour equal to the upper-left one, so a run starts where the two pixels on
-    /// the left are equal. `left` is pixel `a - 1` on entry and the last decoded pixel
-    /// on return.
+    /// Decodes pixels from `a` (`2 < a < b`) up to `b` or to the first pixel where a
+    /// run starts, which it returns (undecoded). `FULL`: the whole run condition is
+    /// checked at every pixel (the two pixels above equal, the two on the left equal);
+    /// otherwise every pixel of `a..b` is known to have its upper neighbour equal to
+    /// the upper-left one, and only the left two are compared. `left` is pixel `a - 1`
+    /// on entry and the last decoded pixel on return.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn decode_stretch_checked(
+    fn decode_stretch_checked<const FULL: bool>(
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
@@ -1078,14 +1079,14 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         left: &mut u32,
     ) -> Result<usize> {
         let mut ls = Self::split(Self::word(&corr[a]));
-        let mut px = (*left, Self::word(&cur[a - 2]));
+        let mut px = (*left, Self::word(&cur[a - 2]), Self::word(&prev[a - 1]));
         let mut bad = false;
         let fast = a + Self::unchecked_pixels(win, b - a);
-        let mut j = Self::decode_checked_part::<true>(
+        let mut j = Self::decode_checked_part::<true, FULL>(
             corr, prev, cur, models, win, a, fast, &mut px, &mut ls, &mut bad,
         );
         if j == fast {
-            j = Self::decode_checked_part::<false>(
+            j = Self::decode_checked_part::<false, FULL>(
                 corr, prev, cur, models, win, j, b, &mut px, &mut ls, &mut bad,
             );
         }
@@ -1097,10 +1098,11 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     }
 
     /// The loop of [`Self::decode_stretch_checked`] over `a..b`, with `FAST` refills
-    /// (see [`Self::unchecked_pixels`]); `px` holds the last two pixels.
+    /// (see [`Self::unchecked_pixels`]); `px` holds the last two pixels and the
+    /// upper-left one.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn decode_checked_part<const FAST: bool>(
+    fn decode_checked_part<const FAST: bool, const FULL: bool>(
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
@@ -1108,29 +1110,32 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         win: &mut BitWindow<'_>,
         a: usize,
         b: usize,
-        px: &mut (u32, u32),
+        px: &mut (u32, u32, u32),
         ls: &mut [u32; 3],
         bad: &mut bool,
     ) -> usize {
-        let (mut p1, mut p2) = *px;
+        let (mut p1, mut p2, mut ul) = *px;
         let mut j = a;
         for ((out, res_out), up) in cur[a..b]
             .iter_mut()
             .zip(&mut corr[a + 1..b + 1])
             .zip(&prev[a..b])
         {
-            if p1 == p2 {
+            let up = Self::word(up);
+            if (!FULL || up == ul) && p1 == p2 {
                 break;
             }
-            let (res, value) =
-                Self::decode_lanes::<false, FAST>(models, win, ls, p1, Self::word(up), bad);
+            let (res, value) = Self::decode_lanes::<false, FAST>(models, win, ls, p1, up, bad);
             p2 = p1;
             p1 = value;
+            if FULL {
+                ul = up;
+            }
             *out = Self::unword(p1);
             *res_out = Self::unword(res);
             j += 1;
         }
-        *px = (p1, p2);
+        *px = (p1, p2, ul);
         j
     }
 
@@ -1161,7 +1166,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             if from >= lim {
                 return Ok(lim);
             }
-            return Self::decode_checked_dense(corr, prev, cur, models, win, from, lim, left);
+            return Self::decode_stretch_checked::<true>(
+                corr, prev, cur, models, win, from, lim, left,
+            );
         }
         loop {
             let c = scan::next_one(up_eq, from.min(lim), lim);
@@ -1170,88 +1177,14 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                 return Ok(lim);
             }
             let d = c + scan::ones_len(up_eq, c, lim);
-            let j = Self::decode_stretch_checked(corr, prev, cur, models, win, c, d, left)?;
+            let j =
+                Self::decode_stretch_checked::<false>(corr, prev, cur, models, win, c, d, left)?;
             if j < d {
                 return Ok(j);
             }
             i = d;
             from = d;
         }
-    }
-
-    /// Decodes pixels from `a` (`2 < a < b`) up to `b` or to the first pixel where a
-    /// run starts, which it returns (undecoded), checking the whole run condition at
-    /// every pixel. `left` is pixel `a - 1` on entry and the last decoded pixel on
-    /// return.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn decode_checked_dense(
-        corr: &mut [[u8; S]],
-        prev: &[[u8; S]],
-        cur: &mut [[u8; S]],
-        models: &[Model; C],
-        win: &mut BitWindow<'_>,
-        a: usize,
-        b: usize,
-        left: &mut u32,
-    ) -> Result<usize> {
-        let mut ctx = Self::split(Self::word(&corr[a]));
-        let mut px = (*left, Self::word(&cur[a - 2]), Self::word(&prev[a - 1]));
-        let mut bad = false;
-        let fast = a + Self::unchecked_pixels(win, b - a);
-        let mut j = Self::decode_checked_up::<true>(
-            corr, prev, cur, models, win, a, fast, &mut px, &mut ctx, &mut bad,
-        );
-        if j == fast {
-            j = Self::decode_checked_up::<false>(
-                corr, prev, cur, models, win, j, b, &mut px, &mut ctx, &mut bad,
-            );
-        }
-        *left = px.0;
-        if bad {
-            return Err(QuicError::BadResidual);
-        }
-        Ok(j)
-    }
-
-    /// The loop of [`Self::decode_checked_dense`] over `a..b`, with `FAST` refills
-    /// (see [`Self::unchecked_pixels`]); `px` holds the last two pixels and the
-    /// upper-left one.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn decode_checked_up<const FAST: bool>(
-        corr: &mut [[u8; S]],
-        prev: &[[u8; S]],
-        cur: &mut [[u8; S]],
-        models: &[Model; C],
-        win: &mut BitWindow<'_>,
-        a: usize,
-        b: usize,
-        px: &mut (u32, u32, u32),
-        ls: &mut [u32; 3],
-        bad: &mut bool,
-    ) -> usize {
-        let (mut p1, mut p2, mut ul) = *px;
-        let mut j = a;
-        for ((out, res_out), up) in cur[a..b]
-            .iter_mut()
-            .zip(&mut corr[a + 1..b + 1])
-            .zip(&prev[a..b])
-        {
-            let up = Self::word(up);
-            if up == ul && p1 == p2 {
-                break;
-            }
-            let (res, value) = Self::decode_lanes::<false, FAST>(models, win, ls, p1, up, bad);
-            p2 = p1;
-            p1 = value;
-            ul = up;
-            *out = Self::unword(p1);
-            *res_out = Self::unword(res);
-            j += 1;
-        }
-        *px = (p1, p2, ul);
-        j
     }
 
     /// [`Self::decode_segment`] for R,G,B words: pixel values, contexts and the run
