@@ -1007,10 +1007,10 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)
     }
 
-    /// The body of [`Self::kernel`].
+    /// [`Self::decode_stretch`] (returning `b`), not inlined.
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn kernel_body<const FIRST: bool>(
+    #[inline(never)]
+    fn kernel_portable<const FIRST: bool>(
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
         cur: &mut [[u8; S]],
@@ -1024,23 +1024,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(b)
     }
 
-    /// [`Self::kernel_body`], not inlined.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(never)]
-    fn kernel_portable<const FIRST: bool>(
-        corr: &mut [[u8; S]],
-        prev: &[[u8; S]],
-        cur: &mut [[u8; S]],
-        models: &[Model; C],
-        win: &mut BitWindow<'_>,
-        a: usize,
-        b: usize,
-        left: &mut u32,
-    ) -> Result<usize> {
-        Self::kernel_body::<FIRST>(corr, prev, cur, models, win, a, b, left)
-    }
-
-    /// [`Self::kernel_body`] compiled for x86-64-v3.
+    /// [`Self::kernel_portable`] compiled for x86-64-v3.
     ///
     /// # Safety
     /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
@@ -1057,7 +1041,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         b: usize,
         left: &mut u32,
     ) -> Result<usize> {
-        Self::kernel_body::<FIRST>(corr, prev, cur, models, win, a, b, left)
+        Self::decode_stretch::<FIRST>(corr, prev, cur, models, win, a, b, left)?;
+        Ok(b)
     }
 
     /// Decodes pixels from `a` (`2 < a < b`) up to `b` or to the first pixel where a
