@@ -422,11 +422,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut run_index = 0;
         let mut stop;
         if i == 0 {
-            if Self::LANES {
-                Self::encode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, w, 0);
-            } else {
-                Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
-            }
+            Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -445,11 +441,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                         if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                             break 'run;
                         }
-                        if Self::LANES {
-                            Self::encode_pixel_rgb::<FIRST, false>(prev, cur, corr, models, w, i);
-                        } else {
-                            Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
-                        }
+                        Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
                         i += 1;
                     }
                     Self::update_all(models, corr, stop, st.wm_trigger);
@@ -459,11 +451,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                     if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                         break 'run;
                     }
-                    if Self::LANES {
-                        Self::encode_pixel_rgb::<FIRST, false>(prev, cur, corr, models, w, i);
-                    } else {
-                        Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
-                    }
+                    Self::encode_pixel::<FIRST, false>(prev, cur, corr, models, w, i);
                     i += 1;
                 }
                 st.waitcnt = (stop - end) as u32;
@@ -515,24 +503,14 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                 bits = r.peek();
                 used = 0;
             }
-            let l = u32::from(model.best_of[usize::from(ctx[k])] & 7);
-            let z = bits.leading_zeros();
-            let (m, len) = if z < fam.alt[l as usize] {
-                // Golomb-Rice: z zeros, a one, l low bits.
-                let len = z + 1 + l;
-                let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
-                ((z << l) | low, len)
-            } else {
-                // Escape: alt zeros and the suffix, one field of esc_len bits.
-                let len = fam.esc_len[l as usize];
-                let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
-                if m > Self::MASK {
-                    return Err(QuicError::BadResidual);
-                }
-                (m, len)
-            };
-            bits <<= len;
-            used += len;
+            let mut bad = false;
+            let (m, rest, next) =
+                Self::decode_code_ctx(bits, model, u32::from(ctx[k]), 64 - used, &mut bad);
+            if bad {
+                return Err(QuicError::BadResidual);
+            }
+            bits = next;
+            used = 64 - rest;
             res[k] = m as u8;
             let pred = match (FIRST, X0) {
                 (true, true) => 0,
@@ -548,28 +526,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         *left = px;
         *ctx = res;
         Ok(())
-    }
-
-    /// Decodes one codeword with code index `l` from the look-ahead `bits`; returns
-    /// the mapped residual and the codeword length.
-    #[inline(always)]
-    fn decode_code(bits: u64, l: u32) -> Result<(u32, u32)> {
-        let fam = family::<BPC>();
-        let z = bits.leading_zeros();
-        if z < fam.alt[l as usize] {
-            // Golomb-Rice: z zeros, a one, l low bits.
-            let len = z + 1 + l;
-            let low = (bits >> (64 - len)) as u32 & ((1 << l) - 1);
-            Ok(((z << l) | low, len))
-        } else {
-            // Escape: alt zeros and the suffix, one field of esc_len bits.
-            let len = fam.esc_len[l as usize];
-            let m = (bits >> (64 - len)) as u32 + fam.ngr[l as usize];
-            if m > Self::MASK {
-                return Err(QuicError::BadResidual);
-            }
-            Ok((m, len))
-        }
     }
 
     /// Decodes one codeword with the code parameters of context `ctx`, read from
@@ -615,53 +571,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let m = (bits >> (64 - len)) as u32 + fam.ngr[(l & 0xff) as usize];
         *bad |= m > Self::MASK;
         (m & Self::MASK, len, bits << len)
-    }
-
-    /// [`Self::decode_pixel`] for R,G,B words: the three codewords, then the
-    /// reconstruction of the three channels at once in byte lanes.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn decode_pixel_rgb<const FIRST: bool, const X0: bool>(
-        prev: &[[u8; S]],
-        cur: &mut [[u8; S]],
-        corr: &mut [[u8; S]],
-        models: &[Model; C],
-        r: &mut BitCursor<'_>,
-        i: usize,
-        left: &mut [u8; S],
-        ctx: &mut [u8; S],
-    ) -> Result<()> {
-        let ctx_w = Self::word(ctx);
-        let best = |c: usize| {
-            let sh = 16 - 8 * c;
-            u32::from(models[c].best_of[((ctx_w >> sh) & 0xff) as usize] & 7)
-        };
-        let (lr, lg, lb) = (best(0), best(1), best(2));
-        // One look-ahead of >= 57 bits holds two codewords of <= 26 bits.
-        let mut bits = r.peek();
-        let (mr, len) = Self::decode_code(bits, lr)?;
-        bits <<= len;
-        let mut used = len;
-        let (mg, len) = Self::decode_code(bits, lg)?;
-        r.consume(used + len);
-        bits = r.peek();
-        let (mb, len) = Self::decode_code(bits, lb)?;
-        used = len;
-        r.consume(used);
-        let res = (mr << 16) | (mg << 8) | mb;
-        let left_w = Self::word(left);
-        let pred = match (FIRST, X0) {
-            (true, true) => 0,
-            (true, false) => left_w,
-            (false, true) => Self::word(&prev[0]),
-            (false, false) => swar::avg(left_w, Self::word(&prev[i])),
-        };
-        let px = swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred);
-        corr[i + 1] = Self::unword(res);
-        cur[i] = Self::unword(px);
-        *left = Self::unword(px);
-        *ctx = Self::unword(res);
-        Ok(())
     }
 
     #[inline(always)]
@@ -1188,12 +1097,23 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         end: usize,
         waitmask: u32,
     ) -> Result<()> {
+        let mut win = r.window();
         let stop;
         let left;
         if i == 0 {
-            let (mut l, mut ctx) = ([0u8; S], corr[0]);
-            Self::decode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, r, 0, &mut l, &mut ctx)?;
-            left = Self::word(&l);
+            // Pixel 0 predicts from the pixel above (0 on the first row): the lane
+            // decoder's average of the pixel above with itself.
+            let up = if FIRST { 0 } else { Self::word(&prev[0]) };
+            let mut ctx = Self::split(Self::word(&corr[0]));
+            let mut bad = false;
+            let px =
+                Self::decode_lanes::<FIRST, false>(models, &mut win, &mut ctx, up, up, &mut bad);
+            if bad {
+                return Err(QuicError::BadResidual);
+            }
+            cur[0] = Self::unword(px.1);
+            corr[1] = Self::unword(px.0);
+            left = px.1;
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -1206,7 +1126,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             left = Self::word(&cur[i - 1]);
             stop = i + st.waitcnt as usize;
         }
-        let mut win = r.window();
         let result = Self::decode_segment_window::<FIRST, DENSE, V3>(
             st, models, corr, prev, cur, up_eq, &mut win, i, end, waitmask, stop, left,
         );
@@ -1287,15 +1206,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut left = [0u8; S];
         let mut ctx = corr[i];
         if i == 0 {
-            if Self::LANES {
-                Self::decode_pixel_rgb::<FIRST, true>(
-                    prev, cur, corr, models, r, 0, &mut left, &mut ctx,
-                )?;
-            } else {
-                Self::decode_pixel::<FIRST, true>(
-                    prev, cur, corr, models, r, 0, &mut left, &mut ctx,
-                )?;
-            }
+            Self::decode_pixel::<FIRST, true>(prev, cur, corr, models, r, 0, &mut left, &mut ctx)?;
             if st.waitcnt > 0 {
                 st.waitcnt -= 1;
             } else {
@@ -1315,15 +1226,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                         if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                             break 'run;
                         }
-                        if Self::LANES {
-                            Self::decode_pixel_rgb::<FIRST, false>(
-                                prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                            )?;
-                        } else {
-                            Self::decode_pixel::<FIRST, false>(
-                                prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                            )?;
-                        }
+                        Self::decode_pixel::<FIRST, false>(
+                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                        )?;
                         i += 1;
                     }
                     Self::update_all(models, corr, stop, st.wm_trigger);
@@ -1333,15 +1238,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
                     if Self::run_allowed::<FIRST>(prev, cur, i, run_index) {
                         break 'run;
                     }
-                    if Self::LANES {
-                        Self::decode_pixel_rgb::<FIRST, false>(
-                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                        )?;
-                    } else {
-                        Self::decode_pixel::<FIRST, false>(
-                            prev, cur, corr, models, r, i, &mut left, &mut ctx,
-                        )?;
-                    }
+                    Self::decode_pixel::<FIRST, false>(
+                        prev, cur, corr, models, r, i, &mut left, &mut ctx,
+                    )?;
                     i += 1;
                 }
                 st.waitcnt = (stop - end) as u32;
