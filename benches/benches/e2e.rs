@@ -35,7 +35,7 @@ use spice_benches::images::{self, H, W};
 use spice_client_core::{ChannelSelection, ConnId, Event, Session, SessionConfig};
 use spice_codecs::classify::ImageCompression;
 use spice_qxl::parse::Rect;
-use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+use spice_qxl::{GuestDriver, QxlDevice, VecMemory};
 use spice_server::config::{ServerConfig, StreamingVideo};
 use spice_server::cursor::CursorFeed;
 use spice_server::display::{DisplayChannelFactory, DisplayConfig, DisplayWorker, millis_since};
@@ -286,21 +286,14 @@ impl Rig {
             .streaming_video(streaming)
             .build()
             .unwrap();
-        let bars = BarLayout::contiguous(64 << 20, 1 << 20);
-        let mut dev = QxlDevice::new(
-            VecMemory::new(bars.total_size() as usize),
-            DeviceConfig::new(bars),
-        )
-        .unwrap();
-        let mut guest = GuestDriver::attach(&mut dev, 1).unwrap();
         let epoch = Instant::now();
-        let mut w = DisplayWorker::new(dev, DisplayConfig::from_server_config(&cfg));
+        let (mut w, mut guest) = spice_server::testing::display_worker(
+            64 << 20,
+            DisplayConfig::from_server_config(&cfg),
+        );
         let feed = CursorFeed::new();
         w.set_cursor_feed(feed.clone());
-        let req = guest
-            .create_primary(w.device_mut(), W as u32, H as u32)
-            .unwrap();
-        w.handle_io(req, 0);
+        spice_server::testing::create_primary(&mut w, &mut guest, W as u32, H as u32);
         let worker = Arc::new(Mutex::new(w));
         let server = ServerBuilder::new(cfg)
             .cursor(feed)

@@ -12,7 +12,7 @@ use spice_codecs::stream_detect::StreamingVideo;
 use spice_proto::display::{ClientMessage, Init, ServerMessage};
 use spice_proto::{ChannelMessage, WriteBuf};
 use spice_qxl::parse::Rect;
-use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+use spice_qxl::{GuestDriver, QxlDevice, VecMemory};
 use spice_server::display::glz::GlzRegistry;
 use spice_server::display::{
     ClientId, ClientOptions, DisplayClientCaps, DisplayConfig, DisplayError, DisplaySink,
@@ -85,13 +85,6 @@ struct Pipeline {
 }
 
 fn pipeline(compression: ImageCompression) -> Pipeline {
-    let bars = BarLayout::contiguous(48 << 20, 1 << 20);
-    let mut dev = QxlDevice::new(
-        VecMemory::new(bars.total_size() as usize),
-        DeviceConfig::new(bars),
-    )
-    .unwrap();
-    let mut guest = GuestDriver::attach(&mut dev, 1).unwrap();
     let cfg = DisplayConfig {
         compression,
         jpeg_wan: WanCompression::Never,
@@ -99,9 +92,8 @@ fn pipeline(compression: ImageCompression) -> Pipeline {
         streaming: StreamingVideo::Off,
         ..DisplayConfig::default()
     };
-    let mut worker = DisplayWorker::new(dev, cfg);
-    let req = guest.create_primary(worker.device_mut(), W, H).unwrap();
-    worker.handle_io(req, 0);
+    let (mut worker, mut guest) = spice_server::testing::display_worker(48 << 20, cfg);
+    spice_server::testing::create_primary(&mut worker, &mut guest, W, H);
     let client = worker.add_client(ClientOptions {
         session_id: 1,
         caps: DisplayClientCaps::spice_gtk(),

@@ -37,4 +37,5 @@ pub mod server;
 pub mod session;
 pub mod spicevmc;
 pub mod test_client;
+pub mod testing;
 pub mod transport;

@@ -575,7 +575,7 @@ impl ChannelHandler for PlaybackChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::{ChannelCore, ChannelInfo, CoreConfig};
+    use crate::channel::ChannelCore;
     use crate::config::ServerConfig;
     use crate::server::ServerBuilder;
     use crate::session::Session;
@@ -641,32 +641,13 @@ mod tests {
         let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
         let factory = PlaybackChannelFactory::new(0, &dev);
         let sink = factory.sink().clone();
-        let info = ChannelInfo {
-            channel_type: ChannelType::PLAYBACK,
-            channel_id: 0,
-            session_id: 1,
-            header: HeaderKind::Mini,
-            peer_common_caps: Caps::new(),
-            peer_channel_caps: Caps::from_caps(peer),
-            secure: false,
-            websocket: false,
-        };
-        let now = Instant::now();
-        let mut h = factory
-            .open(OpenContext {
-                info: &info,
-                session: &Arc::new(Session::new(1)),
-                waker: Waker::noop(),
-                server: server.context(),
-            })
-            .unwrap();
-        let cfg = CoreConfig {
-            ping_interval: None,
-            ack_window: 0,
-            ..CoreConfig::default()
-        };
-        let mut core = ChannelCore::new(info, &cfg, now);
-        core.start(&mut *h, now).unwrap();
+        let (core, h) = crate::testing::open_channel(
+            &server,
+            &factory,
+            &Arc::new(Session::new(1)),
+            Caps::from_caps(peer),
+            Instant::now(),
+        );
         (server, sink, core, h)
     }
 

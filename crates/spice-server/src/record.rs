@@ -388,7 +388,7 @@ impl ChannelHandler for RecordChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::{ChannelCore, ChannelInfo, CoreConfig};
+    use crate::channel::ChannelCore;
     use crate::session::Session;
     use spice_codecs::audio::{AudioEncoder, FRAME_SAMPLES};
     use spice_proto::framer::{Frame, Framer};
@@ -441,32 +441,9 @@ mod tests {
         if volume_cap {
             peer.set(caps::record::VOLUME);
         }
-        let info = ChannelInfo {
-            channel_type: ChannelType::RECORD,
-            channel_id: 0,
-            session_id: 1,
-            header: HeaderKind::Mini,
-            peer_common_caps: Caps::new(),
-            peer_channel_caps: peer,
-            secure: false,
-            websocket: false,
-        };
         let now = Instant::now();
-        let mut handler = factory
-            .open(OpenContext {
-                info: &info,
-                session: &Arc::new(Session::new(1)),
-                waker: Waker::noop(),
-                server: server.context(),
-            })
-            .unwrap();
-        let cfg = CoreConfig {
-            ping_interval: None,
-            ack_window: 0,
-            ..CoreConfig::default()
-        };
-        let mut core = ChannelCore::new(info, &cfg, now);
-        core.start(&mut *handler, now).unwrap();
+        let (core, handler) =
+            crate::testing::open_channel(&server, &factory, &Arc::new(Session::new(1)), peer, now);
         server.shutdown();
         (dev, control, core, handler, now)
     }

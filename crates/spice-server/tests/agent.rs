@@ -17,10 +17,9 @@ use spice_proto::agent::{
 use spice_proto::agent::{FileXferResult, VD_AGENT_MAX_DATA_SIZE};
 use spice_proto::inputs::KeyboardModifiers;
 use spice_proto::main::MouseMode;
-use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
 use spice_server::config::ServerConfig;
 use spice_server::demo_agent::{DemoAgent, DemoAgentConfig};
-use spice_server::display::{DisplayChannelFactory, DisplayConfig, DisplayWorker};
+use spice_server::display::{DisplayChannelFactory, DisplayConfig};
 use spice_server::host::{CharDevice, Host, Keyboard};
 use spice_server::server::{Server, ServerBuilder};
 
@@ -61,16 +60,11 @@ fn setup(cfg: DemoAgentConfig, with_display: bool) -> Setup {
     };
     let mut b = ServerBuilder::new(config.clone()).host(host);
     if with_display {
-        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
-        let mut dev = QxlDevice::new(
-            VecMemory::new(bars.total_size() as usize),
-            DeviceConfig::new(bars),
-        )
-        .unwrap();
-        let mut guest = GuestDriver::attach(&mut dev, 1).unwrap();
-        let mut w = DisplayWorker::new(dev, DisplayConfig::from_server_config(&config));
-        let req = guest.create_primary(w.device_mut(), W, H).unwrap();
-        w.handle_io(req, 0);
+        let (mut w, mut guest) = spice_server::testing::display_worker(
+            4 << 20,
+            DisplayConfig::from_server_config(&config),
+        );
+        spice_server::testing::create_primary(&mut w, &mut guest, W, H);
         b = b.add_channel(Arc::new(DisplayChannelFactory::new(
             Arc::new(Mutex::new(w)),
             0,

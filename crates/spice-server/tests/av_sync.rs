@@ -18,9 +18,7 @@ use spice_proto::header::{HeaderKind, write_message};
 use spice_proto::main::{self as pmain, ChannelId};
 use spice_proto::messages::ServerMessage as AnyServer;
 use spice_proto::{ChannelMessage, ChannelType};
-use spice_server::channel::{
-    ChannelCore, ChannelFactory, ChannelHandler, ChannelInfo, CoreConfig, OpenContext, Waker,
-};
+use spice_server::channel::{ChannelCore, ChannelFactory, ChannelHandler};
 use spice_server::config::ServerConfig;
 use spice_server::demo::{DemoConfig, DemoDesktop};
 use spice_server::display::glz::GlzRegistry;
@@ -109,32 +107,7 @@ fn open_in(
     caps: Caps,
     now: Instant,
 ) -> (ChannelCore, Box<dyn ChannelHandler>) {
-    let info = ChannelInfo {
-        channel_type: factory.channel_type(),
-        channel_id: factory.channel_id(),
-        session_id: session.id(),
-        header: HeaderKind::Mini,
-        peer_common_caps: Caps::new(),
-        peer_channel_caps: caps,
-        secure: false,
-        websocket: false,
-    };
-    let mut h = factory
-        .open(OpenContext {
-            info: &info,
-            session,
-            waker: Waker::noop(),
-            server: server.context(),
-        })
-        .unwrap();
-    let cfg = CoreConfig {
-        ping_interval: None,
-        ack_window: 0,
-        ..CoreConfig::default()
-    };
-    let mut core = ChannelCore::new(info, &cfg, now);
-    core.start(&mut *h, now).unwrap();
-    (core, h)
+    spice_server::testing::open_channel(server, factory, session, caps, now)
 }
 
 fn main_init_time(bytes: &[u8]) -> u32 {

@@ -14,7 +14,7 @@ use spice_proto::{ChannelMessage, ChannelType, WriteBuf};
 use spice_qxl::abi;
 use spice_qxl::guest::{GuestBitmap, drawable};
 use spice_qxl::parse::Rect;
-use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+use spice_qxl::{GuestDriver, QxlDevice, VecMemory};
 use spice_server::display::glz::GlzRegistry;
 use spice_server::display::{
     ClientId, ClientOptions, DisplayClientCaps, DisplayConfig, DisplayError, DisplaySink,
@@ -129,16 +129,8 @@ struct Harness {
 }
 
 fn harness(cfg: DisplayConfig) -> Harness {
-    let bars = BarLayout::contiguous(8 << 20, 1 << 20);
-    let mut dev = QxlDevice::new(
-        VecMemory::new(bars.total_size() as usize),
-        DeviceConfig::new(bars),
-    )
-    .unwrap();
-    let mut guest = GuestDriver::attach(&mut dev, 1).unwrap();
-    let mut worker = DisplayWorker::new(dev, cfg);
-    let req = guest.create_primary(worker.device_mut(), W, H).unwrap();
-    worker.handle_io(req, 0);
+    let (mut worker, mut guest) = spice_server::testing::display_worker(8 << 20, cfg);
+    spice_server::testing::create_primary(&mut worker, &mut guest, W, H);
     Harness {
         worker,
         guest,

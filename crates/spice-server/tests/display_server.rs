@@ -16,7 +16,7 @@ use spice_proto::display::{self, ClientMessage, Init};
 use spice_proto::main;
 use spice_proto::messages::ServerMessage;
 use spice_qxl::parse::Rect;
-use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+use spice_qxl::{GuestDriver, QxlDevice, VecMemory};
 use spice_server::config::{ServerConfig, StreamingVideo};
 use spice_server::cursor::CursorFeed;
 use spice_server::display::{DisplayChannelFactory, DisplayConfig, DisplayWorker, millis_since};
@@ -53,19 +53,12 @@ fn setup(compression: ImageCompression) -> Setup {
         .streaming_video(StreamingVideo::Off)
         .build()
         .unwrap();
-    let bars = BarLayout::contiguous(8 << 20, 1 << 20);
-    let mut dev = QxlDevice::new(
-        VecMemory::new(bars.total_size() as usize),
-        DeviceConfig::new(bars),
-    )
-    .unwrap();
-    let mut guest = GuestDriver::attach(&mut dev, 1).unwrap();
     let epoch = Instant::now();
-    let mut w = DisplayWorker::new(dev, DisplayConfig::from_server_config(&cfg));
+    let (mut w, mut guest) =
+        spice_server::testing::display_worker(8 << 20, DisplayConfig::from_server_config(&cfg));
     let feed = CursorFeed::new();
     w.set_cursor_feed(feed.clone());
-    let req = guest.create_primary(w.device_mut(), W, H).unwrap();
-    w.handle_io(req, 0);
+    spice_server::testing::create_primary(&mut w, &mut guest, W, H);
     let worker = Arc::new(Mutex::new(w));
     let server = ServerBuilder::new(cfg)
         .cursor(feed)

@@ -1098,7 +1098,6 @@ impl<D: DisplayDevice> DisplayWorker<D> {
 mod tests {
     use spice_proto::display::Init;
     use spice_qxl::parse::Rect;
-    use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
 
     use super::super::worker::DisplayConfig;
     use super::*;
@@ -1133,16 +1132,8 @@ mod tests {
         enc.encode(&view, &req).unwrap();
         assert!(cell.get().is_some(), "auto_glz classified through the cell");
 
-        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
-        let mut dev = QxlDevice::new(
-            VecMemory::new(bars.total_size() as usize),
-            DeviceConfig::new(bars),
-        )
-        .unwrap();
-        let mut g = GuestDriver::attach(&mut dev, 1).unwrap();
-        let mut w = DisplayWorker::new(dev, DisplayConfig::default());
-        let req = g.create_primary(w.device_mut(), 128, 96).unwrap();
-        w.handle_io(req, 0);
+        let (mut w, mut g) = crate::testing::display_worker(4 << 20, DisplayConfig::default());
+        crate::testing::create_primary(&mut w, &mut g, 128, 96);
         let glz = Arc::new(GlzRegistry::new());
         let ids: Vec<ClientId> = (0..2)
             .map(|_| {
@@ -1197,7 +1188,6 @@ mod split_tests {
     use spice_proto::WriteBuf;
     use spice_proto::display::Init;
     use spice_qxl::parse::Rect;
-    use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
 
     use super::super::worker::DisplayConfig;
     use super::*;
@@ -1222,20 +1212,12 @@ mod split_tests {
 
     /// The same guest commands, sent by `client_poll` or by split jobs: same bytes.
     fn run(split: bool, compression: ImageCompression) -> (Vec<(u16, Vec<u8>)>, ClientStats) {
-        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
-        let mut dev = QxlDevice::new(
-            VecMemory::new(bars.total_size() as usize),
-            DeviceConfig::new(bars),
-        )
-        .unwrap();
-        let mut g = GuestDriver::attach(&mut dev, 1).unwrap();
         let cfg = DisplayConfig {
             compression,
             ..DisplayConfig::default()
         };
-        let mut w = DisplayWorker::new(dev, cfg);
-        let req = g.create_primary(w.device_mut(), 160, 120).unwrap();
-        w.handle_io(req, 0);
+        let (mut w, mut g) = crate::testing::display_worker(4 << 20, cfg);
+        crate::testing::create_primary(&mut w, &mut g, 160, 120);
         let id = w.add_client(ClientOptions {
             session_id: 1,
             caps: DisplayClientCaps::spice_gtk(),

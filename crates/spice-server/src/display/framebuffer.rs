@@ -186,7 +186,7 @@ impl Framebuffer {
 
 #[cfg(test)]
 mod tests {
-    use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+    use spice_qxl::{GuestDriver, QxlDevice, VecMemory};
 
     use super::super::worker::{DisplayConfig, DisplayWorker};
     use super::*;
@@ -204,16 +204,8 @@ mod tests {
     }
 
     fn setup() -> (DisplayWorker<QxlDevice<VecMemory>>, GuestDriver) {
-        let bars = BarLayout::contiguous(4 << 20, 1 << 20);
-        let mut dev = QxlDevice::new(
-            VecMemory::new(bars.total_size() as usize),
-            DeviceConfig::new(bars),
-        )
-        .unwrap();
-        let mut guest = GuestDriver::attach(&mut dev, 1).unwrap();
-        let mut w = DisplayWorker::new(dev, DisplayConfig::default());
-        let req = guest.create_primary(w.device_mut(), W, H).unwrap();
-        w.handle_io(req, 0);
+        let (mut w, mut guest) = crate::testing::display_worker(4 << 20, DisplayConfig::default());
+        crate::testing::create_primary(&mut w, &mut guest, W, H);
         (w, guest)
     }
 

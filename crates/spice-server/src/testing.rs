@@ -1,0 +1,88 @@
+//! Building blocks for tests and benches of this server and of what embeds it: a display
+//! worker over a QXL device in plain memory, and a channel opened without a socket.
+//!
+//! These panic on failure (they set up a test, not production state).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use spice_proto::caps::Caps;
+use spice_proto::header::HeaderKind;
+use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
+
+use crate::channel::{
+    ChannelCore, ChannelFactory, ChannelHandler, ChannelInfo, CoreConfig, OpenContext, Waker,
+};
+use crate::display::worker::{DisplayConfig, DisplayWorker};
+use crate::server::Server;
+use crate::session::Session;
+
+/// A display worker over a QXL device whose guest memory is a `ram_bytes` RAM bar (and
+/// a 1 MiB VRAM bar) in a `Vec`, with the guest driver attached in slot 1. The primary
+/// surface is not created yet (see [`create_primary`]), so the caller can set a cursor
+/// feed first.
+pub fn display_worker(
+    ram_bytes: u64,
+    config: DisplayConfig,
+) -> (DisplayWorker<QxlDevice<VecMemory>>, GuestDriver) {
+    let bars = BarLayout::contiguous(ram_bytes, 1 << 20);
+    let mut dev = QxlDevice::new(
+        VecMemory::new(bars.total_size() as usize),
+        DeviceConfig::new(bars),
+    )
+    .expect("QXL device");
+    let guest = GuestDriver::attach(&mut dev, 1).expect("guest driver");
+    (DisplayWorker::new(dev, config), guest)
+}
+
+/// The guest creates a `width` x `height` primary surface and the worker handles it (at
+/// time 0).
+pub fn create_primary(
+    worker: &mut DisplayWorker<QxlDevice<VecMemory>>,
+    guest: &mut GuestDriver,
+    width: u32,
+    height: u32,
+) {
+    let req = guest
+        .create_primary(worker.device_mut(), width, height)
+        .expect("create primary");
+    worker.handle_io(req, 0);
+}
+
+/// Opens `factory`'s channel in `session` at `now` as if a client with channel caps
+/// `caps` had linked it (mini header, no ping, no ACK window), and starts it: the core's
+/// output holds what the channel sends on connect.
+pub fn open_channel(
+    server: &Server,
+    factory: &dyn ChannelFactory,
+    session: &Arc<Session>,
+    caps: Caps,
+    now: Instant,
+) -> (ChannelCore, Box<dyn ChannelHandler>) {
+    let info = ChannelInfo {
+        channel_type: factory.channel_type(),
+        channel_id: factory.channel_id(),
+        session_id: session.id(),
+        header: HeaderKind::Mini,
+        peer_common_caps: Caps::new(),
+        peer_channel_caps: caps,
+        secure: false,
+        websocket: false,
+    };
+    let mut handler = factory
+        .open(OpenContext {
+            info: &info,
+            session,
+            waker: Waker::noop(),
+            server: server.context(),
+        })
+        .expect("channel opens");
+    let cfg = CoreConfig {
+        ping_interval: None,
+        ack_window: 0,
+        ..CoreConfig::default()
+    };
+    let mut core = ChannelCore::new(info, &cfg, now);
+    core.start(&mut *handler, now).expect("channel starts");
+    (core, handler)
+}
