@@ -584,20 +584,6 @@ mod tests {
     use spice_proto::messages::ServerMessage as AnyServer;
     use std::time::Duration;
 
-    struct Dev(Mutex<Option<PlaybackSink>>);
-
-    impl PlaybackDevice for Dev {
-        fn format(&self) -> AudioFormat {
-            AudioFormat {
-                frequency: 48_000,
-                channels: 2,
-            }
-        }
-        fn attach(&self, sink: PlaybackSink) {
-            *lock(&self.0) = Some(sink);
-        }
-    }
-
     /// (name, time of DATA/START/MODE) of every message in `out`.
     fn decode(out: &[u8]) -> Vec<(&'static str, Option<u32>)> {
         let mut f = Framer::new(HeaderKind::Mini, u32::MAX);
@@ -638,7 +624,7 @@ mod tests {
         )
         .start()
         .unwrap();
-        let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
+        let dev: Arc<dyn PlaybackDevice> = Arc::new(crate::testing::TestPlayback::default());
         let factory = PlaybackChannelFactory::new(0, &dev);
         let sink = factory.sink().clone();
         let (core, h) = crate::testing::open_channel(

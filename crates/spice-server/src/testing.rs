@@ -1,9 +1,10 @@
 //! Building blocks for tests and benches of this server and of what embeds it: a display
-//! worker over a QXL device in plain memory, and a channel opened without a socket.
+//! worker over a QXL device in plain memory and its clients, a channel opened without a
+//! socket, and a playback device that keeps the sink the channel gives it.
 //!
 //! These panic on failure (they set up a test, not production state).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use spice_proto::caps::Caps;
@@ -13,9 +14,13 @@ use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
 use crate::channel::{
     ChannelCore, ChannelFactory, ChannelHandler, ChannelInfo, CoreConfig, OpenContext, Waker,
 };
-use crate::display::worker::{DisplayConfig, DisplayWorker};
+use crate::display::client::{ClientId, ClientOptions, DisplayClientCaps};
+use crate::display::glz::GlzRegistry;
+use crate::display::worker::{DisplayConfig, DisplayDevice, DisplayWorker};
+use crate::host::{AudioFormat, PlaybackDevice};
+use crate::playback::PlaybackSink;
 use crate::server::Server;
-use crate::session::Session;
+use crate::session::{Session, lock};
 
 /// A display worker over a QXL device whose guest memory is a `ram_bytes` RAM bar (and
 /// a 1 MiB VRAM bar) in a `Vec`, with the guest driver attached in slot 1. The primary
@@ -47,6 +52,34 @@ pub fn create_primary(
         .create_primary(worker.device_mut(), width, height)
         .expect("create primary");
     worker.handle_io(req, 0);
+}
+
+/// Adds a display client with spice-gtk's caps in session `session_id` (sharing `glz`'s
+/// dictionaries) and sends its DISPLAY_INIT at `now_ms`: a 1 MiB pixmap cache and GLZ
+/// window.
+pub fn add_client<D: DisplayDevice>(
+    worker: &mut DisplayWorker<D>,
+    session_id: u32,
+    glz: Arc<GlzRegistry>,
+    now_ms: u64,
+) -> ClientId {
+    let id = worker.add_client(ClientOptions {
+        session_id,
+        caps: DisplayClientCaps::spice_gtk(),
+        glz,
+        waker: None,
+        bit_rate: None,
+    });
+    let init = spice_proto::display::ClientMessage::Init(spice_proto::display::Init {
+        pixmap_cache_id: 1,
+        pixmap_cache_size: 1 << 20,
+        glz_dictionary_id: 1,
+        glz_dictionary_window_size: 1 << 20,
+    });
+    worker
+        .client_message(id, &init, now_ms)
+        .expect("DISPLAY_INIT");
+    id
 }
 
 /// Opens `factory`'s channel in `session` at `now` as if a client with channel caps
@@ -85,4 +118,27 @@ pub fn open_channel(
     let mut core = ChannelCore::new(info, &cfg, now);
     core.start(&mut *handler, now).expect("channel starts");
     (core, handler)
+}
+
+/// A 48 kHz stereo [`PlaybackDevice`] that keeps the sink the playback channel attaches.
+#[derive(Default)]
+pub struct TestPlayback(Mutex<Option<PlaybackSink>>);
+
+impl TestPlayback {
+    /// The sink attached last, if any.
+    pub fn sink(&self) -> Option<PlaybackSink> {
+        lock(&self.0).clone()
+    }
+}
+
+impl PlaybackDevice for TestPlayback {
+    fn format(&self) -> AudioFormat {
+        AudioFormat {
+            frequency: 48_000,
+            channels: 2,
+        }
+    }
+    fn attach(&self, sink: PlaybackSink) {
+        *lock(&self.0) = Some(sink);
+    }
 }

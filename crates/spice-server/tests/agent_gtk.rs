@@ -36,12 +36,7 @@ fn spice_gtk_clipboard_round_trip_through_demo_agent() {
         .timeout(Duration::from_secs(30))
         .run()
         .unwrap();
-    assert!(
-        run.ok(),
-        "spice-gtk run failed: {:?}\nstderr: {}",
-        run.events,
-        run.output.stderr
-    );
+    run.assert_ok();
     assert!(
         run.events_named("agent_connected")
             .any(|e| e["connected"] == true),
@@ -91,12 +86,7 @@ fn spice_gtk_file_transfer_to_demo_agent() {
         .timeout(Duration::from_secs(60))
         .run()
         .unwrap();
-    assert!(
-        run.ok(),
-        "spice-gtk run failed: {:?}\nstderr: {}",
-        run.events,
-        run.output.stderr
-    );
+    run.assert_ok();
     assert!(run.events_named("file_copy_done").any(|e| e["ok"] == true));
     let files = agent.received_files();
     assert_eq!(files.len(), 1);
@@ -138,12 +128,7 @@ fn spice_gtk_sees_the_binary_demo_agent_connected() {
         .timeout(Duration::from_secs(30))
         .run()
         .unwrap();
-    assert!(
-        run.ok(),
-        "spice-gtk run failed: {:?}\nstderr: {}",
-        run.events,
-        run.output.stderr
-    );
+    run.assert_ok();
     assert!(
         run.events_named("agent_connected")
             .any(|e| e["connected"] == true)

@@ -13,29 +13,14 @@ use spice_client_core::{ChannelSelection, Event, SessionConfig, SpiceUri};
 use spice_codecs::audio::{AudioMode, FRAME_SAMPLES, OPUS_DELAY_SAMPLES};
 use spice_proto::ChannelType;
 use spice_server::config::ServerConfig;
-use spice_server::host::{AudioFormat, Host, PlaybackDevice, RecordDevice};
-use spice_server::playback::PlaybackSink;
+use spice_server::host::{AudioFormat, Host, RecordDevice};
 use spice_server::record::RecordControl;
 use spice_server::server::{Server, ServerBuilder};
+use spice_server::testing::TestPlayback;
 use spice_testpeers::gtk_client::GtkScenario;
 
 /// Opus must keep at least this SNR on a music-like test signal (measured ~30 dB and up).
 const OPUS_MIN_SNR_DB: f64 = 20.0;
-
-#[derive(Default)]
-struct TestPlayback(Mutex<Option<PlaybackSink>>);
-
-impl PlaybackDevice for TestPlayback {
-    fn format(&self) -> AudioFormat {
-        AudioFormat {
-            frequency: 48_000,
-            channels: 2,
-        }
-    }
-    fn attach(&self, sink: PlaybackSink) {
-        *self.0.lock().unwrap() = Some(sink);
-    }
-}
 
 #[derive(Default)]
 struct TestRecord {
@@ -180,7 +165,7 @@ fn round_trip(opus: bool) {
     let mut client = connect(s.addr, opus);
     // MODE may arrive while the other channel is still linking.
     let early = wait_linked(&mut client);
-    let sink = s.playback.0.lock().unwrap().clone().unwrap();
+    let sink = s.playback.sink().unwrap();
     // The server side subscribes at link time; wait until it did.
     let end = Instant::now() + Duration::from_secs(5);
     while sink.client_count() == 0 && Instant::now() < end {
@@ -433,7 +418,7 @@ fn spice_gtk_receives_the_demo_tone() {
         .run()
         .unwrap();
     drop(server);
-    assert!(run.ok(), "spice-gtk run failed: {run:?}");
+    run.assert_ok();
     let start = run
         .events_named("playback_start")
         .next()

@@ -5,7 +5,7 @@
 //! schedules both for the same local instant, 400 ms after they were produced (the video
 //! frame is drawn then, not on arrival).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spice_client_core::testing::{link_reply_bytes, server_message};
@@ -13,7 +13,7 @@ use spice_client_core::{ConnId, Event, Session as ClientSession, SessionConfig};
 use spice_codecs::audio::FRAME_SAMPLES;
 use spice_codecs::stream_detect::StreamingVideo;
 use spice_proto::caps::Caps;
-use spice_proto::display::{ClientMessage as DisplayClientMessage, Init, ServerMessage};
+use spice_proto::display::ServerMessage;
 use spice_proto::header::{HeaderKind, write_message};
 use spice_proto::main::{self as pmain, ChannelId};
 use spice_proto::messages::ServerMessage as AnyServer;
@@ -22,28 +22,13 @@ use spice_server::channel::{ChannelCore, ChannelFactory, ChannelHandler};
 use spice_server::config::ServerConfig;
 use spice_server::demo::{DemoConfig, DemoDesktop};
 use spice_server::display::glz::GlzRegistry;
-use spice_server::display::{
-    ClientOptions, DisplayClientCaps, DisplayConfig, DisplayError, DisplaySink, DisplayWorker,
-};
-use spice_server::host::{AudioFormat, PlaybackDevice};
+use spice_server::display::{DisplayConfig, DisplayError, DisplaySink, DisplayWorker};
+use spice_server::host::PlaybackDevice;
 use spice_server::main_channel::{MM_TIME_DELTA, MainChannelFactory, MmTimeControl};
-use spice_server::playback::{PlaybackChannelFactory, PlaybackSink};
+use spice_server::playback::PlaybackChannelFactory;
 use spice_server::server::{Server, ServerBuilder};
 use spice_server::session::Session;
-
-struct Dev(Mutex<Option<PlaybackSink>>);
-
-impl PlaybackDevice for Dev {
-    fn format(&self) -> AudioFormat {
-        AudioFormat {
-            frequency: 48_000,
-            channels: 2,
-        }
-    }
-    fn attach(&self, sink: PlaybackSink) {
-        *self.0.lock().unwrap() = Some(sink);
-    }
-}
+use spice_server::testing::{TestPlayback, open_channel};
 
 /// Display messages framed with the mini header, as the display channel would send them.
 #[derive(Default)]
@@ -90,24 +75,13 @@ fn open(
     factory: &dyn ChannelFactory,
     now: Instant,
 ) -> (ChannelCore, Box<dyn ChannelHandler>) {
-    open_in(
+    open_channel(
         server,
         factory,
         &Arc::new(Session::new(7)),
         Caps::new(),
         now,
     )
-}
-
-/// [`open`] in `session`, the client announcing `caps`.
-fn open_in(
-    server: &Server,
-    factory: &dyn ChannelFactory,
-    session: &Arc<Session>,
-    caps: Caps,
-    now: Instant,
-) -> (ChannelCore, Box<dyn ChannelHandler>) {
-    spice_server::testing::open_channel(server, factory, session, caps, now)
 }
 
 fn main_init_time(bytes: &[u8]) -> u32 {
@@ -152,25 +126,8 @@ fn audio_and_video_share_the_clock_and_the_client_presents_them_together() {
     for r in worker.device_mut().take_io_requests() {
         worker.handle_io(r, 3_000);
     }
-    let client = worker.add_client(ClientOptions {
-        session_id: 7,
-        caps: DisplayClientCaps::spice_gtk(),
-        glz: Arc::new(GlzRegistry::new()),
-        waker: None,
-        bit_rate: None,
-    });
-    worker
-        .client_message(
-            client,
-            &DisplayClientMessage::Init(Init {
-                pixmap_cache_id: 1,
-                pixmap_cache_size: 1 << 20,
-                glz_dictionary_id: 1,
-                glz_dictionary_window_size: 1 << 20,
-            }),
-            3_000,
-        )
-        .unwrap();
+    let client =
+        spice_server::testing::add_client(&mut worker, 7, Arc::new(GlzRegistry::new()), 3_000);
     let mut display = BytesSink::default();
     let mut frame_ms = 3_000;
     for f in 0..40u64 {
@@ -193,7 +150,7 @@ fn audio_and_video_share_the_clock_and_the_client_presents_them_together() {
     assert_eq!(video_stamp as u64, frame_ms, "raw clock, no offset");
 
     // --- Audio: a packet produced at the same instant carries the same stamp.
-    let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
+    let dev: Arc<dyn PlaybackDevice> = Arc::new(TestPlayback::default());
     let playback = PlaybackChannelFactory::new(0, &dev);
     let sink = playback.sink().clone();
     let (mut pb_core, mut pb_h) = open(&server, &playback, t_init);
@@ -312,7 +269,8 @@ fn stream_latency_moves_the_clock_or_the_audio_buffering() {
     let at = |ms: u64| epoch + Duration::from_millis(ms);
     let session = Arc::new(Session::new(9));
     let main = MainChannelFactory::new(Arc::downgrade(server.context()));
-    let (mut main_core, mut main_h) = open_in(&server, &main, &session, Caps::new(), at(1_000));
+    let (mut main_core, mut main_h) =
+        open_channel(&server, &main, &session, Caps::new(), at(1_000));
     assert_eq!(
         main_init_time(&main_core.take_output()),
         1_000 - MM_TIME_DELTA
@@ -335,11 +293,12 @@ fn stream_latency_moves_the_clock_or_the_audio_buffering() {
     assert_eq!(mm.latency(), 700);
 
     // Audio starts: the client's audio drives its clock now.
-    let dev: Arc<dyn PlaybackDevice> = Arc::new(Dev(Mutex::new(None)));
+    let dev: Arc<dyn PlaybackDevice> = Arc::new(TestPlayback::default());
     let playback = PlaybackChannelFactory::new(0, &dev);
     let sink = playback.sink().clone();
     let latency_cap = Caps::from_caps(&[spice_proto::caps::playback::LATENCY]);
-    let (mut pb_core, mut pb_h) = open_in(&server, &playback, &session, latency_cap, at(1_300));
+    let (mut pb_core, mut pb_h) =
+        open_channel(&server, &playback, &session, latency_cap, at(1_300));
     pb_core.take_output();
     let mut pb_poll = |ms: u64| {
         pb_core.poll(&mut *pb_h, at(ms)).unwrap();

@@ -31,12 +31,7 @@ fn spice_gtk_resizes_the_demo_desktop_through_the_agent() {
         .timeout(Duration::from_secs(60))
         .run()
         .unwrap();
-    assert!(
-        run.ok(),
-        "spice-gtk run failed: {:?}\nstderr: {}",
-        run.events,
-        run.output.stderr
-    );
+    run.assert_ok();
     let sent: Vec<(u64, u64)> = run
         .events_named("resize_sent")
         .map(|e| {

@@ -33,7 +33,7 @@ fn spice_gtk_port_channel_echo_and_events() {
         .timeout(Duration::from_secs(30))
         .run()
         .expect("run the spice-gtk client");
-    assert!(run.ok(), "spice-gtk client failed: {:?}", run.output);
+    run.assert_ok();
     let port = run.events_named("port").next().expect("no port channel");
     assert_eq!(port["name"], "org.example.echo.0", "{port}");
     assert_eq!(port["opened"], true, "{port}");

@@ -83,7 +83,7 @@ fn run_gtk(port: u16, password: &str) -> GtkRun {
 fn spice_gtk_links_main_and_inputs_and_keys_arrive_in_order() {
     let (server, addr, rec) = start(Some("pw"));
     let run = run_gtk(addr.port(), "pw");
-    assert!(run.ok(), "{:?}", run.output);
+    run.assert_ok();
     let channels = run.channels();
     assert!(
         channels.iter().any(|c| c == "SpiceMainChannel")

@@ -301,6 +301,17 @@ impl GtkRun {
                 .is_some_and(|e| e["event"] == "done" && e["ok"] == true)
     }
 
+    /// Panics, with the events and the client's stderr, unless [`Self::ok`].
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(
+            self.ok(),
+            "spice-gtk run failed: {:?}\nstderr: {}",
+            self.events,
+            self.output.stderr
+        );
+    }
+
     /// The events named `name`.
     pub fn events_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.events.iter().filter(move |e| e["event"] == name)

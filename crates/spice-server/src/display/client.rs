@@ -1096,7 +1096,6 @@ impl<D: DisplayDevice> DisplayWorker<D> {
 
 #[cfg(test)]
 mod tests {
-    use spice_proto::display::Init;
     use spice_qxl::parse::Rect;
 
     use super::super::worker::DisplayConfig;
@@ -1137,20 +1136,7 @@ mod tests {
         let glz = Arc::new(GlzRegistry::new());
         let ids: Vec<ClientId> = (0..2)
             .map(|_| {
-                let id = w.add_client(ClientOptions {
-                    session_id: 1,
-                    caps: DisplayClientCaps::spice_gtk(),
-                    glz: glz.clone(),
-                    waker: None,
-                    bit_rate: None,
-                });
-                let init = ClientMessage::Init(Init {
-                    pixmap_cache_id: 1,
-                    pixmap_cache_size: 1 << 20,
-                    glz_dictionary_id: 1,
-                    glz_dictionary_window_size: 1 << 20,
-                });
-                w.client_message(id, &init, 0).unwrap();
+                let id = crate::testing::add_client(&mut w, 1, glz.clone(), 0);
                 w.client_poll(id, &mut Discard, 0).unwrap();
                 id
             })
@@ -1186,7 +1172,6 @@ mod tests {
 #[cfg(test)]
 mod split_tests {
     use spice_proto::WriteBuf;
-    use spice_proto::display::Init;
     use spice_qxl::parse::Rect;
 
     use super::super::worker::DisplayConfig;
@@ -1218,20 +1203,7 @@ mod split_tests {
         };
         let (mut w, mut g) = crate::testing::display_worker(4 << 20, cfg);
         crate::testing::create_primary(&mut w, &mut g, 160, 120);
-        let id = w.add_client(ClientOptions {
-            session_id: 1,
-            caps: DisplayClientCaps::spice_gtk(),
-            glz: Arc::new(GlzRegistry::new()),
-            waker: None,
-            bit_rate: None,
-        });
-        let init = ClientMessage::Init(Init {
-            pixmap_cache_id: 1,
-            pixmap_cache_size: 1 << 20,
-            glz_dictionary_id: 1,
-            glz_dictionary_window_size: 1 << 20,
-        });
-        w.client_message(id, &init, 0).unwrap();
+        let id = crate::testing::add_client(&mut w, 1, Arc::new(GlzRegistry::new()), 0);
         let mut rec = Record::default();
         let poll = |w: &mut DisplayWorker<_>, rec: &mut Record| {
             if split {
