@@ -1,11 +1,15 @@
-//! Building blocks for tests and benches of this server and of what embeds it: a display
-//! worker over a QXL device in plain memory and its clients, a channel opened without a
-//! socket, and a playback device that keeps the sink the channel gives it.
+//! Building blocks for tests and benches of this server and of what embeds it: the demo
+//! desktop on a local port, a display worker over a QXL device in plain memory and its
+//! clients, a channel opened without a socket, and a playback device that keeps the sink
+//! the channel gives it.
 //!
 //! These panic on failure (they set up a test, not production state).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use spice_codecs::classify::ImageCompression;
 
 use spice_proto::caps::Caps;
 use spice_proto::header::HeaderKind;
@@ -14,12 +18,15 @@ use spice_qxl::{BarLayout, DeviceConfig, GuestDriver, QxlDevice, VecMemory};
 use crate::channel::{
     ChannelCore, ChannelFactory, ChannelHandler, ChannelInfo, CoreConfig, OpenContext, Waker,
 };
+use crate::config::{ServerConfig, StreamingVideo};
+use crate::demo::DemoConfig;
 use crate::display::client::{ClientId, ClientOptions, DisplayClientCaps};
+use crate::display::demo::DemoRunner;
 use crate::display::glz::GlzRegistry;
 use crate::display::worker::{DisplayConfig, DisplayDevice, DisplayWorker};
 use crate::host::{AudioFormat, PlaybackDevice};
 use crate::playback::PlaybackSink;
-use crate::server::Server;
+use crate::server::{Server, ServerBuilder};
 use crate::session::{Session, lock};
 
 /// A display worker over a QXL device whose guest memory is a `ram_bytes` RAM bar (and
@@ -52,6 +59,27 @@ pub fn create_primary(
         .create_primary(worker.device_mut(), width, height)
         .expect("create primary");
     worker.handle_io(req, 0);
+}
+
+/// The demo desktop served on a free port of 127.0.0.1 without a ticket, in image
+/// compression `mode` with video streaming off; the desktop stops changing after 3 frames
+/// so a client's picture settles. Returns the server, its address and the demo.
+pub fn demo_server(mode: ImageCompression) -> (Server, SocketAddr, DemoRunner) {
+    let cfg = ServerConfig::builder()
+        .listen("127.0.0.1:0".parse().expect("address"))
+        .disable_ticketing()
+        .image_compression(mode)
+        .streaming_video(StreamingVideo::Off)
+        .build()
+        .expect("server config");
+    let demo = DemoConfig {
+        freeze_after: Some(3),
+        ..DemoConfig::default()
+    };
+    let (builder, demo) = DemoRunner::attach(ServerBuilder::new(cfg), demo).expect("demo");
+    let server = builder.start().expect("server starts");
+    let addr = server.local_addrs()[0];
+    (server, addr, demo)
 }
 
 /// Adds a display client with spice-gtk's caps in session `session_id` (sharing `glz`'s

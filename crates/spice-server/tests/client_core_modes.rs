@@ -4,7 +4,6 @@
 //! proxy between them shows the display channel carried what the mode asks for (LZ4 images
 //! in `lz4` mode).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use spice_client_core::blocking::Client;
@@ -13,30 +12,9 @@ use spice_codecs::classify::ImageCompression;
 use spice_proto::ChannelType;
 use spice_proto::Direction;
 use spice_proto::types::ImageType;
-use spice_server::config::{ServerConfig, StreamingVideo};
-use spice_server::demo::DemoConfig;
 use spice_server::display::demo::DemoRunner;
-use spice_server::server::{Server, ServerBuilder};
 use spice_testpeers::proxy::RecordingProxy;
 use spice_testpeers::recording::Direction as RecDir;
-
-fn start(mode: ImageCompression) -> (Server, SocketAddr, DemoRunner) {
-    let cfg = ServerConfig::builder()
-        .listen("127.0.0.1:0".parse().unwrap())
-        .disable_ticketing()
-        .image_compression(mode)
-        .streaming_video(StreamingVideo::Off)
-        .build()
-        .unwrap();
-    let demo = DemoConfig {
-        freeze_after: Some(3),
-        ..DemoConfig::default()
-    };
-    let (builder, demo) = DemoRunner::attach(ServerBuilder::new(cfg), demo).unwrap();
-    let server = builder.start().unwrap();
-    let addr = server.local_addrs()[0];
-    (server, addr, demo)
-}
 
 /// True when the frozen demo is drawn and the client's primary equals the server's
 /// framebuffer and the demo's reference picture.
@@ -101,7 +79,7 @@ fn client_core_shows_the_demo_in_every_compression_mode() {
         ImageCompression::Lz,
         ImageCompression::Off,
     ] {
-        let (server, addr, demo) = start(mode);
+        let (server, addr, demo) = spice_server::testing::demo_server(mode);
         assert!(
             demo.wait_settled(Duration::from_secs(30)),
             "{mode:?}: demo settled"

@@ -13,10 +13,10 @@ use spice_canvas::{Canvas, ImageLimits, new_glz_window};
 use spice_client_core::agent::{AgentClient, AgentEvent};
 use spice_client_core::blocking::Client;
 use spice_client_core::{Event, SessionConfig, SpiceUri};
+use spice_codecs::classify::ImageCompression;
 use spice_proto::agent::{AgentMessageType, MonConfig, MonitorsConfig, MonitorsConfigFlags};
 use spice_proto::display::{ClientMessage as DisplayClientMessage, Init, ServerMessage};
 use spice_proto::{ChannelMessage, WriteBuf};
-use spice_server::config::{ServerConfig, StreamingVideo};
 use spice_server::cursor::CursorFeed;
 use spice_server::demo::{DemoConfig, DemoDesktop};
 use spice_server::display::demo::DemoRunner;
@@ -25,7 +25,6 @@ use spice_server::display::{
     ClientId, ClientOptions, DisplayClientCaps, DisplayConfig, DisplayError, DisplaySink,
     DisplayWorker,
 };
-use spice_server::server::{Server, ServerBuilder};
 
 struct Peer {
     client: Client,
@@ -65,23 +64,6 @@ impl Peer {
     }
 }
 
-fn start() -> (Server, SocketAddr, DemoRunner) {
-    let cfg = ServerConfig::builder()
-        .listen("127.0.0.1:0".parse().unwrap())
-        .disable_ticketing()
-        .streaming_video(StreamingVideo::Off)
-        .build()
-        .unwrap();
-    let demo = DemoConfig {
-        freeze_after: Some(3),
-        ..DemoConfig::default()
-    };
-    let (builder, demo) = DemoRunner::attach(ServerBuilder::new(cfg), demo).unwrap();
-    let server = builder.start().unwrap();
-    let addr = server.local_addrs()[0];
-    (server, addr, demo)
-}
-
 fn monitors(width: u32, height: u32) -> MonitorsConfig {
     MonitorsConfig {
         flags: MonitorsConfigFlags::empty(),
@@ -117,7 +99,7 @@ fn client_matches(p: &Peer, demo: &DemoRunner, size: (u32, u32)) -> bool {
 
 #[test]
 fn client_monitors_config_resizes_the_demo_desktop() {
-    let (_server, addr, demo) = start();
+    let (_server, addr, demo) = spice_server::testing::demo_server(ImageCompression::AutoGlz);
     assert!(demo.wait_settled(Duration::from_secs(30)), "demo settled");
     let mut p = Peer::connect(addr);
     p.run_until(
