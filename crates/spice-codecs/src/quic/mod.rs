@@ -704,25 +704,42 @@ pub fn fuzz_decode(data: &[u8]) {
 mod tests {
     use super::*;
 
+    /// A xorshift generator from `seed`.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// Decodes `stream` as RGB32 rows of `width` pixels, top-down, into `out` with the
+    /// instruction set `simd`.
+    fn decode_rgb32(stream: &[u8], out: &mut [u8], width: usize, simd: Simd) -> Result<QuicHeader> {
+        let limits = DecodeLimits::default();
+        decode_with(
+            stream,
+            out,
+            width * 4,
+            PixelFormat::Rgb32,
+            RowOrder::TopDown,
+            &limits,
+            simd,
+        )
+    }
+
     /// Every instruction set this CPU has gives the same bytes (the portable row loops,
     /// SSE2 and x86-64-v3 with AVX2), and decodes them back, for every type on images
     /// of awkward sizes with runs, noise and escapes.
     #[test]
     fn reused_reader_buffer_holds_nothing_of_the_last_stream() {
         // A big noisy image, then a small one and its truncations on the same thread:
-        // the small stream must decode exactly, and its truncations must fail, as if
-        // the big stream's bytes were not still in the reused buffer.
-        let mut seed = 0x5151_7272_9393_b4b4u64;
-        let mut noise = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .collect()
-        };
+        // the small stream must decode exactly, and its truncations exactly as on a
+        // fresh thread (nothing to reuse), as if the big stream's bytes were not still
+        // in the reused buffer.
+        let mut next = xorshift(0x5151_7272_9393_b4b4);
+        let mut noise = |n: usize| -> Vec<u8> { (0..n).map(|_| next() as u8).collect() };
         let image = |data: &[u8], w: usize, h: usize| {
             let image = Image {
                 image_type: ImageType::Rgb32,
@@ -737,32 +754,14 @@ mod tests {
         let big = noise(300 * 200 * 4);
         let small = noise(40 * 30 * 4);
         let (big_stream, small_stream) = (image(&big, 300, 200), image(&small, 40, 30));
-        let limits = DecodeLimits::default();
+        let simd = Simd::detect();
         let mut out = vec![0u8; 300 * 200 * 4];
-        decode(
-            &big_stream,
-            &mut out,
-            300 * 4,
-            PixelFormat::Rgb32,
-            RowOrder::TopDown,
-            &limits,
-        )
-        .unwrap();
+        decode_rgb32(&big_stream, &mut out, 300, simd).unwrap();
         let mut small_out = vec![0u8; 40 * 30 * 4];
-        decode(
-            &small_stream,
-            &mut small_out,
-            160,
-            PixelFormat::Rgb32,
-            RowOrder::TopDown,
-            &limits,
-        )
-        .unwrap();
+        decode_rgb32(&small_stream, &mut small_out, 40, simd).unwrap();
         for (g, w) in small_out.chunks(4).zip(small.chunks(4)) {
             assert_eq!(g[..3], w[..3]);
         }
-        // Truncations decode the same on a fresh thread (nothing to reuse) as here,
-        // right after the big stream.
         for cut in [
             small_stream.len() - 4,
             small_stream.len() - 12,
@@ -771,36 +770,14 @@ mod tests {
             let part = small_stream[..cut].to_vec();
             let fresh = std::thread::spawn(move || {
                 let mut o = vec![0u8; 40 * 30 * 4];
-                let r = decode(
-                    &part,
-                    &mut o,
-                    160,
-                    PixelFormat::Rgb32,
-                    RowOrder::TopDown,
-                    &limits,
-                );
+                let r = decode_rgb32(&part, &mut o, 40, simd);
                 (r.is_ok(), o)
             })
             .join()
             .unwrap();
-            decode(
-                &big_stream,
-                &mut out,
-                300 * 4,
-                PixelFormat::Rgb32,
-                RowOrder::TopDown,
-                &limits,
-            )
-            .unwrap();
+            decode_rgb32(&big_stream, &mut out, 300, simd).unwrap();
             let mut o = vec![0u8; 40 * 30 * 4];
-            let r = decode(
-                &small_stream[..cut],
-                &mut o,
-                160,
-                PixelFormat::Rgb32,
-                RowOrder::TopDown,
-                &limits,
-            );
+            let r = decode_rgb32(&small_stream[..cut], &mut o, 40, simd);
             assert_eq!((r.is_ok(), o), fresh, "cut at {cut}");
         }
     }
@@ -814,13 +791,7 @@ mod tests {
         // runs begin inside and at the edges of clusters). Wide enough that
         // most of the stream is read with unchecked refills and its end with checked
         // ones.
-        let mut seed = 0x0123_4567_89ab_cdefu64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x0123_4567_89ab_cdefu64);
         for &(width, height) in &[(300usize, 48usize), (67, 30), (1100, 12)] {
             let mut data = vec![0u8; width * height * 4];
             for y in 0..height {
@@ -864,16 +835,7 @@ mod tests {
             let stream = encode(&image).unwrap();
             for simd in Simd::available() {
                 let mut pixels = vec![0u8; width * height * 4];
-                decode_with(
-                    &stream,
-                    &mut pixels,
-                    width * 4,
-                    PixelFormat::Rgb32,
-                    RowOrder::TopDown,
-                    &DecodeLimits::default(),
-                    simd,
-                )
-                .unwrap();
+                decode_rgb32(&stream, &mut pixels, width, simd).unwrap();
                 for (k, (got, want)) in pixels.chunks(4).zip(data.chunks(4)).enumerate() {
                     assert_eq!(got[..3], want[..3], "{width}x{height} {simd:?} pixel {k}");
                 }
@@ -883,13 +845,7 @@ mod tests {
 
     #[test]
     fn instruction_sets_give_identical_streams() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let types = [
             ImageType::Gray,
             ImageType::Rgb16,
