@@ -228,6 +228,18 @@ pub struct Rect {
     pub right: i32,
 }
 
+impl Rect {
+    /// The rectangle from (`left`, `top`) to (`right`, `bottom`), exclusive.
+    pub const fn new(left: i32, top: i32, right: i32, bottom: i32) -> Self {
+        Self {
+            top,
+            left,
+            bottom,
+            right,
+        }
+    }
+}
+
 impl From<abi::QxlRect> for Rect {
     fn from(r: abi::QxlRect) -> Self {
         Rect {

@@ -25,15 +25,6 @@ use zerocopy::{FromZeros, IntoBytes};
 const W: u32 = 160;
 const H: u32 = 120;
 
-fn r(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
-    Rect {
-        top,
-        left,
-        bottom,
-        right,
-    }
-}
-
 /// Collects encoded messages (type, body), with an optional send budget.
 struct VecSink {
     msgs: Vec<(u16, Vec<u8>)>,
@@ -233,7 +224,7 @@ impl Harness {
             ty: abi::clip_type::NONE.into(),
             data: 0.into(),
         };
-        let bbox = r(at.0, at.1, at.0 + b.width as i32, at.1 + b.height as i32);
+        let bbox = Rect::new(at.0, at.1, at.0 + b.width as i32, at.1 + b.height as i32);
         let d = drawable(surface_id, abi::draw_type::COPY, bbox, none, c.as_bytes());
         cb.submit_draw(mem, &d).unwrap();
         self.step();
@@ -255,7 +246,7 @@ impl Harness {
             data: 0.into(),
         };
         let (w, h) = (area.right - area.left, area.bottom - area.top);
-        let bbox = r(at.0, at.1, at.0 + w, at.1 + h);
+        let bbox = Rect::new(at.0, at.1, at.0 + w, at.1 + h);
         let mut d = drawable(0, abi::draw_type::COPY, bbox, none, c.as_bytes());
         d.surfaces_dest[0] = (src as i32).into();
         d.surfaces_rects[0] = abi::QxlRect::new(area.top, area.left, area.bottom, area.right);
@@ -325,12 +316,12 @@ fn desktop(w: u32, h: u32, seed: u32) -> Vec<u8> {
 /// bottom-up bitmap, a cached icon drawn twice, a palette bitmap, an off-screen surface
 /// copied to the primary.
 fn scene(h: &mut Harness, client: &mut FakeClient) {
-    h.fill(r(0, 0, W as i32, H as i32), 0x00336699);
-    h.fill(r(10, 10, 70, 50), 0x00ff8800);
+    h.fill(Rect::new(0, 0, W as i32, H as i32), 0x00336699);
+    h.fill(Rect::new(10, 10, 70, 50), 0x00ff8800);
     h.fill_clipped(
-        r(0, 60, 160, 120),
+        Rect::new(0, 60, 160, 120),
         0x0000cc44,
-        &[r(5, 65, 40, 100), r(50, 70, 150, 80)],
+        &[Rect::new(5, 65, 40, 100), Rect::new(50, 70, 150, 80)],
     );
     let photo = gradient(64, 48, 3);
     h.copy(0, (80, 4), &GuestBitmap::xrgb32(11, 64, 48, &photo));
@@ -376,7 +367,7 @@ fn scene(h: &mut Harness, client: &mut FakeClient) {
         .fill(
             h.worker.device_mut().memory_mut(),
             1,
-            r(0, 0, 32, 24),
+            Rect::new(0, 0, 32, 24),
             0x00aa00aa,
             None,
         )
@@ -384,7 +375,7 @@ fn scene(h: &mut Harness, client: &mut FakeClient) {
     h.step();
     let small = gradient(16, 12, 9);
     h.copy(1, (8, 6), &GuestBitmap::xrgb32(15, 16, 12, &small));
-    h.copy_surface(1, (32, 24), r(0, 0, 32, 24), (60, 60));
+    h.copy_surface(1, (32, 24), Rect::new(0, 0, 32, 24), (60, 60));
     h.poll(client);
 }
 
@@ -530,7 +521,7 @@ fn late_client_gets_the_framebuffer() {
     h.poll(&mut late);
     h.assert_same(&late);
     // Both see later drawing.
-    h.fill(r(20, 20, 60, 60), 0x00123456);
+    h.fill(Rect::new(20, 20, 60, 60), 0x00123456);
     h.poll(&mut first);
     h.poll(&mut late);
     h.assert_same(&first);
@@ -547,7 +538,7 @@ fn nothing_before_display_init() {
         waker: None,
         bit_rate: None,
     });
-    h.fill(r(0, 0, 10, 10), 1);
+    h.fill(Rect::new(0, 0, 10, 10), 1);
     let mut sink = VecSink::new();
     assert_eq!(h.worker.client_poll(id, &mut sink, 0).unwrap(), 0);
     assert!(sink.msgs.is_empty());
@@ -630,9 +621,9 @@ fn hidden_drawables_are_dropped_and_released() {
     let before = h.guest.released();
     let desk = desktop(40, 40, 2);
     h.copy(0, (10, 10), &GuestBitmap::xrgb32(1, 40, 40, &desk));
-    h.fill(r(20, 20, 30, 30), 0x00ff0000);
+    h.fill(Rect::new(20, 20, 30, 30), 0x00ff0000);
     // Covers both: they are dropped before the client ever sees them.
-    h.fill(r(0, 0, 100, 100), 0x0000ff00);
+    h.fill(Rect::new(0, 0, 100, 100), 0x0000ff00);
     assert_eq!(h.worker.stats().hidden_dropped, 2);
     assert_eq!(
         h.guest.released() - before,
@@ -644,9 +635,9 @@ fn hidden_drawables_are_dropped_and_released() {
     h.assert_same(&c);
     assert_eq!(h.guest.released() - before, 3);
     // A clipped cover only hides what its clip rects cover.
-    h.fill(r(0, 0, 10, 10), 1);
-    h.fill(r(50, 50, 60, 60), 2);
-    h.fill_clipped(r(0, 0, 100, 100), 3, &[r(0, 0, 40, 40)]);
+    h.fill(Rect::new(0, 0, 10, 10), 1);
+    h.fill(Rect::new(50, 50, 60, 60), 2);
+    h.fill_clipped(Rect::new(0, 0, 100, 100), 3, &[Rect::new(0, 0, 40, 40)]);
     assert_eq!(h.worker.stats().hidden_dropped, 3);
     h.poll(&mut c);
     h.assert_same(&c);
@@ -696,7 +687,7 @@ fn ack_window_stops_and_resumes() {
     let mut c = h.client();
     h.poll(&mut c);
     for i in 0..10 {
-        h.fill(r(i * 10, 0, i * 10 + 5, 5), 0x10 * i as u32);
+        h.fill(Rect::new(i * 10, 0, i * 10 + 5, 5), 0x10 * i as u32);
     }
     let mut sink = VecSink::new();
     sink.budget = 4;
@@ -743,9 +734,14 @@ fn video_region_becomes_an_mjpeg_stream() {
 #[test]
 fn update_area_writes_back_to_guest_memory() {
     let mut h = harness(lossless(ImageCompression::Off));
-    h.fill(r(0, 0, 8, 8), 0x00abcdef);
+    h.fill(Rect::new(0, 0, 8, 8), 0x00abcdef);
     h.guest
-        .update(h.worker.device_mut().memory_mut(), 0, r(0, 0, 8, 8), 7)
+        .update(
+            h.worker.device_mut().memory_mut(),
+            0,
+            Rect::new(0, 0, 8, 8),
+            7,
+        )
         .unwrap();
     h.step();
     assert_eq!(
@@ -762,7 +758,7 @@ fn update_area_writes_back_to_guest_memory() {
 #[test]
 fn dump_frame_is_a_ppm_of_the_primary() {
     let mut h = harness(lossless(ImageCompression::Off));
-    h.fill(r(0, 0, 1, 1), 0x00102030);
+    h.fill(Rect::new(0, 0, 1, 1), 0x00102030);
     let ppm = h.worker.primary_ppm().unwrap();
     let header = format!("P6\n{W} {H}\n255\n");
     assert!(ppm.starts_with(header.as_bytes()));
@@ -798,8 +794,8 @@ fn every_draw_type_renders_identically() {
                 .clip(
                     mem,
                     Some(&[
-                        r(ox, oy, ox + 12, oy + 12),
-                        r(ox + 14, oy + 2, ox + 24, oy + 24),
+                        Rect::new(ox, oy, ox + 12, oy + 12),
+                        Rect::new(ox + 14, oy + 2, ox + 24, oy + 24),
                     ]),
                 )
                 .unwrap();
@@ -921,14 +917,14 @@ fn every_draw_type_renders_identically() {
                 }
                 _ => unreachable!(),
             };
-            let bbox = r(ox, oy, ox + 24, oy + 24);
+            let bbox = Rect::new(ox, oy, ox + 24, oy + 24);
             let mut d = drawable(0, ty, bbox, clip, &u);
             if ty == draw_type::ROP3 {
                 // The rop3 also asks for its own area as source (self bitmap).
                 let mut o = abi::QxlRop3::new_zeroed();
                 o.rop3 = 0x55;
                 o.src_area = abi::QxlRect::new(0, 0, 8, 8);
-                d = drawable(0, ty, r(ox, oy, ox + 8, oy + 8), clip, o.as_bytes());
+                d = drawable(0, ty, Rect::new(ox, oy, ox + 8, oy + 8), clip, o.as_bytes());
                 d.self_bitmap = 1;
                 d.self_bitmap_area = abi::QxlRect::new(oy, ox, oy + 8, ox + 8);
             }

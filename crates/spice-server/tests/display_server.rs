@@ -28,15 +28,6 @@ const H: u32 = 150;
 
 type Worker = Arc<Mutex<DisplayWorker<QxlDevice<VecMemory>>>>;
 
-fn r(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
-    Rect {
-        top,
-        left,
-        bottom,
-        right,
-    }
-}
-
 struct Setup {
     worker: Worker,
     guest: GuestDriver,
@@ -101,7 +92,7 @@ impl Setup {
     fn copy(&mut self, at: (i32, i32), w_: u32, h_: u32, px: &[u8]) {
         {
             let mut w = self.worker.lock().unwrap();
-            let bbox = r(at.0, at.1, at.0 + w_ as i32, at.1 + h_ as i32);
+            let bbox = Rect::new(at.0, at.1, at.0 + w_ as i32, at.1 + h_ as i32);
             self.guest
                 .copy_bitmap(w.device_mut().memory_mut(), 0, bbox, w_, h_, px, 4096)
                 .unwrap();
@@ -191,7 +182,7 @@ fn display_channel_over_tcp_matches_the_framebuffer() {
         ImageCompression::Quic,
     ] {
         let mut s = setup(compression);
-        s.fill(r(0, 0, W as i32, H as i32), 0x00204060);
+        s.fill(Rect::new(0, 0, W as i32, H as i32), 0x00204060);
         s.copy((10, 10), 60, 40, &desktop(60, 40, 1));
         let (_main, mut d, mut canvas) = s.display_client();
         let mut seen = Vec::new();
@@ -206,7 +197,7 @@ fn display_channel_over_tcp_matches_the_framebuffer() {
             if i % 3 == 0 {
                 s.copy((x, y), 16, 16, &desktop(16, 16, i));
             } else {
-                s.fill(r(x, y, x + 15, y + 15), 0x00010101 * i);
+                s.fill(Rect::new(x, y, x + 15, y + 15), 0x00010101 * i);
             }
         }
         sync(&mut d, &mut canvas, &s.framebuffer(), &mut seen);

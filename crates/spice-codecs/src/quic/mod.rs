@@ -546,8 +546,11 @@ fn store_rgb8(src: &[[u8; 4]], alpha: Option<&[[u8; 1]]>, format: PixelFormat, d
 /// Whole 32-bit words are read (1–3 trailing bytes are ignored, like the reference);
 /// data after the last coded symbol is ignored. On error `out` may hold a partial image.
 ///
-/// Memory: after the header and size checks, the decoder allocates a copy of `data`
-/// (byte-swapped for fast bit reads) and a few rows of `width` pixels; nothing else.
+/// Memory: after the header and size checks, the decoder makes a copy of `data`
+/// (byte-swapped for fast bit reads) in a buffer this thread keeps for its next decode
+/// (up to 16 MiB of it; a larger one is freed), and allocates a few rows of `width`
+/// pixels; nothing else. RGB images decoded to RGB32 or RGBA are written straight into
+/// `out`.
 pub fn decode(
     data: &[u8],
     out: &mut [u8],

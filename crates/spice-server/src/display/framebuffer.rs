@@ -194,15 +194,6 @@ mod tests {
     const W: u32 = 64;
     const H: u32 = 48;
 
-    fn r(left: i32, top: i32, right: i32, bottom: i32) -> Rect {
-        Rect {
-            top,
-            left,
-            bottom,
-            right,
-        }
-    }
-
     fn setup() -> (DisplayWorker<QxlDevice<VecMemory>>, GuestDriver) {
         let (mut w, mut guest) = crate::testing::display_worker(4 << 20, DisplayConfig::default());
         crate::testing::create_primary(&mut w, &mut guest, W, H);
@@ -219,11 +210,12 @@ mod tests {
     fn covered_drawables_are_never_rendered_and_reads_see_the_rest() {
         let (mut w, mut g) = setup();
         let (a, b) = (image(1), image(2));
-        let full = r(0, 0, W as i32, H as i32);
+        let full = Rect::new(0, 0, W as i32, H as i32);
         let mem = w.device_mut().memory_mut();
         g.copy_bitmap(mem, 0, full, W, H, &a, 4096).unwrap();
         g.copy_bitmap(mem, 0, full, W, H, &b, 4096).unwrap();
-        g.fill(mem, 0, r(4, 5, 10, 9), 0x00ab_cdef, None).unwrap();
+        g.fill(mem, 0, Rect::new(4, 5, 10, 9), 0x00ab_cdef, None)
+            .unwrap();
         w.process(1);
         // Nothing read the framebuffer: nothing rendered; the first copy is covered.
         assert_eq!(w.fb.rendered(), 0);
@@ -258,12 +250,18 @@ mod tests {
     fn guest_update_area_renders_what_is_queued() {
         let (mut w, mut g) = setup();
         let mem = w.device_mut().memory_mut();
-        g.fill(mem, 0, r(0, 0, W as i32, H as i32), 0x0012_3456, None)
-            .unwrap();
+        g.fill(
+            mem,
+            0,
+            Rect::new(0, 0, W as i32, H as i32),
+            0x0012_3456,
+            None,
+        )
+        .unwrap();
         w.process(1);
         assert_eq!(w.fb.rendered(), 0);
         let mem = w.device_mut().memory_mut();
-        g.update(mem, 0, r(0, 0, 8, 8), 7).unwrap();
+        g.update(mem, 0, Rect::new(0, 0, 8, 8), 7).unwrap();
         w.process(2);
         assert_eq!(w.fb.rendered(), 1, "the update area read the framebuffer");
     }
@@ -276,7 +274,7 @@ mod tests {
         while pushed <= MAX_QUEUED {
             let mem = w.device_mut().memory_mut();
             let (x, y) = ((pushed % W as usize) as i32, (pushed / W as usize) as i32);
-            match g.fill(mem, 0, r(x, y, x + 1, y + 1), 1, None) {
+            match g.fill(mem, 0, Rect::new(x, y, x + 1, y + 1), 1, None) {
                 Ok(_) => pushed += 1,
                 Err(_) => {
                     w.process(1);
