@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use spice_benches::images::{self, H, W};
+use spice_benches::thread_cpu;
 use spice_client_core::{ChannelSelection, ConnId, Event, Session, SessionConfig};
 use spice_codecs::classify::ImageCompression;
 use spice_qxl::parse::Rect;
@@ -50,16 +51,6 @@ const STAMP_BLOCK: usize = 16;
 const VARIANTS: usize = 8;
 
 type Worker = Arc<Mutex<DisplayWorker<QxlDevice<VecMemory>>>>;
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// CPU time of the server's threads: this process's threads named `spice-...` (this bench's
 /// own are not), except `spice-keys`, the pool that pre-computes link RSA keys after each

@@ -4,6 +4,7 @@
 //! guest writing its bitmap is not); bytes per frame are printed once per mode.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
+use spice_benches::thread_cpu;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -60,17 +61,6 @@ fn frame(seed: u32) -> Vec<u8> {
         }
     }
     v
-}
-
-/// CPU time of the calling thread (the server's work runs on it).
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 struct Pipeline {
