@@ -222,6 +222,9 @@ pub(crate) struct DecodeParams {
     pub(crate) low_shift: [u8; 256],
     /// `l + 1`: the bits after the zero prefix.
     pub(crate) tail: [u8; 256],
+    /// `1 << l`: the codeword's leading one after the shift by `low_shift`, and the
+    /// weight of each prefix zero in the residual.
+    pub(crate) one: [u8; 256],
 }
 
 impl DecodeParams {
@@ -229,7 +232,8 @@ impl DecodeParams {
         let fam = if bpc == 8 { &FAMILY8 } else { &FAMILY5 };
         self.alt[range.clone()].fill(fam.alt[l as usize] as u8);
         self.low_shift[range.clone()].fill((63 - l) as u8);
-        self.tail[range].fill((l + 1) as u8);
+        self.tail[range.clone()].fill((l + 1) as u8);
+        self.one[range].fill((1u32 << l) as u8);
     }
 }
 
@@ -239,6 +243,7 @@ impl Model {
             alt: [0; 256],
             low_shift: [0; 256],
             tail: [0; 256],
+            one: [0; 256],
         };
         dec.fill(0..256, bpc, bpc - 1);
         Self {

@@ -548,15 +548,19 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let c = (ctx & 0xff) as usize;
         let z = bits.leading_zeros();
         if z < u32::from(model.dec.alt[c]) {
-            // After z zeros: a one and l low bits.
-            let l = u32::from(model.best_of[c]);
+            // After z zeros: a one and l low bits; the residual is `z << l | low`,
+            // computed as `z * 2^l + (one, low) - 2^l` with a multiply and no shift by
+            // l (the shift ports are the busiest in the decoder).
+            let one = u32::from(model.dec.one[c]);
             let tail = u32::from(model.dec.tail[c]);
             let t = bits << z;
-            let low = ((t >> model.dec.low_shift[c]) as u32) ^ (1 << l);
+            let low = ((t >> model.dec.low_shift[c]) as u32) ^ one;
             // `left - tail` does not wait for the codeword, so the bits left are one
-            // subtraction after the count of zeros.
-            ((z << l) | low, (left - tail) - z, t << tail)
+            // subtraction after the count of zeros (kept from reassociation: see
+            // `opaque`).
+            (z * one + low, opaque(left - tail) - z, t << tail)
         } else {
+            core::hint::cold_path();
             let (m, len, next) = Self::decode_escape(bits, u32::from(model.best_of[c]), bad);
             (m, left - len, next)
         }
@@ -804,9 +808,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         // The next pixel's contexts as separate residuals (not the combined word), so
         // each channel's table lookups wait for its own codeword only.
         *ctx = [mr, mg, mb];
-        let res = (mr << 16) | (mg << 8) | mb;
+        let (res, unzig) = swar::LaneTables::get::<BPC>().place(*ctx, Self::MASK);
         let pred = if FIRST { left } else { swar::avg(left, up) };
-        (res, swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred))
+        (res, swar::add::<BPC>(unzig, pred))
     }
 
     /// The R, G and B residuals of the context word `ctx`, apart.
@@ -1257,5 +1261,29 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             ctx = corr[i];
             stop = i + st.waitcnt as usize;
         }
+    }
+}
+
+/// `v`, hidden from the optimiser: it cannot regroup arithmetic through the result.
+///
+/// The decoder computes the bits left after a codeword as `(left - tail) - zeros` so
+/// that only the last subtraction waits for the count of zeros; without the barrier
+/// the optimiser turns it back into `left - (tail + zeros)`, one step longer on the
+/// critical path.
+#[inline(always)]
+fn opaque(v: u32) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut v = v;
+        // SAFETY: the assembly is empty: it reads and writes nothing but keeps `v` in
+        // the register it names.
+        unsafe {
+            core::arch::asm!("/* {0:e} */", inout(reg) v, options(pure, nomem, nostack, preserves_flags));
+        }
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        v
     }
 }

@@ -64,9 +64,72 @@ pub(crate) const fn zigzag<const BPC: u32>(e: u32) -> u32 {
 /// Zig-zag mapped residual → modular residual (the `l2u` table) per lane.
 #[inline(always)]
 pub(crate) const fn unzigzag<const BPC: u32>(m: u32) -> u32 {
-    // Even m maps to m / 2, odd m to MASK - m / 2 = (m / 2) ^ MASK.
-    ((m >> 1) & lanes((1 << (BPC - 1)) - 1)) ^ ((m & lanes(1)) * ((1 << BPC) - 1))
+    // Even m maps to m / 2, odd m to MASK - m / 2 = (m / 2) ^ MASK. A lane's MASK
+    // (or 0) is `(b + MASK/2) ^ MASK/2` of its low bit b: an add and a xor, no shift
+    // (the shift ports are the decoder's busiest).
+    let half = lanes((1 << (BPC - 1)) - 1);
+    ((m >> 1) & half) ^ (((m & lanes(1)) + half) ^ half)
 }
+
+/// The decoder's per-lane tables: a pixel's three residuals go into their lanes by
+/// lookups instead of shifts (the decoder's shift ports are its busiest).
+pub(crate) struct LaneTables {
+    /// `unzigzag(m)` in the lane of R (`[0]`), G (`[1]`) and B (`[2]`).
+    pub(crate) unzig: [[u32; 256]; 3],
+    /// `m` in the lane of R (`[0]`) and G (`[1]`); B's lane is `m` itself.
+    pub(crate) placed: [[u32; 256]; 2],
+}
+
+impl LaneTables {
+    const fn new<const BPC: u32>() -> Self {
+        let mut t = Self {
+            unzig: [[0; 256]; 3],
+            placed: [[0; 256]; 2],
+        };
+        let mut m = 0;
+        while m < 256 {
+            // Only `m <= MASK` occur in a valid stream; larger indices get the value
+            // of their low BPC bits.
+            let v = m as u32 & ((1 << BPC) - 1);
+            let u = unzigzag::<BPC>(v);
+            t.unzig[0][m] = u << 16;
+            t.unzig[1][m] = u << 8;
+            t.unzig[2][m] = u;
+            t.placed[0][m] = v << 16;
+            t.placed[1][m] = v << 8;
+            m += 1;
+        }
+        t
+    }
+
+    /// The tables for `BPC`-bit channels.
+    #[inline(always)]
+    pub(crate) fn get<const BPC: u32>() -> &'static Self {
+        if BPC == 8 {
+            &LANE_TABLES_8
+        } else {
+            &LANE_TABLES_5
+        }
+    }
+
+    /// The residual word and the unzigzagged residual word of residuals `m`
+    /// (R, G, B), each masked to `BPC` bits.
+    #[inline(always)]
+    pub(crate) fn place(&self, [r, g, b]: [u32; 3], mask: u32) -> (u32, u32) {
+        let (r, g, b) = (
+            (r & 0xff) as usize,
+            (g & 0xff) as usize,
+            (b & 0xff) as usize,
+        );
+        (
+            self.placed[0][r] | self.placed[1][g] | (b as u32 & mask),
+            self.unzig[0][r] | self.unzig[1][g] | self.unzig[2][b],
+        )
+    }
+}
+
+static LANE_TABLES_8: LaneTables = LaneTables::new::<8>();
+static LANE_TABLES_5: LaneTables = LaneTables::new::<5>();
 
 #[cfg(test)]
 mod tests {
