@@ -1,4 +1,5 @@
 //! QUIC constant tables, the Golomb code family and the adaptive model state.
+use super::swar::LaneTable;
 
 // ---------------------------------------------------------------------------------
 // Constant tables (quic-tables.txt): the update-interval randomiser, the melcode
@@ -210,6 +211,9 @@ pub(crate) struct Model {
     /// The decoder's view of `best_of[ctx]` as the values its Golomb step uses
     /// (see [`DecodeParams`]), one table each so every one is a single byte load.
     pub(crate) dec: DecodeParams,
+    /// The channel's lane lookups of an R,G,B plane's decoder (set by the plane;
+    /// zeros otherwise).
+    pub(crate) lane: LaneTable,
 }
 
 /// Per-context decoding parameters of a [`Model`], derived from the context's code
@@ -254,6 +258,7 @@ impl Model {
             best_of: [(bpc - 1) as u8; 256],
             code_base: [(bpc as u16 - 1) * 256; 256],
             dec,
+            lane: LaneTable::EMPTY,
         }
     }
 

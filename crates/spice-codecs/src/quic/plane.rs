@@ -38,10 +38,16 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
 
     /// A plane using `simd` (which the CPU must have: [`Simd::detect`] or below).
     pub(crate) fn with_simd(width: usize, simd: Simd) -> Self {
+        let mut models = [Model::new(BPC); C];
+        if Self::LANES {
+            for (c, model) in models.iter_mut().enumerate() {
+                model.lane = *swar::LaneTable::get::<BPC>(Self::byte(c));
+            }
+        }
         Self {
             simd,
             state: State::new(),
-            models: [Model::new(BPC); C],
+            models,
             corr: vec![[0; S]; width + 1],
             prev: vec![[0; S]; width],
             cur: vec![[0; S]; width],
@@ -798,6 +804,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let (mr, left_r, bits) = Self::decode_code_ctx(r.bits(), &models[0], cr, r.cnt(), bad);
         let (mg, mut rem, mut bits) = Self::decode_code_ctx(bits, &models[1], cg, left_r, bad);
         if rem < 26 {
+            core::hint::cold_path();
             r.advance_to(bits, rem);
             refill(r);
             bits = r.bits();
@@ -807,8 +814,13 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         r.advance_to(bits, rem);
         // The next pixel's contexts as separate residuals (not the combined word), so
         // each channel's table lookups wait for its own codeword only.
-        *ctx = [mr, mg, mb];
-        let (res, unzig) = swar::LaneTables::get::<BPC>().place(*ctx, Self::MASK);
+        // Masked once here: every use indexes a 256-entry table (in a valid stream a
+        // residual is below 2^BPC anyway).
+        *ctx = [mr & 0xff, mg & 0xff, mb & 0xff];
+        let [r, g, b] = ctx.map(|m| m as usize);
+        let [lr, lg, lb] = [&models[0].lane, &models[1].lane, &models[C - 1].lane];
+        let res = lr.placed[r] | lg.placed[g] | lb.placed[b];
+        let unzig = lr.unzig[r] | lg.unzig[g] | lb.unzig[b];
         let pred = if FIRST { left } else { swar::avg(left, up) };
         (res, swar::add::<BPC>(unzig, pred))
     }
@@ -847,32 +859,36 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             return Ok(());
         }
         let fast = a + Self::unchecked_pixels(win, b - a);
+        Self::decode_part::<FIRST, true>(corr, prev, cur, models, win, a, fast, left)?;
+        Self::decode_part::<FIRST, false>(corr, prev, cur, models, win, fast, b, left)
+    }
+
+    /// The loop of [`Self::decode_stretch`] over `a..b`, with `FAST` refills (see
+    /// [`Self::unchecked_pixels`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decode_part<const FIRST: bool, const FAST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<()> {
+        if a >= b {
+            return Ok(());
+        }
         let mut ls = Self::split(Self::word(&corr[a]));
         let mut px = *left;
         let mut bad = false;
-        for ((out, res_out), up) in cur[a..fast]
+        for ((out, res_out), up) in cur[a..b]
             .iter_mut()
-            .zip(&mut corr[a + 1..fast + 1])
-            .zip(&prev[a..fast])
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
         {
-            let (res, value) = Self::decode_lanes::<FIRST, true>(
-                models,
-                win,
-                &mut ls,
-                px,
-                Self::word(up),
-                &mut bad,
-            );
-            px = value;
-            *out = Self::unword(px);
-            *res_out = Self::unword(res);
-        }
-        for ((out, res_out), up) in cur[fast..b]
-            .iter_mut()
-            .zip(&mut corr[fast + 1..b + 1])
-            .zip(&prev[fast..b])
-        {
-            let (res, value) = Self::decode_lanes::<FIRST, false>(
+            let (res, value) = Self::decode_lanes::<FIRST, FAST>(
                 models,
                 win,
                 &mut ls,
@@ -911,16 +927,26 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         if a >= b {
             return Ok(a);
         }
-        #[cfg(target_arch = "x86_64")]
-        if V3 {
-            // SAFETY: V3 is only set on the path from `decode_row_v3`, which runs only
-            // when the CPU has AVX2, BMI1, BMI2 and LZCNT.
-            return unsafe { Self::kernel_v3::<FIRST>(corr, prev, cur, models, win, a, b, left) };
-        }
-        Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)
+        let fast = {
+            #[cfg(target_arch = "x86_64")]
+            if V3 {
+                // SAFETY: V3 is only set on the path from `decode_row_v3`, which runs
+                // only when the CPU has AVX2, BMI1, BMI2 and LZCNT.
+                unsafe { Self::kernel_v3::<FIRST>(corr, prev, cur, models, win, a, b, left) }?
+            } else {
+                Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)?
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)?
+        };
+        // The pixels too near the end of the stream for unchecked refills.
+        Self::decode_part::<FIRST, false>(corr, prev, cur, models, win, fast, b, left)?;
+        Ok(b)
     }
 
-    /// [`Self::decode_stretch`] (returning `b`), not inlined.
+    /// The part of `a..b` that [`Self::decode_stretch`] decodes with unchecked
+    /// refills; returns where it ends. Not inlined, so the register allocator sees
+    /// the hot loop on its own.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn kernel_portable<const FIRST: bool>(
@@ -933,8 +959,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         b: usize,
         left: &mut u32,
     ) -> Result<usize> {
-        Self::decode_stretch::<FIRST>(corr, prev, cur, models, win, a, b, left)?;
-        Ok(b)
+        let fast = a + Self::unchecked_pixels(win, b - a);
+        Self::decode_part::<FIRST, true>(corr, prev, cur, models, win, a, fast, left)?;
+        Ok(fast)
     }
 
     /// [`Self::kernel_portable`] compiled for x86-64-v3.
@@ -954,8 +981,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         b: usize,
         left: &mut u32,
     ) -> Result<usize> {
-        Self::decode_stretch::<FIRST>(corr, prev, cur, models, win, a, b, left)?;
-        Ok(b)
+        let fast = a + Self::unchecked_pixels(win, b - a);
+        Self::decode_part::<FIRST, true>(corr, prev, cur, models, win, a, fast, left)?;
+        Ok(fast)
     }
 
     /// Decodes pixels from `a` (`2 < a < b`) up to `b` or to the first pixel where a

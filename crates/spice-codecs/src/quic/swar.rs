@@ -71,65 +71,59 @@ pub(crate) const fn unzigzag<const BPC: u32>(m: u32) -> u32 {
     ((m >> 1) & half) ^ (((m & lanes(1)) + half) ^ half)
 }
 
-/// The decoder's per-lane tables: a pixel's three residuals go into their lanes by
-/// lookups instead of shifts (the decoder's shift ports are its busiest).
-pub(crate) struct LaneTables {
-    /// `unzigzag(m)` in the lane of R (`[0]`), G (`[1]`) and B (`[2]`).
-    pub(crate) unzig: [[u32; 256]; 3],
-    /// `m` in the lane of R (`[0]`) and G (`[1]`); B's lane is `m` itself.
-    pub(crate) placed: [[u32; 256]; 2],
+/// One channel's decoder lookups: its residual `m` and `unzigzag(m)` placed in the
+/// channel's lane of a pixel word, by a load instead of shifts (the decoder's shift
+/// ports are its busiest). Each [`super::model::Model`] of an R,G,B plane carries the
+/// table of its channel, so the decoder reaches it from the same base as the model.
+#[derive(Clone, Copy)]
+pub(crate) struct LaneTable {
+    /// `unzigzag(m)` in the lane.
+    pub(crate) unzig: [u32; 256],
+    /// `m` in the lane.
+    pub(crate) placed: [u32; 256],
 }
 
-impl LaneTables {
-    const fn new<const BPC: u32>() -> Self {
-        let mut t = Self {
-            unzig: [[0; 256]; 3],
-            placed: [[0; 256]; 2],
-        };
+impl LaneTable {
+    /// A table of zeros, for models that never use it.
+    pub(crate) const EMPTY: Self = Self {
+        unzig: [0; 256],
+        placed: [0; 256],
+    };
+
+    const fn new<const BPC: u32>(shift: u32) -> Self {
+        let mut t = Self::EMPTY;
         let mut m = 0;
         while m < 256 {
             // Only `m <= MASK` occur in a valid stream; larger indices get the value
             // of their low BPC bits.
             let v = m as u32 & ((1 << BPC) - 1);
-            let u = unzigzag::<BPC>(v);
-            t.unzig[0][m] = u << 16;
-            t.unzig[1][m] = u << 8;
-            t.unzig[2][m] = u;
-            t.placed[0][m] = v << 16;
-            t.placed[1][m] = v << 8;
+            t.unzig[m] = unzigzag::<BPC>(v) << shift;
+            t.placed[m] = v << shift;
             m += 1;
         }
         t
     }
 
-    /// The tables for `BPC`-bit channels.
-    #[inline(always)]
-    pub(crate) fn get<const BPC: u32>() -> &'static Self {
+    /// The table of lane `lane` (0 = B, 1 = G, 2 = R) for `BPC`-bit channels.
+    pub(crate) fn get<const BPC: u32>(lane: usize) -> &'static Self {
         if BPC == 8 {
-            &LANE_TABLES_8
+            &LANE_TABLES_8[lane]
         } else {
-            &LANE_TABLES_5
+            &LANE_TABLES_5[lane]
         }
-    }
-
-    /// The residual word and the unzigzagged residual word of residuals `m`
-    /// (R, G, B), each masked to `BPC` bits.
-    #[inline(always)]
-    pub(crate) fn place(&self, [r, g, b]: [u32; 3], mask: u32) -> (u32, u32) {
-        let (r, g, b) = (
-            (r & 0xff) as usize,
-            (g & 0xff) as usize,
-            (b & 0xff) as usize,
-        );
-        (
-            self.placed[0][r] | self.placed[1][g] | (b as u32 & mask),
-            self.unzig[0][r] | self.unzig[1][g] | self.unzig[2][b],
-        )
     }
 }
 
-static LANE_TABLES_8: LaneTables = LaneTables::new::<8>();
-static LANE_TABLES_5: LaneTables = LaneTables::new::<5>();
+static LANE_TABLES_8: [LaneTable; 3] = [
+    LaneTable::new::<8>(0),
+    LaneTable::new::<8>(8),
+    LaneTable::new::<8>(16),
+];
+static LANE_TABLES_5: [LaneTable; 3] = [
+    LaneTable::new::<5>(0),
+    LaneTable::new::<5>(8),
+    LaneTable::new::<5>(16),
+];
 
 #[cfg(test)]
 mod tests {
