@@ -566,7 +566,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             // `opaque`).
             (z * one + low, opaque(left - tail) - z, t << tail)
         } else {
-            core::hint::cold_path();
             let (m, len, next) = Self::decode_escape(bits, u32::from(model.best_of[c]), bad);
             (m, left - len, next)
         }
@@ -788,6 +787,24 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         up: u32,
         bad: &mut bool,
     ) -> (u32, u32) {
+        Self::decode_residuals::<FAST>(models, r, ctx, bad);
+        let [r, g, b] = ctx.map(|m| (m & 0xff) as usize);
+        let [lr, lg, lb] = [&models[0].lane, &models[1].lane, &models[C - 1].lane];
+        let res = lr.placed[r] | lg.placed[g] | lb.placed[b];
+        let unzig = lr.unzig[r] | lg.unzig[g] | lb.unzig[b];
+        let pred = if FIRST { left } else { swar::avg(left, up) };
+        (res, swar::add::<BPC>(unzig, pred))
+    }
+
+    /// Reads one pixel's three codewords with the contexts `ctx` (the left pixel's
+    /// residuals) and replaces them with this pixel's residuals.
+    #[inline(always)]
+    fn decode_residuals<const FAST: bool>(
+        models: &[Model; C],
+        r: &mut BitWindow<'_>,
+        ctx: &mut [u32; 3],
+        bad: &mut bool,
+    ) {
         let [cr, cg, cb] = *ctx;
         let refill = |r: &mut BitWindow<'_>| {
             if FAST {
@@ -814,15 +831,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         r.advance_to(bits, rem);
         // The next pixel's contexts as separate residuals (not the combined word), so
         // each channel's table lookups wait for its own codeword only.
-        // Masked once here: every use indexes a 256-entry table (in a valid stream a
-        // residual is below 2^BPC anyway).
-        *ctx = [mr & 0xff, mg & 0xff, mb & 0xff];
-        let [r, g, b] = ctx.map(|m| m as usize);
-        let [lr, lg, lb] = [&models[0].lane, &models[1].lane, &models[C - 1].lane];
-        let res = lr.placed[r] | lg.placed[g] | lb.placed[b];
-        let unzig = lr.unzig[r] | lg.unzig[g] | lb.unzig[b];
-        let pred = if FIRST { left } else { swar::avg(left, up) };
-        (res, swar::add::<BPC>(unzig, pred))
+        *ctx = [mr, mg, mb];
     }
 
     /// The R, G and B residuals of the context word `ctx`, apart.
@@ -907,6 +916,67 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         Ok(())
     }
 
+    /// [`Self::decode_part`] with `FAST` refills for 8-bit channels, its pixel
+    /// arithmetic in SSE2 byte lanes.
+    ///
+    /// The pixel is `floor((left + up) / 2) + unzigzag(m)` per byte. With `~x = 255 -
+    /// x`, `floor((a + b) / 2) = ~avg_up(~a, ~b)` (`pavgb` rounds up), so the loop
+    /// keeps the left pixel complemented: `~pixel = pavgb(~left, ~up) + (-unzigzag(m))`
+    /// (the table's [`swar::LaneTable::neg_unzig`]): four byte-lane operations.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, BMI1, BMI2 and LZCNT (it is part of [`Self::kernel_v3`]).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    unsafe fn decode_part_sse<const FIRST: bool>(
+        corr: &mut [[u8; S]],
+        prev: &[[u8; S]],
+        cur: &mut [[u8; S]],
+        models: &[Model; C],
+        win: &mut BitWindow<'_>,
+        a: usize,
+        b: usize,
+        left: &mut u32,
+    ) -> Result<()> {
+        use core::arch::x86_64::{
+            _mm_add_epi8, _mm_avg_epu8, _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_set1_epi8,
+            _mm_xor_si128,
+        };
+        debug_assert!(S == 4 && BPC == 8);
+        if a >= b {
+            return Ok(());
+        }
+        let mut ls = Self::split(Self::word(&corr[a]));
+        let ones = _mm_set1_epi8(-1);
+        let mut nleft = _mm_cvtsi32_si128(!*left as i32);
+        let mut bad = false;
+        let [lr, lg, lb] = [&models[0].lane, &models[1].lane, &models[C - 1].lane];
+        for ((out, res_out), up) in cur[a..b]
+            .iter_mut()
+            .zip(&mut corr[a + 1..b + 1])
+            .zip(&prev[a..b])
+        {
+            Self::decode_residuals::<true>(models, win, &mut ls, &mut bad);
+            let [r, g, b] = ls.map(|m| (m & 0xff) as usize);
+            *res_out = Self::unword(lr.placed[r] | lg.placed[g] | lb.placed[b]);
+            let v = _mm_cvtsi32_si128((lr.neg_unzig[r] | lg.neg_unzig[g] | lb.neg_unzig[b]) as i32);
+            let pred = if FIRST {
+                nleft
+            } else {
+                let nup = _mm_xor_si128(_mm_cvtsi32_si128(Self::word(up) as i32), ones);
+                _mm_avg_epu8(nleft, nup)
+            };
+            nleft = _mm_add_epi8(pred, v);
+            *out = Self::unword(_mm_cvtsi128_si32(_mm_xor_si128(nleft, ones)) as u32);
+        }
+        *left = !(_mm_cvtsi128_si32(nleft) as u32);
+        if bad {
+            return Err(QuicError::BadResidual);
+        }
+        Ok(())
+    }
+
     /// Runs [`Self::decode_stretch`] over pixels `a..b` as a function of its own, so
     /// the register allocator sees the hot loop apart from the rest of the row logic
     /// (the dense-row and run-checking loops stay inlined: their stretches are short,
@@ -927,26 +997,16 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         if a >= b {
             return Ok(a);
         }
-        let fast = {
-            #[cfg(target_arch = "x86_64")]
-            if V3 {
-                // SAFETY: V3 is only set on the path from `decode_row_v3`, which runs
-                // only when the CPU has AVX2, BMI1, BMI2 and LZCNT.
-                unsafe { Self::kernel_v3::<FIRST>(corr, prev, cur, models, win, a, b, left) }?
-            } else {
-                Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)?
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)?
-        };
-        // The pixels too near the end of the stream for unchecked refills.
-        Self::decode_part::<FIRST, false>(corr, prev, cur, models, win, fast, b, left)?;
-        Ok(b)
+        #[cfg(target_arch = "x86_64")]
+        if V3 {
+            // SAFETY: V3 is only set on the path from `decode_row_v3`, which runs only
+            // when the CPU has AVX2, BMI1, BMI2 and LZCNT.
+            return unsafe { Self::kernel_v3::<FIRST>(corr, prev, cur, models, win, a, b, left) };
+        }
+        Self::kernel_portable::<FIRST>(corr, prev, cur, models, win, a, b, left)
     }
 
-    /// The part of `a..b` that [`Self::decode_stretch`] decodes with unchecked
-    /// refills; returns where it ends. Not inlined, so the register allocator sees
-    /// the hot loop on its own.
+    /// [`Self::decode_stretch`] (returning `b`), not inlined.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn kernel_portable<const FIRST: bool>(
@@ -959,12 +1019,12 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         b: usize,
         left: &mut u32,
     ) -> Result<usize> {
-        let fast = a + Self::unchecked_pixels(win, b - a);
-        Self::decode_part::<FIRST, true>(corr, prev, cur, models, win, a, fast, left)?;
-        Ok(fast)
+        Self::decode_stretch::<FIRST>(corr, prev, cur, models, win, a, b, left)?;
+        Ok(b)
     }
 
-    /// [`Self::kernel_portable`] compiled for x86-64-v3.
+    /// [`Self::kernel_portable`] compiled for x86-64-v3, with the pixel arithmetic of
+    /// 8-bit R,G,B in SSE2 lanes ([`Self::decode_part_sse`]).
     ///
     /// # Safety
     /// The CPU must have AVX2, BMI1, BMI2 and LZCNT.
@@ -982,8 +1042,15 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         left: &mut u32,
     ) -> Result<usize> {
         let fast = a + Self::unchecked_pixels(win, b - a);
-        Self::decode_part::<FIRST, true>(corr, prev, cur, models, win, a, fast, left)?;
-        Ok(fast)
+        if BPC == 8 && Self::LANES {
+            // SAFETY: the caller guarantees the features `decode_part_sse` needs.
+            unsafe { Self::decode_part_sse::<FIRST>(corr, prev, cur, models, win, a, fast, left)? };
+        } else {
+            Self::decode_part::<FIRST, true>(corr, prev, cur, models, win, a, fast, left)?;
+        }
+        // The pixels too near the end of the stream for unchecked refills.
+        Self::decode_part::<FIRST, false>(corr, prev, cur, models, win, fast, b, left)?;
+        Ok(b)
     }
 
     /// Decodes pixels from `a` (`2 < a < b`) up to `b` or to the first pixel where a

@@ -81,6 +81,8 @@ pub(crate) struct LaneTable {
     pub(crate) unzig: [u32; 256],
     /// `m` in the lane.
     pub(crate) placed: [u32; 256],
+    /// `-unzigzag(m) mod 2^BPC` in the lane (for the decoder's complemented sums).
+    pub(crate) neg_unzig: [u32; 256],
 }
 
 impl LaneTable {
@@ -88,6 +90,7 @@ impl LaneTable {
     pub(crate) const EMPTY: Self = Self {
         unzig: [0; 256],
         placed: [0; 256],
+        neg_unzig: [0; 256],
     };
 
     const fn new<const BPC: u32>(shift: u32) -> Self {
@@ -97,7 +100,9 @@ impl LaneTable {
             // Only `m <= MASK` occur in a valid stream; larger indices get the value
             // of their low BPC bits.
             let v = m as u32 & ((1 << BPC) - 1);
-            t.unzig[m] = unzigzag::<BPC>(v) << shift;
+            let u = unzigzag::<BPC>(v);
+            t.unzig[m] = u << shift;
+            t.neg_unzig[m] = (u.wrapping_neg() & ((1 << BPC) - 1)) << shift;
             t.placed[m] = v << shift;
             m += 1;
         }
@@ -161,6 +166,40 @@ mod tests {
                     assert_eq!((avg(a3, b3) >> (8 * k)) & 0xff, (x + y) >> 1);
                 }
                 assert_eq!(s >> 24, 0);
+            }
+        }
+    }
+
+    fn lane_tables<const BPC: u32>() {
+        let fam = family::<BPC>();
+        let mask = (1u32 << BPC) - 1;
+        for lane in 0..3 {
+            let t = LaneTable::get::<BPC>(lane);
+            let shift = 8 * lane as u32;
+            for m in 0..=mask {
+                let u = u32::from(fam.l2u[m as usize]);
+                assert_eq!(t.placed[m as usize], m << shift);
+                assert_eq!(t.unzig[m as usize], u << shift);
+                let neg = t.neg_unzig[m as usize];
+                assert_eq!(neg & !(mask << shift), 0);
+                assert_eq!(((neg >> shift) + u) & mask, 0, "lane {lane} m {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn lane_tables_match_the_scalar_tables() {
+        lane_tables::<8>();
+        lane_tables::<5>();
+    }
+
+    /// The decoder's SSE step relies on `floor((a + b) / 2) = ~avg_up(~a, ~b)` for
+    /// bytes, with `avg_up(x, y) = (x + y + 1) >> 1` (`pavgb`).
+    #[test]
+    fn floor_average_is_the_complement_of_the_rounded_up_one() {
+        for a in 0..=255u32 {
+            for b in 0..=255u32 {
+                assert_eq!(255 - ((255 - a + 255 - b + 1) >> 1), (a + b) >> 1);
             }
         }
     }
