@@ -821,7 +821,6 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let (mr, left_r, bits) = Self::decode_code_ctx(r.bits(), &models[0], cr, r.cnt(), bad);
         let (mg, mut rem, mut bits) = Self::decode_code_ctx(bits, &models[1], cg, left_r, bad);
         if rem < 26 {
-            core::hint::cold_path();
             r.advance_to(bits, rem);
             refill(r);
             bits = r.bits();
@@ -929,6 +928,7 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    #[allow(unused_unsafe)]
     unsafe fn decode_part_sse<const FIRST: bool>(
         corr: &mut [[u8; S]],
         prev: &[[u8; S]],
@@ -939,42 +939,48 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         b: usize,
         left: &mut u32,
     ) -> Result<()> {
-        use core::arch::x86_64::{
-            _mm_add_epi8, _mm_avg_epu8, _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_set1_epi8,
-            _mm_xor_si128,
-        };
-        debug_assert!(S == 4 && BPC == 8);
-        if a >= b {
-            return Ok(());
-        }
-        let mut ls = Self::split(Self::word(&corr[a]));
-        let ones = _mm_set1_epi8(-1);
-        let mut nleft = _mm_cvtsi32_si128(!*left as i32);
-        let mut bad = false;
-        let [lr, lg, lb] = [&models[0].lane, &models[1].lane, &models[C - 1].lane];
-        for ((out, res_out), up) in cur[a..b]
-            .iter_mut()
-            .zip(&mut corr[a + 1..b + 1])
-            .zip(&prev[a..b])
-        {
-            Self::decode_residuals::<true>(models, win, &mut ls, &mut bad);
-            let [r, g, b] = ls.map(|m| (m & 0xff) as usize);
-            *res_out = Self::unword(lr.placed[r] | lg.placed[g] | lb.placed[b]);
-            let v = _mm_cvtsi32_si128((lr.neg_unzig[r] | lg.neg_unzig[g] | lb.neg_unzig[b]) as i32);
-            let pred = if FIRST {
-                nleft
-            } else {
-                let nup = _mm_xor_si128(_mm_cvtsi32_si128(Self::word(up) as i32), ones);
-                _mm_avg_epu8(nleft, nup)
+        // SAFETY: the caller guarantees the CPU features this function enables; the
+        // intrinsics touch registers only. (One block for the body: the intrinsics are
+        // unsafe to call before Rust 1.87.)
+        unsafe {
+            use core::arch::x86_64::{
+                _mm_add_epi8, _mm_avg_epu8, _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_set1_epi8,
+                _mm_xor_si128,
             };
-            nleft = _mm_add_epi8(pred, v);
-            *out = Self::unword(_mm_cvtsi128_si32(_mm_xor_si128(nleft, ones)) as u32);
+            debug_assert!(S == 4 && BPC == 8);
+            if a >= b {
+                return Ok(());
+            }
+            let mut ls = Self::split(Self::word(&corr[a]));
+            let ones = _mm_set1_epi8(-1);
+            let mut nleft = _mm_cvtsi32_si128(!*left as i32);
+            let mut bad = false;
+            let [lr, lg, lb] = [&models[0].lane, &models[1].lane, &models[C - 1].lane];
+            for ((out, res_out), up) in cur[a..b]
+                .iter_mut()
+                .zip(&mut corr[a + 1..b + 1])
+                .zip(&prev[a..b])
+            {
+                Self::decode_residuals::<true>(models, win, &mut ls, &mut bad);
+                let [r, g, b] = ls.map(|m| (m & 0xff) as usize);
+                *res_out = Self::unword(lr.placed[r] | lg.placed[g] | lb.placed[b]);
+                let v =
+                    _mm_cvtsi32_si128((lr.neg_unzig[r] | lg.neg_unzig[g] | lb.neg_unzig[b]) as i32);
+                let pred = if FIRST {
+                    nleft
+                } else {
+                    let nup = _mm_xor_si128(_mm_cvtsi32_si128(Self::word(up) as i32), ones);
+                    _mm_avg_epu8(nleft, nup)
+                };
+                nleft = _mm_add_epi8(pred, v);
+                *out = Self::unword(_mm_cvtsi128_si32(_mm_xor_si128(nleft, ones)) as u32);
+            }
+            *left = !(_mm_cvtsi128_si32(nleft) as u32);
+            if bad {
+                return Err(QuicError::BadResidual);
+            }
+            Ok(())
         }
-        *left = !(_mm_cvtsi128_si32(nleft) as u32);
-        if bad {
-            return Err(QuicError::BadResidual);
-        }
-        Ok(())
     }
 
     /// Runs [`Self::decode_stretch`] over pixels `a..b` as a function of its own, so
