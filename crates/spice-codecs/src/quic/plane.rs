@@ -554,9 +554,10 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let c = (ctx & 0xff) as usize;
         let z = bits.leading_zeros();
         if z < u32::from(model.dec.alt[c]) {
-            // After z zeros: a one and l low bits; the residual is `z << l | low`,
-            // computed as `z * 2^l + (one, low) - 2^l` with a multiply and no shift by
-            // l (the shift ports are the busiest in the decoder).
+            // After z zeros: a one and l low bits; the residual is `z << l | low`.
+            // The shift by `63 - l` leaves the one and the low bits, `^ 2^l` clears
+            // the one, and `z * 2^l` is a multiply rather than a shift by l (the
+            // shift ports are the busiest in the decoder).
             let one = u32::from(model.dec.one[c]);
             let tail = u32::from(model.dec.tail[c]);
             let t = bits << z;
