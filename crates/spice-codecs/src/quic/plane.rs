@@ -789,12 +789,10 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         bad: &mut bool,
     ) -> (u32, u32) {
         Self::decode_residuals::<FAST>(models, r, ctx, bad);
-        let [r, g, b] = ctx.map(|m| (m & 0xff) as usize);
-        let [lr, lg, lb] = [&models[0].lane, &models[1].lane, &models[C - 1].lane];
-        let res = lr.placed[r] | lg.placed[g] | lb.placed[b];
-        let unzig = lr.unzig[r] | lg.unzig[g] | lb.unzig[b];
+        let [mr, mg, mb] = *ctx;
+        let res = (mr << 16) | (mg << 8) | mb;
         let pred = if FIRST { left } else { swar::avg(left, up) };
-        (res, swar::add::<BPC>(unzig, pred))
+        (res, swar::add::<BPC>(swar::unzigzag::<BPC>(res), pred))
     }
 
     /// Reads one pixel's three codewords with the contexts `ctx` (the left pixel's

@@ -71,14 +71,13 @@ pub(crate) const fn unzigzag<const BPC: u32>(m: u32) -> u32 {
     ((m >> 1) & half) ^ (((m & lanes(1)) + half) ^ half)
 }
 
-/// One channel's decoder lookups: its residual `m` and `unzigzag(m)` placed in the
-/// channel's lane of a pixel word, by a load instead of shifts (the decoder's shift
-/// ports are its busiest). Each [`super::model::Model`] of an R,G,B plane carries the
-/// table of its channel, so the decoder reaches it from the same base as the model.
+/// One channel's lookups for the decoder's x86-64-v3 stretch loop: its residual `m`
+/// and `-unzigzag(m)` placed in the channel's lane of a pixel word, by a load instead
+/// of shifts (that loop's shift ports are its busiest; the other loops are better off
+/// with the shifts). Each [`super::model::Model`] of an R,G,B plane carries the table
+/// of its channel, so the loop reaches it from the same base as the model.
 #[derive(Clone, Copy)]
 pub(crate) struct LaneTable {
-    /// `unzigzag(m)` in the lane.
-    pub(crate) unzig: [u32; 256],
     /// `m` in the lane.
     pub(crate) placed: [u32; 256],
     /// `-unzigzag(m) mod 2^BPC` in the lane (for the decoder's complemented sums).
@@ -88,7 +87,6 @@ pub(crate) struct LaneTable {
 impl LaneTable {
     /// A table of zeros, for models that never use it.
     pub(crate) const EMPTY: Self = Self {
-        unzig: [0; 256],
         placed: [0; 256],
         neg_unzig: [0; 256],
     };
@@ -101,7 +99,6 @@ impl LaneTable {
             // of their low BPC bits.
             let v = m as u32 & ((1 << BPC) - 1);
             let u = unzigzag::<BPC>(v);
-            t.unzig[m] = u << shift;
             t.neg_unzig[m] = (u.wrapping_neg() & ((1 << BPC) - 1)) << shift;
             t.placed[m] = v << shift;
             m += 1;
@@ -179,7 +176,6 @@ mod tests {
             for m in 0..=mask {
                 let u = u32::from(fam.l2u[m as usize]);
                 assert_eq!(t.placed[m as usize], m << shift);
-                assert_eq!(t.unzig[m as usize], u << shift);
                 let neg = t.neg_unzig[m as usize];
                 assert_eq!(neg & !(mask << shift), 0);
                 assert_eq!(((neg >> shift) + u) & mask, 0, "lane {lane} m {m}");
