@@ -106,6 +106,25 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         }
     }
 
+    /// The model wait after pixel 0 of a segment (coded outside the segment loop):
+    /// counts the pixel against the wait, or updates the models with it and draws the
+    /// next wait; returns the pixel at which the wait ends.
+    #[inline(always)]
+    fn after_pixel0(
+        st: &mut State,
+        models: &mut [Model; C],
+        corr: &[[u8; S]],
+        waitmask: u32,
+    ) -> usize {
+        if st.waitcnt > 0 {
+            st.waitcnt -= 1;
+        } else {
+            st.waitcnt = st.tabrand() & waitmask;
+            Self::update_all(models, corr, 0, st.wm_trigger);
+        }
+        1 + st.waitcnt as usize
+    }
+
     #[inline(always)]
     fn run_allowed<const FIRST: bool>(
         prev: &[[u8; S]],
@@ -372,14 +391,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut stop;
         if i == 0 {
             Self::encode_pixel_rgb::<FIRST, true>(prev, cur, corr, models, w, 0);
-            if st.waitcnt > 0 {
-                st.waitcnt -= 1;
-            } else {
-                st.waitcnt = st.tabrand() & waitmask;
-                Self::update_all(models, corr, 0, st.wm_trigger);
-            }
             i = 1;
-            stop = 1 + st.waitcnt as usize;
+            stop = Self::after_pixel0(st, models, corr, waitmask);
         } else {
             stop = i + st.waitcnt as usize;
         }
@@ -429,14 +442,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut stop;
         if i == 0 {
             Self::encode_pixel::<FIRST, true>(prev, cur, corr, models, w, 0);
-            if st.waitcnt > 0 {
-                st.waitcnt -= 1;
-            } else {
-                st.waitcnt = st.tabrand() & waitmask;
-                Self::update_all(models, corr, 0, st.wm_trigger);
-            }
             i = 1;
-            stop = 1 + st.waitcnt as usize;
+            stop = Self::after_pixel0(st, models, corr, waitmask);
         } else {
             stop = i + st.waitcnt as usize;
         }
@@ -1218,14 +1225,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
             cur[0] = Self::unword(px.1);
             corr[1] = Self::unword(px.0);
             left = px.1;
-            if st.waitcnt > 0 {
-                st.waitcnt -= 1;
-            } else {
-                st.waitcnt = st.tabrand() & waitmask;
-                Self::update_all(models, corr, 0, st.wm_trigger);
-            }
             i = 1;
-            stop = 1 + st.waitcnt as usize;
+            stop = Self::after_pixel0(st, models, corr, waitmask);
         } else {
             left = Self::word(&cur[i - 1]);
             stop = i + st.waitcnt as usize;
@@ -1311,14 +1312,8 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
         let mut ctx = corr[i];
         if i == 0 {
             Self::decode_pixel::<FIRST, true>(prev, cur, corr, models, r, 0, &mut left, &mut ctx)?;
-            if st.waitcnt > 0 {
-                st.waitcnt -= 1;
-            } else {
-                st.waitcnt = st.tabrand() & waitmask;
-                Self::update_all(models, corr, 0, st.wm_trigger);
-            }
             i = 1;
-            stop = 1 + st.waitcnt as usize;
+            stop = Self::after_pixel0(st, models, corr, waitmask);
         } else {
             left = cur[i - 1];
             stop = i + st.waitcnt as usize;
