@@ -1,14 +1,10 @@
 //! Main channel: golden bytes, malformed input, proptest round trips, fuzz corpus replay.
 
+mod common;
+use common::{enc, replay};
 use spice_proto::error::DecodeError;
 use spice_proto::main::{ChannelId, ClientMessage, DstInfo, Init, MouseMode, ServerMessage};
 use spice_proto::{ChannelMessage, ChannelType, WriteBuf};
-
-fn enc<'a>(m: &impl ChannelMessage<'a>) -> Vec<u8> {
-    let mut v = Vec::new();
-    m.encode_body(&mut WriteBuf::new(&mut v)).unwrap();
-    v
-}
 
 fn server(t: u16, b: &[u8]) -> Result<ServerMessage<'_>, DecodeError> {
     ServerMessage::decode_body(ChannelType::MAIN, t, b)
@@ -197,18 +193,6 @@ fn malformed_main_messages() {
     );
 }
 
-fn replay(target: &str, f: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        f(&std::fs::read(e.unwrap().path()).unwrap());
-        n += 1;
-    }
-    assert!(n > 0, "empty corpus {}", dir.display());
-}
-
 #[test]
 fn fuzz_corpus_replays() {
     replay("main_server", spice_proto::main::fuzz_server);
@@ -218,23 +202,16 @@ fn fuzz_corpus_replays() {
 #[cfg(feature = "proptest")]
 mod props {
     use super::*;
+    use common::roundtrip;
     use proptest::prelude::*;
     use spice_proto::main::strategies;
-
-    fn roundtrip<M: ChannelMessage<'static> + PartialEq + std::fmt::Debug>(m: &M) {
-        let bytes: &'static [u8] = Vec::leak(enc(m));
-        let back = M::decode_body(ChannelType::MAIN, m.msg_type(), bytes).unwrap();
-        assert_eq!(&back, m);
-        assert_eq!(enc(&back), bytes);
-        assert_eq!(M::name_of(ChannelType::MAIN, m.msg_type()), Some(m.name()));
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn server_round_trip(m in strategies::server_message()) { roundtrip(&m); }
+        fn server_round_trip(m in strategies::server_message()) { roundtrip(ChannelType::MAIN, &m); }
         #[test]
-        fn client_round_trip(m in strategies::client_message()) { roundtrip(&m); }
+        fn client_round_trip(m in strategies::client_message()) { roundtrip(ChannelType::MAIN, &m); }
         #[test]
         fn random_bytes_never_panic(t in 99u16..121, body in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut data = t.to_le_bytes().to_vec();

@@ -1,15 +1,11 @@
 //! Record channel: golden bytes, malformed input, proptest round trips, fuzz corpus replay.
 
+mod common;
+use common::{enc, replay};
 use spice_proto::error::DecodeError;
 use spice_proto::playback::{AudioDataMode, AudioFormat, AudioVolume};
 use spice_proto::record::{ClientMessage, ServerMessage};
-use spice_proto::{ChannelMessage, ChannelType, WriteBuf};
-
-fn enc<'a>(m: &impl ChannelMessage<'a>) -> Vec<u8> {
-    let mut v = Vec::new();
-    m.encode_body(&mut WriteBuf::new(&mut v)).unwrap();
-    v
-}
+use spice_proto::{ChannelMessage, ChannelType};
 
 fn client(t: u16, b: &[u8]) -> Result<ClientMessage<'_>, DecodeError> {
     ClientMessage::decode_body(ChannelType::RECORD, t, b)
@@ -83,18 +79,6 @@ fn malformed_record() {
     );
 }
 
-fn replay(target: &str, f: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        f(&std::fs::read(e.unwrap().path()).unwrap());
-        n += 1;
-    }
-    assert!(n > 0, "empty corpus {}", dir.display());
-}
-
 #[test]
 fn fuzz_corpus_replays() {
     replay("record_server", spice_proto::record::fuzz_server);
@@ -104,26 +88,16 @@ fn fuzz_corpus_replays() {
 #[cfg(feature = "proptest")]
 mod props {
     use super::*;
+    use common::roundtrip;
     use proptest::prelude::*;
     use spice_proto::record::strategies;
-
-    fn roundtrip<M: ChannelMessage<'static> + PartialEq + std::fmt::Debug>(m: &M) {
-        let bytes: &'static [u8] = Vec::leak(enc(m));
-        let back = M::decode_body(ChannelType::RECORD, m.msg_type(), bytes).unwrap();
-        assert_eq!(&back, m);
-        assert_eq!(enc(&back), bytes);
-        assert_eq!(
-            M::name_of(ChannelType::RECORD, m.msg_type()),
-            Some(m.name())
-        );
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn server_round_trip(m in strategies::server_message()) { roundtrip(&m); }
+        fn server_round_trip(m in strategies::server_message()) { roundtrip(ChannelType::RECORD, &m); }
         #[test]
-        fn client_round_trip(m in strategies::client_message()) { roundtrip(&m); }
+        fn client_round_trip(m in strategies::client_message()) { roundtrip(ChannelType::RECORD, &m); }
         #[test]
         fn random_bytes_never_panic(t in 99u16..106, body in proptest::collection::vec(any::<u8>(), 0..32)) {
             let mut data = t.to_le_bytes().to_vec();

@@ -1,17 +1,13 @@
 //! SpiceVMC family (usbredir, port, webdav): golden bytes, channel-dependent messages,
 //! malformed input, proptest round trips, fuzz corpus replay.
 
+mod common;
+use common::{enc, replay};
 use spice_proto::error::DecodeError;
 use spice_proto::spicevmc::{
     ClientMessage, CompressedData, DataCompressionType, PortEvent, PortInit, ServerMessage,
 };
 use spice_proto::{ChannelMessage, ChannelType, WriteBuf};
-
-fn enc<'a>(m: &impl ChannelMessage<'a>) -> Vec<u8> {
-    let mut v = Vec::new();
-    m.encode_body(&mut WriteBuf::new(&mut v)).unwrap();
-    v
-}
 
 #[test]
 fn port_init_golden() {
@@ -125,18 +121,6 @@ fn malformed_spicevmc() {
     ));
 }
 
-fn replay(target: &str, f: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        f(&std::fs::read(e.unwrap().path()).unwrap());
-        n += 1;
-    }
-    assert!(n > 0, "empty corpus {}", dir.display());
-}
-
 #[test]
 fn fuzz_corpus_replays() {
     replay("spicevmc_server", spice_proto::spicevmc::fuzz_server);
@@ -146,16 +130,9 @@ fn fuzz_corpus_replays() {
 #[cfg(feature = "proptest")]
 mod props {
     use super::*;
+    use common::roundtrip;
     use proptest::prelude::*;
     use spice_proto::spicevmc::strategies;
-
-    fn roundtrip<M: ChannelMessage<'static> + PartialEq + std::fmt::Debug>(ch: ChannelType, m: &M) {
-        let bytes: &'static [u8] = Vec::leak(enc(m));
-        let back = M::decode_body(ch, m.msg_type(), bytes).unwrap();
-        assert_eq!(&back, m);
-        assert_eq!(enc(&back), bytes);
-        assert_eq!(M::name_of(ch, m.msg_type()), Some(m.name()));
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
