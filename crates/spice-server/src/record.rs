@@ -390,36 +390,16 @@ mod tests {
     use super::*;
     use crate::channel::ChannelCore;
     use crate::session::Session;
+    use crate::testing::TestRecord;
     use spice_codecs::audio::{AudioEncoder, FRAME_SAMPLES};
     use spice_proto::framer::{Frame, Framer};
     use spice_proto::header::{HeaderKind, write_channel_message};
     use spice_proto::messages::ServerMessage as AnyServer;
 
-    #[derive(Default)]
-    struct Dev {
-        control: Mutex<Option<RecordControl>>,
-        got: Mutex<Vec<i16>>,
-    }
-
-    impl RecordDevice for Dev {
-        fn format(&self) -> AudioFormat {
-            AudioFormat {
-                frequency: 48_000,
-                channels: 2,
-            }
-        }
-        fn attach(&self, control: RecordControl) {
-            *lock(&self.control) = Some(control);
-        }
-        fn samples(&self, samples: &[i16]) {
-            lock(&self.got).extend_from_slice(samples);
-        }
-    }
-
     fn setup(
         volume_cap: bool,
     ) -> (
-        Arc<Dev>,
+        Arc<TestRecord>,
         RecordControl,
         ChannelCore,
         Box<dyn ChannelHandler>,
@@ -433,7 +413,7 @@ mod tests {
         )
         .start()
         .unwrap();
-        let dev = Arc::new(Dev::default());
+        let dev = Arc::new(TestRecord::default());
         let factory = RecordChannelFactory::new(0, dev.clone());
         assert!(factory.caps().has(caps::record::OPUS));
         let control = factory.control().clone();
@@ -484,7 +464,7 @@ mod tests {
             now,
         )
         .unwrap();
-        assert!(lock(&dev.got).is_empty());
+        assert_eq!(dev.sample_count(), 0);
         control.start();
         core.poll(&mut *h, now).unwrap();
         assert_eq!(names(&core.take_output()), ["mute", "start"]);
@@ -501,7 +481,7 @@ mod tests {
             data: &raw,
         }));
         core.handle_input(&input, &mut *h, now).unwrap();
-        assert_eq!(*lock(&dev.got), pcm);
+        assert_eq!(dev.samples(), pcm);
         let ch = h.as_any().unwrap().downcast_ref::<RecordChannel>().unwrap();
         assert_eq!((ch.frames(), ch.start_mark()), (1, Some(5)));
         // Opus.
@@ -527,7 +507,7 @@ mod tests {
             now,
         )
         .unwrap();
-        assert_eq!(lock(&dev.got).len(), 2 * FRAME_SAMPLES * 2);
+        assert_eq!(dev.sample_count(), 2 * FRAME_SAMPLES * 2);
         control.stop();
         core.poll(&mut *h, now).unwrap();
         assert_eq!(names(&core.take_output()), ["stop"]);

@@ -1,7 +1,7 @@
 //! Building blocks for tests and benches of this server and of what embeds it: the demo
 //! desktop on a local port, a display worker over a QXL device in plain memory and its
-//! clients, a channel opened without a socket, and a playback device that keeps the sink
-//! the channel gives it.
+//! clients, a channel opened without a socket, and playback and record devices that keep
+//! what the channels give them.
 //!
 //! These panic on failure (they set up a test, not production state).
 
@@ -24,8 +24,9 @@ use crate::display::client::{ClientId, ClientOptions, DisplayClientCaps};
 use crate::display::demo::DemoRunner;
 use crate::display::glz::GlzRegistry;
 use crate::display::worker::{DisplayConfig, DisplayDevice, DisplayWorker};
-use crate::host::{AudioFormat, PlaybackDevice};
+use crate::host::{AudioFormat, PlaybackDevice, RecordDevice};
 use crate::playback::PlaybackSink;
+use crate::record::RecordControl;
 use crate::server::{Server, ServerBuilder};
 use crate::session::{Session, lock};
 
@@ -168,5 +169,45 @@ impl PlaybackDevice for TestPlayback {
     }
     fn attach(&self, sink: PlaybackSink) {
         *lock(&self.0) = Some(sink);
+    }
+}
+
+/// A 48 kHz stereo [`RecordDevice`] that keeps the control the record channel attaches
+/// and every sample it delivers.
+#[derive(Default)]
+pub struct TestRecord {
+    control: Mutex<Option<RecordControl>>,
+    got: Mutex<Vec<i16>>,
+}
+
+impl TestRecord {
+    /// The control attached last, if any.
+    pub fn control(&self) -> Option<RecordControl> {
+        lock(&self.control).clone()
+    }
+
+    /// The samples delivered so far (interleaved stereo).
+    pub fn samples(&self) -> Vec<i16> {
+        lock(&self.got).clone()
+    }
+
+    /// How many samples have been delivered so far.
+    pub fn sample_count(&self) -> usize {
+        lock(&self.got).len()
+    }
+}
+
+impl RecordDevice for TestRecord {
+    fn format(&self) -> AudioFormat {
+        AudioFormat {
+            frequency: 48_000,
+            channels: 2,
+        }
+    }
+    fn attach(&self, control: RecordControl) {
+        *lock(&self.control) = Some(control);
+    }
+    fn samples(&self, samples: &[i16]) {
+        lock(&self.got).extend_from_slice(samples);
     }
 }

@@ -4,7 +4,7 @@
 //! --demo-tone` (never skipped: a missing peer panics with what to install).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spice_client_core::blocking::Client;
@@ -13,35 +13,13 @@ use spice_client_core::{ChannelSelection, Event, SessionConfig, SpiceUri};
 use spice_codecs::audio::{AudioMode, FRAME_SAMPLES, OPUS_DELAY_SAMPLES};
 use spice_proto::ChannelType;
 use spice_server::config::ServerConfig;
-use spice_server::host::{AudioFormat, Host, RecordDevice};
-use spice_server::record::RecordControl;
+use spice_server::host::Host;
 use spice_server::server::{Server, ServerBuilder};
-use spice_server::testing::TestPlayback;
+use spice_server::testing::{TestPlayback, TestRecord};
 use spice_testpeers::gtk_client::GtkScenario;
 
 /// Opus must keep at least this SNR on a music-like test signal (measured ~30 dB and up).
 const OPUS_MIN_SNR_DB: f64 = 20.0;
-
-#[derive(Default)]
-struct TestRecord {
-    control: Mutex<Option<RecordControl>>,
-    got: Mutex<Vec<i16>>,
-}
-
-impl RecordDevice for TestRecord {
-    fn format(&self) -> AudioFormat {
-        AudioFormat {
-            frequency: 48_000,
-            channels: 2,
-        }
-    }
-    fn attach(&self, control: RecordControl) {
-        *self.control.lock().unwrap() = Some(control);
-    }
-    fn samples(&self, samples: &[i16]) {
-        self.got.lock().unwrap().extend_from_slice(samples);
-    }
-}
 
 /// A two-tone stereo signal (different on each channel), `frames` frames long.
 fn signal(frames: usize) -> Vec<i16> {
@@ -273,7 +251,7 @@ fn round_trip(opus: bool) {
     }
 
     // --- record
-    let control = s.record.control.lock().unwrap().clone().unwrap();
+    let control = s.record.control().unwrap();
     control.set_volume(&[500, 600]);
     control.start();
     let events = wait_for(&mut client, "record start", |e| {
@@ -295,10 +273,10 @@ fn round_trip(opus: bool) {
     assert_eq!(rc.mode(), expect_mode);
     assert_eq!(rc.frames_sent(), 40);
     let end = Instant::now() + Duration::from_secs(10);
-    while s.record.got.lock().unwrap().len() < rec.len() && Instant::now() < end {
+    while s.record.sample_count() < rec.len() && Instant::now() < end {
         let _ = client.poll(Duration::from_millis(20)).unwrap();
     }
-    let got = s.record.got.lock().unwrap().clone();
+    let got = s.record.samples();
     assert_eq!(got.len(), rec.len());
     if opus {
         let snr = snr_db(&rec, &got, OPUS_DELAY_SAMPLES);
