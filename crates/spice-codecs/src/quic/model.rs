@@ -211,8 +211,8 @@ pub(crate) struct Model {
     /// The decoder's view of `best_of[ctx]` as the values its Golomb step uses
     /// (see [`DecodeParams`]), one table each so every one is a single byte load.
     pub(crate) dec: DecodeParams,
-    /// The channel's lane lookups of an R,G,B plane's decoder (set by the plane;
-    /// zeros otherwise).
+    /// The channel's lane lookups for the decoder's SSE loop (set by 8-bit R,G,B
+    /// planes; zeros otherwise).
     pub(crate) lane: LaneTable,
 }
 

@@ -39,9 +39,9 @@ impl<const S: usize, const C: usize, const BPC: u32> Plane<S, C, BPC> {
     /// A plane using `simd` (which the CPU must have: [`Simd::detect`] or below).
     pub(crate) fn with_simd(width: usize, simd: Simd) -> Self {
         let mut models = [Model::new(BPC); C];
-        if Self::LANES {
+        if Self::LANES && BPC == 8 {
             for (c, model) in models.iter_mut().enumerate() {
-                model.lane = *swar::LaneTable::get::<BPC>(Self::byte(c));
+                model.lane = *swar::LaneTable::get(Self::byte(c));
             }
         }
         Self {

@@ -74,7 +74,7 @@ pub(crate) const fn unzigzag<const BPC: u32>(m: u32) -> u32 {
 /// One channel's lookups for the decoder's x86-64-v3 stretch loop: its residual `m`
 /// and `-unzigzag(m)` placed in the channel's lane of a pixel word, by a load instead
 /// of shifts (that loop's shift ports are its busiest; the other loops are better off
-/// with the shifts). Each [`super::model::Model`] of an R,G,B plane carries the table
+/// with the shifts). Each [`super::model::Model`] of an 8-bit R,G,B plane carries the table
 /// of its channel, so the loop reaches it from the same base as the model.
 #[derive(Clone, Copy)]
 pub(crate) struct LaneTable {
@@ -91,41 +91,27 @@ impl LaneTable {
         neg_unzig: [0; 256],
     };
 
-    const fn new<const BPC: u32>(shift: u32) -> Self {
+    /// The table of the 8-bit lane at bit `shift`.
+    const fn new(shift: u32) -> Self {
         let mut t = Self::EMPTY;
         let mut m = 0;
         while m < 256 {
-            // Only `m <= MASK` occur in a valid stream; larger indices get the value
-            // of their low BPC bits.
-            let v = m as u32 & ((1 << BPC) - 1);
-            let u = unzigzag::<BPC>(v);
-            t.neg_unzig[m] = (u.wrapping_neg() & ((1 << BPC) - 1)) << shift;
-            t.placed[m] = v << shift;
+            let u = unzigzag::<8>(m as u32);
+            t.neg_unzig[m] = (u.wrapping_neg() & 0xff) << shift;
+            t.placed[m] = (m as u32) << shift;
             m += 1;
         }
         t
     }
 
-    /// The table of lane `lane` (0 = B, 1 = G, 2 = R) for `BPC`-bit channels.
-    pub(crate) fn get<const BPC: u32>(lane: usize) -> &'static Self {
-        if BPC == 8 {
-            &LANE_TABLES_8[lane]
-        } else {
-            &LANE_TABLES_5[lane]
-        }
+    /// The table of lane `lane` (0 = B, 1 = G, 2 = R) for 8-bit channels (the only
+    /// ones the SSE loop decodes).
+    pub(crate) fn get(lane: usize) -> &'static Self {
+        &LANE_TABLES_8[lane]
     }
 }
 
-static LANE_TABLES_8: [LaneTable; 3] = [
-    LaneTable::new::<8>(0),
-    LaneTable::new::<8>(8),
-    LaneTable::new::<8>(16),
-];
-static LANE_TABLES_5: [LaneTable; 3] = [
-    LaneTable::new::<5>(0),
-    LaneTable::new::<5>(8),
-    LaneTable::new::<5>(16),
-];
+static LANE_TABLES_8: [LaneTable; 3] = [LaneTable::new(0), LaneTable::new(8), LaneTable::new(16)];
 
 #[cfg(test)]
 mod tests {
@@ -167,11 +153,12 @@ mod tests {
         }
     }
 
-    fn lane_tables<const BPC: u32>() {
-        let fam = family::<BPC>();
-        let mask = (1u32 << BPC) - 1;
+    #[test]
+    fn lane_tables_match_the_scalar_tables() {
+        let fam = family::<8>();
+        let mask = 0xffu32;
         for lane in 0..3 {
-            let t = LaneTable::get::<BPC>(lane);
+            let t = LaneTable::get(lane);
             let shift = 8 * lane as u32;
             for m in 0..=mask {
                 let u = u32::from(fam.l2u[m as usize]);
@@ -181,12 +168,6 @@ mod tests {
                 assert_eq!(((neg >> shift) + u) & mask, 0, "lane {lane} m {m}");
             }
         }
-    }
-
-    #[test]
-    fn lane_tables_match_the_scalar_tables() {
-        lane_tables::<8>();
-        lane_tables::<5>();
     }
 
     /// The decoder's SSE step relies on `floor((a + b) / 2) = ~avg_up(~a, ~b)` for
